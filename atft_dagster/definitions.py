@@ -1,0 +1,33 @@
+"""The Dagster code location: ``dagster dev -m atft_dagster.definitions`` or ``dg dev``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from atft_dagster.defs import market_assets
+from atft_dagster.defs.io_manager import PolarsParquetIOManager
+from atft_dagster.defs.jobs import JOBS
+from atft_dagster.defs.resources import MarketSourceResource, ProjectPaths
+from atft_dagster.defs.settings import data_dir, market_source_resource
+
+
+def build_definitions(
+    root: Path | None = None, market_source: MarketSourceResource | None = None
+) -> dg.Definitions:
+    """All assets, checks, jobs and resources; tests pass their own data folder and source."""
+    root = Path(root) if root else data_dir()
+    return dg.Definitions(
+        assets=market_assets.ASSETS,
+        asset_checks=market_assets.CHECKS,
+        jobs=JOBS,
+        resources={
+            "io_manager": PolarsParquetIOManager(base_dir=str(root / "tables")),
+            "market_source": market_source or market_source_resource(root=root),
+            "paths": ProjectPaths(data_dir=str(root)),
+        },
+    )
+
+
+defs = build_definitions()

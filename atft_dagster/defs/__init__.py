@@ -1,0 +1,1 @@
+"""The Dagster layer: assets wire core functions to storage, config, resources and metadata."""

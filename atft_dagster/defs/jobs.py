@@ -1,0 +1,23 @@
+"""Jobs. ``ingest`` loads trading days (a partition range runs as one step) and rebuilds the panel."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from atft_dagster.defs.market_assets import MARKET_GROUP, TRUTH_GROUP
+from atft_dagster.defs.partitions import trading_days_partitions
+
+ingest_job = dg.define_asset_job(
+    name="ingest",
+    selection=dg.AssetSelection.groups(MARKET_GROUP),
+    partitions_def=trading_days_partitions,
+    description="Raw quotes and TOPIX for the requested trading days, then sector master, calendar and market panel.",
+)
+
+market_truth_job = dg.define_asset_job(
+    name="synthetic_truth",
+    selection=dg.AssetSelection.groups(TRUTH_GROUP),
+    description="Synthetic market only: oracle and hidden peer network.",
+)
+
+JOBS = [ingest_job, market_truth_job]

@@ -1,0 +1,202 @@
+"""Market-data assets: raw daily quotes, sector master, TOPIX, trading calendar, market panel, and the
+synthetic market's ground truth (oracle, hidden peer network) that no feature or model reads."""
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import polars as pl
+
+from atft_dagster.calendar import calendar_horizon
+from atft_dagster.defs.partitions import TIMEZONE, partition_date, trading_days_partitions
+from atft_dagster.defs.resources import MarketSourceResource, SyntheticMarketResource
+from atft_dagster.panel import build_market_panel, missing_sessions
+from atft_dagster.sources.synthetic import SyntheticSource
+
+MARKET_GROUP = "market_data"
+TRUTH_GROUP = "synthetic_truth"
+CALENDAR_LOOKAHEAD_DAYS = 120
+MIN_SECTOR_COVERAGE = 0.99
+
+
+def _today_tokyo() -> date:
+    return datetime.now(ZoneInfo(TIMEZONE)).date()
+
+
+def _range(context: dg.AssetExecutionContext) -> tuple[date, date]:
+    window = context.partition_key_range
+    return partition_date(window.start), partition_date(window.end)
+
+
+@dg.asset(
+    group_name=MARKET_GROUP,
+    partitions_def=trading_days_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"polars", "parquet"},
+    description="Raw (unadjusted) daily bars per XTKS trading day, canonical schema, from `market_source`.",
+)
+def raw_daily_quotes(context: dg.AssetExecutionContext, market_source: MarketSourceResource) -> pl.DataFrame:
+    start, end = _range(context)
+    source = market_source.source()
+    quotes = source.daily_quotes(start, end)
+    have = set(quotes["date"].unique().to_list())
+    empty = [k for k in context.partition_keys if partition_date(k) not in have]
+    if empty:
+        raise ValueError(
+            f"source '{source.name}' has no quotes for {len(empty)} requested trading day(s): {empty[:5]}"
+        )
+    context.add_output_metadata(
+        {
+            "source": source.name,
+            "first_date": str(start),
+            "last_date": str(end),
+            "codes": quotes["code"].n_unique(),
+        }
+    )
+    return quotes
+
+
+@dg.asset(
+    group_name=MARKET_GROUP,
+    partitions_def=trading_days_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"polars", "parquet"},
+    description="TOPIX daily bars (open, high, low, close) per trading day.",
+)
+def topix_index(context: dg.AssetExecutionContext, market_source: MarketSourceResource) -> pl.DataFrame:
+    start, end = _range(context)
+    bars = market_source.source().topix(start, end)
+    if bars.height != len(context.partition_keys):
+        raise ValueError(
+            f"TOPIX has {bars.height} bars for {len(context.partition_keys)} requested trading days"
+        )
+    return bars
+
+
+@dg.asset(
+    group_name=MARKET_GROUP,
+    kinds={"polars", "parquet"},
+    description="Sector33 / sector17 membership and market segment per code with validity intervals "
+    "[valid_from, valid_to), as known today (Asia/Tokyo).",
+)
+def sector_master(context: dg.AssetExecutionContext, market_source: MarketSourceResource) -> pl.DataFrame:
+    master = market_source.source().sector_master(_today_tokyo())
+    changed = master.filter(pl.col("code").is_duplicated())["code"].n_unique()
+    context.add_output_metadata({"codes": master["code"].n_unique(), "codes_reclassified": changed})
+    return master
+
+
+@dg.asset(
+    group_name=MARKET_GROUP,
+    kinds={"polars", "parquet"},
+    description="Every calendar day from the first partition to a look-ahead past today, flagged "
+    "as XTKS trading day or not (holidays are published in advance, so the look-ahead is point-in-time).",
+)
+def trading_calendar(context: dg.AssetExecutionContext, market_source: MarketSourceResource) -> pl.DataFrame:
+    first = partition_date(trading_days_partitions.get_first_partition_key())
+    last = min(_today_tokyo() + timedelta(days=CALENDAR_LOOKAHEAD_DAYS), calendar_horizon())
+    cal = market_source.source().calendar(first, last)
+    context.add_output_metadata({"trading_days": int(cal["is_trading_day"].sum()), "last_date": str(last)})
+    return cal
+
+
+@dg.asset(
+    group_name=MARKET_GROUP,
+    kinds={"polars", "parquet"},
+    ins={"raw_daily_quotes": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+    description="All ingested days in one (date, code) panel: point-in-time split-adjusted prices, "
+    "as-of sector33, market cap and turnover. Everything downstream reads this table.",
+)
+def market_panel(
+    context: dg.AssetExecutionContext,
+    raw_daily_quotes: pl.DataFrame,
+    sector_master: pl.DataFrame,
+    trading_calendar: pl.DataFrame,
+) -> pl.DataFrame:
+    gaps = missing_sessions(raw_daily_quotes["date"], trading_calendar)
+    if gaps:
+        raise ValueError(
+            f"raw_daily_quotes has {len(gaps)} missing trading day(s) inside its range: {[str(d) for d in gaps[:10]]}"
+        )
+    panel = build_market_panel(raw_daily_quotes, sector_master, trading_calendar)
+    context.add_output_metadata(
+        {
+            "first_date": str(panel["date"].min()),
+            "last_date": str(panel["date"].max()),
+            "trading_days": panel["date"].n_unique(),
+            "codes": panel["code"].n_unique(),
+            "rows_without_sector33": panel["sector33_code"].null_count(),
+            "splits": int((panel["adj_factor"] != 1.0).sum()),
+        }
+    )
+    return panel
+
+
+@dg.asset_check(
+    asset=market_panel, blocking=True, description="(date, code) unique and sector33 known as of each date."
+)
+def market_panel_integrity(market_panel: pl.DataFrame) -> dg.AssetCheckResult:
+    dupes = market_panel.select(pl.struct("date", "code").is_duplicated().sum()).item()
+    coverage = 1.0 - market_panel["sector33_code"].null_count() / max(market_panel.height, 1)
+    missing = market_panel.filter(pl.col("sector33_code").is_null()).select("date", "code").head(5)
+    return dg.AssetCheckResult(
+        passed=bool(dupes == 0 and coverage >= MIN_SECTOR_COVERAGE),
+        metadata={
+            "duplicate_keys": int(dupes),
+            "sector33_coverage": float(coverage),
+            "min_sector33_coverage": MIN_SECTOR_COVERAGE,
+            "sample_rows_without_sector33": dg.MetadataValue.md(str(missing)),
+        },
+    )
+
+
+def _synthetic(market_source: MarketSourceResource) -> SyntheticSource:
+    if not isinstance(market_source, SyntheticMarketResource):
+        raise TypeError(
+            "ground truth exists only for the synthetic market; market_source is "
+            + type(market_source).__name__
+        )
+    return market_source.source()
+
+
+@dg.asset(
+    group_name=TRUTH_GROUP,
+    kinds={"polars", "parquet"},
+    description="Synthetic market only: the true expected forward return per (date, code) and horizon. "
+    "Used by evaluation as an upper bound; no feature, graph or model reads it.",
+)
+def market_oracle(
+    context: dg.AssetExecutionContext, market_panel: pl.DataFrame, market_source: MarketSourceResource
+) -> pl.DataFrame:
+    src = _synthetic(market_source)
+    first, last = market_panel["date"].min(), market_panel["date"].max()
+    oracle = src.oracle(first, last).join(
+        market_panel.select("date", "code"), on=["date", "code"], how="semi"
+    )
+    context.add_output_metadata({"rows": oracle.height, "horizons": str(list(src.config.horizons))})
+    return oracle
+
+
+@dg.asset(
+    group_name=TRUTH_GROUP,
+    kinds={"polars", "parquet"},
+    description="Synthetic market only: the hidden stock-to-stock peer network (graph-recovery tests).",
+)
+def hidden_peer_network(
+    context: dg.AssetExecutionContext, market_source: MarketSourceResource
+) -> pl.DataFrame:
+    net = _synthetic(market_source).peer_network()
+    context.add_output_metadata({"edges": net.height, "clusters": net["cluster"].n_unique()})
+    return net
+
+
+ASSETS = [
+    raw_daily_quotes,
+    topix_index,
+    sector_master,
+    trading_calendar,
+    market_panel,
+    market_oracle,
+    hidden_peer_network,
+]
+CHECKS = [market_panel_integrity]

@@ -1,0 +1,41 @@
+"""Deployment settings read from the environment, in one place (the Dagster layer only).
+
+ATFT_DATA_DIR       where Parquet tables, landing files and reports live (default: <repo>/data)
+ATFT_MARKET_SOURCE  synthetic (default) | jquants | files
+JQUANTS_API_KEY     the J-Quants API v2 key (read through dg.EnvVar, never logged)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from atft_dagster.defs.resources import (
+    JQuantsResource,
+    LandingFilesResource,
+    MarketSourceResource,
+    SyntheticMarketResource,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ("synthetic", "jquants", "files")
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("ATFT_DATA_DIR", REPO_ROOT / "data")).resolve()
+
+
+def market_source_resource(kind: str | None = None, root: Path | None = None) -> MarketSourceResource:
+    kind = kind or os.environ.get("ATFT_MARKET_SOURCE", "synthetic")
+    root = root or data_dir()
+    if kind == "synthetic":
+        return SyntheticMarketResource()
+    if kind == "jquants":
+        return JQuantsResource(api_key=dg.EnvVar("JQUANTS_API_KEY"))
+    if kind == "files":
+        return LandingFilesResource(
+            landing_dir=str(root / "landing"), quarantine_dir=str(root / "landing" / "_quarantine")
+        )
+    raise ValueError(f"ATFT_MARKET_SOURCE must be one of {SOURCES}, got {kind!r}")

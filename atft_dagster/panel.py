@@ -1,0 +1,75 @@
+"""The market panel: one adjusted (date, code) table that everything downstream reads."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from atft_dagster.sources.base import adjust_point_in_time
+
+PANEL_COLUMNS = (
+    "date",
+    "code",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "turnover",
+    "adj_factor",
+    "adj_open",
+    "adj_high",
+    "adj_low",
+    "adj_close",
+    "adj_volume",
+    "shares_outstanding",
+    "market_cap",
+    "sector33_code",
+    "sector17_code",
+    "market_segment",
+)
+
+
+class PanelError(ValueError):
+    pass
+
+
+def sector_as_of(keys: pl.DataFrame, master: pl.DataFrame) -> pl.DataFrame:
+    """For each (date, code) the master row with valid_from <= date < valid_to; never a later row."""
+    m = master.select(
+        "code", "valid_from", "valid_to", "sector33_code", "sector17_code", "market_segment"
+    ).sort("valid_from")
+    joined = keys.sort("date").join_asof(
+        m, left_on="date", right_on="valid_from", by="code", strategy="backward", check_sortedness=False
+    )
+    expired = pl.col("valid_to").is_not_null() & (pl.col("date") >= pl.col("valid_to"))
+    return joined.with_columns(
+        [
+            pl.when(expired).then(None).otherwise(pl.col(c)).alias(c)
+            for c in ("sector33_code", "sector17_code", "market_segment")
+        ]
+    ).drop("valid_from", "valid_to")
+
+
+def build_market_panel(quotes: pl.DataFrame, master: pl.DataFrame, calendar: pl.DataFrame) -> pl.DataFrame:
+    """Point-in-time adjusted prices, the as-of sector, market cap; sorted by (date, code)."""
+    sessions = calendar.filter("is_trading_day")["date"]
+    off = quotes.filter(~pl.col("date").is_in(sessions.implode()))
+    if len(off):
+        raise PanelError(
+            f"{len(off)} quote rows fall on non-trading days, e.g. {off['date'][0]} {off['code'][0]}"
+        )
+    panel = adjust_point_in_time(quotes.sort("code", "date"))
+    panel = sector_as_of(panel, master).with_columns(
+        (pl.col("close") * pl.col("shares_outstanding")).alias("market_cap")
+    )
+    return panel.select(PANEL_COLUMNS).sort("date", "code")
+
+
+def missing_sessions(days: pl.Series, calendar: pl.DataFrame) -> list:
+    """Trading days between the first and last of ``days`` that have no data."""
+    if days.is_empty():
+        return []
+    sessions = calendar.filter(pl.col("is_trading_day") & pl.col("date").is_between(days.min(), days.max()))[
+        "date"
+    ]
+    return sorted(set(sessions.to_list()) - set(days.unique().to_list()))

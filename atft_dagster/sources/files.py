@@ -1,0 +1,470 @@
+"""CSV / Parquet files dropped into a landing directory, in the J-Quants v2 or the JPX-Kaggle layout.
+
+A malformed file is moved to the quarantine folder with ``<name>.reason.txt`` beside it, and the error
+names the file, the line (CSV: header is line 1) or row (Parquet: 0-based) and the column. Nothing from
+a rejected file is ingested.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from pathlib import Path
+
+import polars as pl
+
+from atft_dagster.calendar import trading_days
+from atft_dagster.sectors import SECTOR17, SECTOR33, VALID_SECTOR33_CODES, segment_of_market_code
+from atft_dagster.sources.base import calendar_frame
+from atft_dagster.sources.schema import (
+    QUOTE_COLUMNS,
+    DailyQuotes,
+    DataValidationError,
+    IndexBars,
+    SectorMaster,
+    Violation,
+    validate,
+)
+
+FIRST_INTERVAL_START = date(1900, 1, 1)
+SUFFIXES = (".csv", ".parquet")
+
+
+class Layout(StrEnum):
+    JQUANTS_BARS = "jquants_daily_bars"
+    JQUANTS_MASTER = "jquants_equity_master"
+    JQUANTS_TOPIX = "jquants_topix"
+    KAGGLE_PRICES = "kaggle_stock_prices"
+    KAGGLE_LIST = "kaggle_stock_list"
+
+
+# layout -> columns that identify it (all must be present)
+SIGNATURES: dict[Layout, tuple[str, ...]] = {
+    Layout.KAGGLE_PRICES: (
+        "Date",
+        "SecuritiesCode",
+        "Open",
+        "High",
+        "Low",
+        "Close",
+        "Volume",
+        "AdjustmentFactor",
+    ),
+    Layout.KAGGLE_LIST: ("SecuritiesCode", "33SectorCode", "17SectorCode"),
+    Layout.JQUANTS_BARS: ("Date", "Code", "O", "H", "L", "C", "Vo", "Va", "AdjFactor"),
+    Layout.JQUANTS_MASTER: ("Date", "Code", "S17", "S33", "Mkt"),
+    Layout.JQUANTS_TOPIX: ("Date", "O", "H", "L", "C"),
+}
+# columns a layout needs, beyond its signature, and their types
+FLOAT, DATE, TEXT = "float", "date", "text"
+COLUMN_TYPES: dict[Layout, dict[str, str]] = {
+    Layout.JQUANTS_BARS: {
+        "Date": DATE,
+        "Code": TEXT,
+        "O": FLOAT,
+        "H": FLOAT,
+        "L": FLOAT,
+        "C": FLOAT,
+        "Vo": FLOAT,
+        "Va": FLOAT,
+        "AdjFactor": FLOAT,
+    },
+    Layout.KAGGLE_PRICES: {
+        "Date": DATE,
+        "SecuritiesCode": TEXT,
+        "Open": FLOAT,
+        "High": FLOAT,
+        "Low": FLOAT,
+        "Close": FLOAT,
+        "Volume": FLOAT,
+        "AdjustmentFactor": FLOAT,
+    },
+    Layout.JQUANTS_MASTER: {"Date": DATE, "Code": TEXT, "S17": TEXT, "S33": TEXT, "Mkt": TEXT},
+    Layout.KAGGLE_LIST: {
+        "SecuritiesCode": TEXT,
+        "EffectiveDate": DATE,
+        "33SectorCode": TEXT,
+        "17SectorCode": TEXT,
+        "NewMarketSegment": TEXT,
+    },
+    Layout.JQUANTS_TOPIX: {"Date": DATE, "O": FLOAT, "H": FLOAT, "L": FLOAT, "C": FLOAT},
+}
+QUOTE_LAYOUTS = (Layout.JQUANTS_BARS, Layout.KAGGLE_PRICES)
+MASTER_LAYOUTS = (Layout.JQUANTS_MASTER, Layout.KAGGLE_LIST)
+KAGGLE_SEGMENTS = {"Prime Market": "Prime", "Standard Market": "Standard", "Growth Market": "Growth"}
+
+
+class FileRejected(ValueError):
+    """A landed file failed its checks and was quarantined."""
+
+    def __init__(self, path: Path, reason: str, quarantined_to: Path | None = None):
+        self.path, self.reason, self.quarantined_to = path, reason, quarantined_to
+        where = f"; moved to {quarantined_to}" if quarantined_to else ""
+        super().__init__(f"rejected {path.name}: {reason}{where}")
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    path: Path
+    layout: Layout
+    frame: pl.DataFrame  # canonical-ish: quotes, master snapshots or index bars
+
+
+def detect_layout(columns: list[str]) -> Layout | None:
+    cols = set(columns)
+    for layout, sig in SIGNATURES.items():  # ordered: most specific first
+        if set(sig) <= cols:
+            return layout
+    return None
+
+
+def _read_raw(path: Path) -> pl.DataFrame:
+    if path.suffix == ".csv":
+        return pl.read_csv(path, infer_schema=False)
+    return pl.read_parquet(path).with_columns(pl.all().cast(pl.String))
+
+
+def _row_label(path: Path) -> tuple[str, int]:
+    """How rows are named in messages: CSV line numbers (header = line 1) or 0-based Parquet rows."""
+    return ("line", 2) if path.suffix == ".csv" else ("row", 0)
+
+
+def _parse_date(col: pl.Expr) -> pl.Expr:
+    s = col.str.strip_chars().str.slice(0, 10)
+    return pl.coalesce(s.str.to_date("%Y-%m-%d", strict=False), s.str.to_date("%Y%m%d", strict=False))
+
+
+def _typed(raw: pl.DataFrame, types: dict[str, str]) -> tuple[pl.DataFrame, list[Violation]]:
+    """Cast text columns to their types; every value that does not parse is a violation."""
+    exprs, problems = [], []
+    for col, kind in types.items():
+        if kind == FLOAT:
+            exprs.append(pl.col(col).str.strip_chars().cast(pl.Float64, strict=False).alias(col))
+        elif kind == DATE:
+            exprs.append(_parse_date(pl.col(col)).alias(col))
+        else:
+            exprs.append(pl.col(col).str.strip_chars().alias(col))
+    typed = raw.with_columns(exprs)
+    for col, kind in types.items():
+        if kind == TEXT:
+            continue
+        given = raw[col].str.strip_chars().fill_null("") != ""
+        bad = (given & typed[col].is_null()).arg_true()
+        for i in bad.head(20).to_list():
+            problems.append(Violation(col, i, f"cannot parse as {kind}", str(raw[col][i])))
+    return typed, problems
+
+
+def _norm_code(col: pl.Expr) -> pl.Expr:
+    """J-Quants 5-character codes end in 0 for common stock; Kaggle codes are integers."""
+    s = col.str.strip_chars()
+    return pl.when(s.str.len_chars() == 5).then(s.str.slice(0, 4)).otherwise(s.str.zfill(4))
+
+
+def _to_canonical(layout: Layout, df: pl.DataFrame) -> pl.DataFrame:
+    if layout in QUOTE_LAYOUTS:
+        names = (
+            {
+                "O": "open",
+                "H": "high",
+                "L": "low",
+                "C": "close",
+                "Vo": "volume",
+                "Va": "turnover",
+                "AdjFactor": "adj_factor",
+            }
+            if layout == Layout.JQUANTS_BARS
+            else {
+                "Open": "open",
+                "High": "high",
+                "Low": "low",
+                "Close": "close",
+                "Volume": "volume",
+                "AdjustmentFactor": "adj_factor",
+            }
+        )
+        code = "Code" if layout == Layout.JQUANTS_BARS else "SecuritiesCode"
+        out = df.select(
+            pl.col("Date").alias("date"),
+            _norm_code(pl.col(code)).alias("code"),
+            *[pl.col(k).alias(v) for k, v in names.items()],
+        )
+        if "turnover" not in out.columns:
+            out = out.with_columns(pl.lit(None, pl.Float64).alias("turnover"))
+        out = out.with_columns(
+            pl.col("adj_factor").fill_null(1.0), pl.lit(None, pl.Float64).alias("shares_outstanding")
+        )
+        return out.select(QUOTE_COLUMNS)
+    if layout == Layout.JQUANTS_TOPIX:
+        return df.select(
+            pl.col("Date").alias("date"),
+            pl.col("O").alias("open"),
+            pl.col("H").alias("high"),
+            pl.col("L").alias("low"),
+            pl.col("C").alias("close"),
+        )
+    if layout == Layout.JQUANTS_MASTER:
+        name = "CoNameEn" if "CoNameEn" in df.columns else ("CoName" if "CoName" in df.columns else None)
+        return df.select(
+            pl.col("Date").alias("snapshot"),
+            _norm_code(pl.col("Code")).alias("code"),
+            (pl.col(name) if name else pl.lit(None, pl.String)).alias("name"),
+            pl.col("S33").str.zfill(4).alias("sector33_code"),
+            pl.col("Mkt")
+            .map_elements(segment_of_market_code, return_dtype=pl.String)
+            .alias("market_segment"),
+        )
+    # Kaggle stock_list: "-" marks funds and other non-operating codes
+    s33 = pl.col("33SectorCode")
+    return df.select(
+        pl.col("EffectiveDate").alias("snapshot"),
+        _norm_code(pl.col("SecuritiesCode")).alias("code"),
+        (pl.col("Name") if "Name" in df.columns else pl.lit(None, pl.String)).alias("name"),
+        pl.when(s33 == "-").then(pl.lit("9999")).otherwise(s33.str.zfill(4)).alias("sector33_code"),
+        pl.col("NewMarketSegment").replace_strict(KAGGLE_SEGMENTS, default="Other").alias("market_segment"),
+    )
+
+
+def _semantic_checks(layout: Layout, canon: pl.DataFrame) -> list[Violation]:
+    problems: list[Violation] = []
+    if layout in MASTER_LAYOUTS:
+        bad = (~canon["sector33_code"].is_in(sorted(VALID_SECTOR33_CODES))).arg_true()
+        col = "S33" if layout == Layout.JQUANTS_MASTER else "33SectorCode"
+        problems += [
+            Violation(col, i, "unknown TSE sector33 code", str(canon["sector33_code"][i]))
+            for i in bad.head(20).to_list()
+        ]
+    if layout in QUOTE_LAYOUTS:
+        days = canon["date"].drop_nulls()
+        if len(days):
+            sessions = set(trading_days(days.min(), days.max()))
+            bad = (~canon["date"].is_in(sorted(sessions))).arg_true()
+            problems += [
+                Violation("date", i, "not an XTKS trading day", str(canon["date"][i]))
+                for i in bad.head(20).to_list()
+            ]
+    return problems
+
+
+def read_landed_file(path: Path) -> LandedFile:
+    """Parse and check one file; raise :class:`DataValidationError` naming line/row and column."""
+    label, offset = _row_label(path)
+    try:
+        raw = _read_raw(path)
+    except Exception as exc:  # unreadable: not CSV/Parquet at all
+        raise DataValidationError(
+            "file", [Violation(None, None, f"unreadable: {exc}", "")], path.name
+        ) from None
+    layout = detect_layout(raw.columns)
+    if layout is None:
+        expected = " | ".join(f"{k.value}: {', '.join(v)}" for k, v in SIGNATURES.items())
+        msg = f"unrecognised layout; columns {raw.columns}; expected one of {expected}"
+        raise DataValidationError("file", [Violation(None, None, msg, "")], path.name)
+    types = COLUMN_TYPES[layout]
+    missing = [c for c in types if c not in raw.columns]
+    if missing:
+        raise DataValidationError(
+            layout.value, [Violation(c, None, "required column is missing", "") for c in missing], path.name
+        )
+    typed, problems = _typed(raw, types)
+    # rows without any price are no-trade days (J-Quants and Kaggle publish them with nulls): dropped
+    if layout in QUOTE_LAYOUTS:
+        px = ["O", "H", "L", "C"] if layout == Layout.JQUANTS_BARS else ["Open", "High", "Low", "Close"]
+        keep = ~pl.all_horizontal(pl.col(px).is_null())
+        typed = typed.with_row_index("_row").filter(keep)
+    else:
+        typed = typed.with_row_index("_row")
+    canon = _to_canonical(layout, typed)
+    rows = typed["_row"]
+    problems += [
+        Violation(v.column, int(rows[v.row]), v.check, v.value) for v in _semantic_checks(layout, canon)
+    ]
+    if not problems:
+        model = {Layout.JQUANTS_TOPIX: IndexBars}.get(
+            layout, DailyQuotes if layout in QUOTE_LAYOUTS else None
+        )
+        if model is not None:
+            try:
+                validate(canon, model)
+            except DataValidationError as err:
+                problems += [
+                    Violation(
+                        _source_column(layout, v.column),
+                        None if v.row is None else int(rows[v.row]),
+                        v.check,
+                        v.value,
+                    )
+                    for v in err.violations
+                ]
+    if problems:
+        problems = [
+            Violation(v.column, None if v.row is None else v.row + offset, v.check, v.value) for v in problems
+        ]
+        raise _located(layout.value, problems, path.name, label)
+    return LandedFile(path, layout, canon)
+
+
+def _source_column(layout: Layout, canonical: str | None) -> str | None:
+    """Name a failing canonical column as the file names it."""
+    if canonical is None:
+        return None
+    if layout == Layout.JQUANTS_BARS:
+        return {
+            "open": "O",
+            "high": "H",
+            "low": "L",
+            "close": "C",
+            "volume": "Vo",
+            "turnover": "Va",
+            "adj_factor": "AdjFactor",
+            "date": "Date",
+            "code": "Code",
+        }.get(canonical, canonical)
+    if layout == Layout.KAGGLE_PRICES:
+        return {
+            "open": "Open",
+            "high": "High",
+            "low": "Low",
+            "close": "Close",
+            "volume": "Volume",
+            "adj_factor": "AdjustmentFactor",
+            "date": "Date",
+            "code": "SecuritiesCode",
+        }.get(canonical, canonical)
+    if layout == Layout.JQUANTS_TOPIX:
+        return {"open": "O", "high": "H", "low": "L", "close": "C", "date": "Date"}.get(canonical, canonical)
+    return canonical
+
+
+def _located(table: str, problems: list[Violation], source: str, label: str) -> DataValidationError:
+    err = DataValidationError(table, problems, source)
+    head = "; ".join(v.describe(label) for v in problems[:5])
+    more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+    err.args = (f"{source}: {head}{more}",)
+    return err
+
+
+def quarantine(path: Path, quarantine_dir: Path, reason: str) -> Path:
+    """Move ``path`` into ``quarantine_dir`` and write the reason beside it."""
+    quarantine_dir.mkdir(parents=True, exist_ok=True)
+    target = quarantine_dir / path.name
+    if target.exists():
+        target = quarantine_dir / f"{path.stem}.{datetime.now():%Y%m%dT%H%M%S%f}{path.suffix}"
+    shutil.move(str(path), target)
+    target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
+    return target
+
+
+def snapshots_to_intervals(snapshots: pl.DataFrame) -> pl.DataFrame:
+    """Collapse dated master snapshots into [valid_from, valid_to) intervals per code. The first interval
+    of a code is taken to hold back to its listing (the files cannot tell earlier history)."""
+    attrs = ["name", "sector33_code", "market_segment"]
+    s = snapshots.sort("code", "snapshot").unique(["code", "snapshot"], keep="last", maintain_order=True)
+    changed = pl.any_horizontal([pl.col(a).ne_missing(pl.col(a).shift(1).over("code")) for a in attrs])
+    s = s.filter(changed | (pl.col("code") != pl.col("code").shift(1)).fill_null(True))
+    s = s.with_columns(
+        pl.when(pl.col("code") != pl.col("code").shift(1))
+        .then(pl.lit(FIRST_INTERVAL_START))
+        .otherwise(pl.col("snapshot"))
+        .fill_null(FIRST_INTERVAL_START)
+        .alias("valid_from"),
+        pl.col("snapshot").shift(-1).over("code").alias("valid_to"),
+    )
+    return s.select(
+        "code",
+        "name",
+        "sector33_code",
+        pl.col("sector33_code").replace_strict({k: v[0] for k, v in SECTOR33.items()}).alias("sector33_name"),
+        pl.col("sector33_code").replace_strict({k: v[1] for k, v in SECTOR33.items()}).alias("sector17_code"),
+        pl.col("sector33_code")
+        .replace_strict({k: SECTOR17[v[1]] for k, v in SECTOR33.items()})
+        .alias("sector17_name"),
+        "market_segment",
+        "valid_from",
+        "valid_to",
+    )
+
+
+@dataclass
+class LandingFileSource:
+    """Reads every well-formed file in ``landing_dir``; quarantines the others and raises."""
+
+    landing_dir: Path
+    quarantine_dir: Path | None = None
+    name: str = "files"
+
+    def __post_init__(self) -> None:
+        self.landing_dir = Path(self.landing_dir)
+        self.quarantine_dir = (
+            Path(self.quarantine_dir) if self.quarantine_dir else self.landing_dir / "_quarantine"
+        )
+
+    def files(self) -> list[Path]:
+        if not self.landing_dir.exists():
+            return []
+        return sorted(p for p in self.landing_dir.iterdir() if p.is_file() and p.suffix in SUFFIXES)
+
+    def check(self, path: Path) -> LandedFile:
+        """Read one file; on failure quarantine it and raise :class:`FileRejected`."""
+        try:
+            return read_landed_file(path)
+        except DataValidationError as err:
+            reason = str(err)
+            moved = quarantine(path, self.quarantine_dir, reason)
+            raise FileRejected(path, reason, moved) from None
+
+    def _load(self, layouts: tuple[Layout, ...]) -> list[LandedFile]:
+        out = []
+        for path in self.files():
+            landed = self.check(path)
+            if landed.layout in layouts:
+                out.append(landed)
+        return out
+
+    def daily_quotes(self, start: date, end: date) -> pl.DataFrame:
+        parts = []
+        for f in self._load(QUOTE_LAYOUTS):
+            frame = f.frame
+            if f.layout == Layout.KAGGLE_PRICES:
+                # Kaggle records the factor on the last row before the ex-date; J-Quants on the ex-date.
+                frame = frame.sort("code", "date").with_columns(
+                    pl.col("adj_factor").shift(1).over("code").fill_null(1.0)
+                )
+            parts.append(frame.with_columns(pl.lit(f.path.name).alias("_file")))
+        if not parts:
+            raise FileNotFoundError(f"no daily-quote files in {self.landing_dir}")
+        q = pl.concat(parts).filter(pl.col("date").is_between(start, end)).sort("date", "code")
+        dup = q.filter(pl.struct("date", "code").is_duplicated())
+        if len(dup):
+            first = dup.row(0, named=True)
+            files = sorted(set(dup["_file"].to_list()))
+            raise ValueError(
+                f"duplicate (date, code) across landed files {files}: e.g. {first['date']} {first['code']}"
+            )
+        return validate(q.drop("_file"), DailyQuotes, str(self.landing_dir))
+
+    def sector_master(self, as_of: date) -> pl.DataFrame:
+        snaps = [f.frame for f in self._load(MASTER_LAYOUTS)]
+        if not snaps:
+            raise FileNotFoundError(
+                f"no equity-master files (J-Quants or stock_list.csv) in {self.landing_dir}"
+            )
+        snap = pl.concat(snaps).filter(pl.col("snapshot") <= as_of)
+        return validate(snapshots_to_intervals(snap), SectorMaster, str(self.landing_dir))
+
+    def topix(self, start: date, end: date) -> pl.DataFrame:
+        parts = [f.frame for f in self._load((Layout.JQUANTS_TOPIX,))]
+        if not parts:
+            raise FileNotFoundError(f"no TOPIX files (Date, O, H, L, C) in {self.landing_dir}")
+        t = (
+            pl.concat(parts)
+            .unique("date", keep="last")
+            .filter(pl.col("date").is_between(start, end))
+            .sort("date")
+        )
+        return validate(t, IndexBars, str(self.landing_dir))
+
+    def calendar(self, start: date, end: date) -> pl.DataFrame:
+        return calendar_frame(start, end, trading_days(start, end))
