@@ -112,11 +112,22 @@ class LandedFile:
     frame: pl.DataFrame  # canonical-ish: quotes, master snapshots or index bars
 
 
+# columns that mark a layout even when others are missing (then the missing ones are reported)
+MARKERS: dict[Layout, tuple[str, ...]] = {
+    Layout.KAGGLE_LIST: ("SecuritiesCode", "33SectorCode"),
+    Layout.KAGGLE_PRICES: ("SecuritiesCode", "Close"),
+    Layout.JQUANTS_MASTER: ("Code", "S33"),
+    Layout.JQUANTS_BARS: ("Code", "C"),
+}
+
+
 def detect_layout(columns: list[str]) -> Layout | None:
     cols = set(columns)
-    for layout, sig in SIGNATURES.items():  # ordered: most specific first
-        if set(sig) <= cols:
+    for layout, marker in MARKERS.items():  # ordered: most specific first
+        if set(marker) <= cols:
             return layout
+    if set(SIGNATURES[Layout.JQUANTS_TOPIX]) <= cols and not cols & {"Code", "SecuritiesCode"}:
+        return Layout.JQUANTS_TOPIX
     return None
 
 
@@ -242,7 +253,7 @@ def _semantic_checks(layout: Layout, canon: pl.DataFrame) -> list[Violation]:
             sessions = set(trading_days(days.min(), days.max()))
             bad = (~canon["date"].is_in(sorted(sessions))).arg_true()
             problems += [
-                Violation("date", i, "not an XTKS trading day", str(canon["date"][i]))
+                Violation("Date", i, "not an XTKS trading day", str(canon["date"][i]))
                 for i in bad.head(20).to_list()
             ]
     return problems

@@ -1,0 +1,93 @@
+"""Command line: ``atft demo`` (ingest the embedded market's history and run every job that exists),
+``atft ingest --start --end``, ``atft land --days N`` (new synthetic data lands as files)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+
+def _instance():
+    import dagster as dg
+
+    return dg.DagsterInstance.get()
+
+
+def _run_job(name: str, tags: dict[str, str] | None = None) -> None:
+    from atft_dagster.definitions import defs
+
+    t0 = time.perf_counter()
+    result = defs.resolve_job_def(name).execute_in_process(instance=_instance(), tags=tags or {}, raise_on_error=False)
+    status = "succeeded" if result.success else "FAILED"
+    print(f"[atft] job '{name}' {status} in {time.perf_counter() - t0:.1f}s (run {result.run_id})", flush=True)
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure:
+                print(f"[atft]   step {event.step_key}: {event.event_specific_data.error.message.strip()}", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def ingest(start: date, end: date) -> None:
+    from atft_dagster.defs.partitions import trading_days_partitions
+
+    keys = [k for k in trading_days_partitions.get_partition_keys() if start <= date.fromisoformat(k) <= end]
+    if not keys:
+        raise SystemExit(f"no XTKS trading days between {start} and {end}")
+    print(f"[atft] ingest {len(keys)} trading days {keys[0]} .. {keys[-1]}", flush=True)
+    _run_job("ingest", {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]})
+
+
+def demo() -> None:
+    from atft_dagster.defs.resources import SyntheticMarketResource
+    from atft_dagster.defs.settings import data_dir, market_source_resource
+
+    resource = market_source_resource()
+    if not isinstance(resource, SyntheticMarketResource):
+        raise SystemExit("`atft demo` runs on the embedded synthetic market; unset ATFT_MARKET_SOURCE")
+    days = resource.source().history_days()
+    ingest(days[0], days[-1])
+    _run_job("synthetic_truth")
+    root = data_dir()
+    print(f"[atft] outputs (Parquet) under {root / 'tables'}:")
+    for p in sorted((root / "tables").iterdir()):
+        print(f"[atft]   {p}")
+    print("[atft] browse them in the UI: ./run ui  (http://127.0.0.1:3000)")
+
+
+def land(n: int, after: date | None) -> None:
+    from atft_dagster.defs.settings import data_dir
+    from atft_dagster.landing import land_days, next_days_to_land
+    from atft_dagster.market import SyntheticMarketConfig
+    from atft_dagster.sources.synthetic import SyntheticSource
+
+    source = SyntheticSource(SyntheticMarketConfig())
+    landing = data_dir() / "landing"
+    days = next_days_to_land(source, landing, n, after)
+    for path in land_days(source, landing, days):
+        print(f"[atft] landed {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="atft", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("demo", help="ingest the embedded market's history and run every job on it")
+    p_ing = sub.add_parser("ingest", help="run the ingest job for a range of trading days")
+    p_ing.add_argument("--start", type=date.fromisoformat, required=True)
+    p_ing.add_argument("--end", type=date.fromisoformat, required=True)
+    p_land = sub.add_parser("land", help="write the synthetic market's next trading day(s) into data/landing")
+    p_land.add_argument("--days", type=int, default=1)
+    p_land.add_argument("--after", type=date.fromisoformat, default=None)
+    args = parser.parse_args(argv)
+    if args.cmd == "demo":
+        demo()
+    elif args.cmd == "ingest":
+        ingest(args.start, args.end)
+    elif args.cmd == "land":
+        land(args.days, args.after)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The synthetic market: determinism, realism constraints, events and the oracle."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy.stats import spearmanr
+
+from atft_dagster.calendar import trading_days
+from atft_dagster.market import SyntheticMarketConfig, simulate
+from atft_dagster.panel import build_market_panel
+from atft_dagster.sectors import SECTOR33, VALID_SECTOR33_CODES
+from atft_dagster.sources import SyntheticSource
+
+
+def _bytes(df: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.write_parquet(buf)
+    return buf.getvalue()
+
+
+def test_same_config_and_seed_is_byte_identical(small_config):
+    a, b = simulate(small_config), simulate(small_config)
+    for frame in ("quotes_frame", "sector_master_frame", "topix_frame", "oracle_frame", "peer_network_frame"):
+        assert _bytes(getattr(a, frame)()) == _bytes(getattr(b, frame)()), frame
+
+
+def test_other_seed_differs(small_config):
+    other = simulate(small_config.model_copy(update={"seed": small_config.seed + 1}))
+    assert not np.allclose(other.returns, simulate(small_config).returns)
+
+
+def test_prefix_stable(small_config, small_market):
+    longer = simulate(small_config, n_days=small_config.n_days + 15)
+    n = small_config.n_days
+    np.testing.assert_array_equal(longer.close[:n], small_market.close[:n])
+    np.testing.assert_array_equal(longer.oracle[:n], small_market.oracle[:n])
+    assert longer.days[:n] == small_market.days
+
+
+def test_days_are_xtks_sessions(small_market):
+    d = small_market.days
+    assert d == trading_days(d[0], d[-1])
+
+
+def test_ohlc_valid_and_volume_tracks_abs_return(small_market):
+    m, obs = small_market, small_market.observed
+    hi, lo, op, cl = m.high[obs], m.low[obs], m.open[obs], m.close[obs]
+    assert (hi >= np.maximum(op, cl)).all() and (lo <= np.minimum(op, cl)).all() and (lo > 0).all()
+    # within-stock: demean log volume per stock before correlating with |return|
+    v = np.log(m.volume + 1) - np.log(m.volume + 1).mean(axis=0)
+    assert np.corrcoef(np.abs(m.returns)[obs], v[obs])[0, 1] > 0.2
+
+
+def test_codes_sectors_segments(small_market):
+    m = small_market
+    assert all(len(c) == 4 and c.isdigit() for c in m.codes)
+    master = m.sector_master_frame()
+    assert set(master["sector33_code"]) <= VALID_SECTOR33_CODES
+    assert all(SECTOR33[s][1] == s17 for s, s17 in master.select("sector33_code", "sector17_code").iter_rows())
+    assert set(master["market_segment"]) <= {"Prime", "Standard", "Growth"}
+
+
+def test_events_present_on_default_market(default_market):
+    m = default_market
+    assert (m.adj_factor < 1).sum() > 10, "stock splits"
+    assert len(m.reclassifications) >= 3, "sector reclassifications"
+    first = m.listed.argmax(axis=0)
+    assert (first > 0).sum() > 5, "listings mid-sample"
+    assert (m.listed[0] & ~m.listed[-1]).sum() > 3, "delistings"
+    assert (m.listed & ~m.observed).sum() > 20, "trading halts (missing rows)"
+    master = m.sector_master_frame()
+    assert master.filter(pl.col("valid_to").is_not_null()).height == len(
+        {(e.stock, e.day) for e in m.reclassifications if e.day > first[e.stock]}
+    )
+
+
+def test_split_raw_drops_and_adjusted_is_continuous(default_market):
+    m = default_market
+    t, i = map(int, np.argwhere((m.adj_factor < 1) & m.observed & np.roll(m.observed, 1, axis=0))[0])
+    ratio = 1 / m.adj_factor[t, i]
+    assert m.close[t, i] / m.close[t - 1, i] == pytest.approx((1 + m.returns[t, i]) / ratio, rel=0.02)
+    src = SyntheticSource(m.config)
+    q = src.daily_quotes(m.days[0], m.days[-1])
+    panel = build_market_panel(q, src.sector_master(m.days[-1]), src.calendar(m.days[0], m.days[-1]))
+    latest = m.quotes_frame(with_adjusted=True).select("date", "code", pl.col("adj_close").alias("latest"))
+    both = panel.join(latest, on=["date", "code"]).sort("code", "date")
+    r = both.with_columns(
+        (pl.col("adj_close") / pl.col("adj_close").shift(1).over("code") - 1).alias("r_pit"),
+        (pl.col("latest") / pl.col("latest").shift(1).over("code") - 1).alias("r_latest"),
+    ).drop_nulls(["r_pit", "r_latest"])
+    np.testing.assert_allclose(r["r_pit"], r["r_latest"], rtol=1e-9, atol=1e-12)
+    assert r["r_pit"].abs().max() < 0.7  # no split-sized jumps survive adjustment
+
+
+def test_topix_is_cap_weighted(small_market):
+    m = small_market
+    lvl = m.topix[:, 3]
+    caps = m.close * m.shares  # raw close x raw shares = split-free cap (up to price rounding)
+    for t in (10, 50, 100):
+        w = np.where(m.listed[t], caps[t - 1], 0.0)
+        expected = lvl[t - 1] * (1 + (w / w.sum()) @ m.returns[t])
+        assert lvl[t] == pytest.approx(expected, rel=2e-3)
+
+
+def _mean_rank_ic(m, horizon_idx: int = 0, start: int = 60) -> tuple[float, float]:
+    ics = []
+    for t in range(start, m.n_days - 1):
+        ok = m.observed[t] & m.observed[t + 1]
+        ics.append(spearmanr(m.oracle[t, ok, horizon_idx], m.returns[t + 1, ok])[0])
+    ics = np.array(ics)
+    return float(ics.mean()), float(ics.std(ddof=1) / np.sqrt(len(ics)))
+
+
+def test_oracle_calibration_default_market(default_market):
+    mean, _ = _mean_rank_ic(default_market)
+    assert 0.08 <= mean <= 0.15
+
+
+def test_pure_noise_market_has_no_oracle_skill():
+    cfg = SyntheticMarketConfig(n_stocks=200, n_days=400).with_effects(reversal=0, momentum=0, volume_shock=0, peer_lead_lag=0)
+    assert cfg.effects.is_zero()
+    m = simulate(cfg)
+    for name in ("reversal", "momentum", "volume_shock", "peer_lead_lag"):
+        assert np.all(m.effect_parts[name] == 0)
+    mean, se = _mean_rank_ic(m)
+    assert abs(mean) < 3 * se + 1e-3  # only beta x drift is left: no exploitable skill
+
+
+def test_each_effect_strength_changes_the_oracle(small_config, small_market):
+    for name in ("reversal", "momentum", "volume_shock", "peer_lead_lag"):
+        zeroed = simulate(small_config.with_effects(**{name: 0.0}))
+        assert np.all(zeroed.effect_parts[name] == 0)
+        assert np.any(small_market.effect_parts[name] != 0)
+
+
+def test_peer_network_overlaps_but_differs_from_sectors(default_market):
+    m = default_market
+    net = m.peer_network_frame()
+    size = m.config.peer_cluster_size
+    assert net.height == pytest.approx(m.config.n_stocks / size * size * (size - 1) / 2, rel=0.05)
+    sector = dict(zip(m.codes, m.sector[0], strict=True))
+    same = np.mean([sector[a] == sector[b] for a, b in net.select("src", "dst").iter_rows()])
+    assert 0.15 < same < 0.9
