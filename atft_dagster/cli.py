@@ -7,7 +7,6 @@ import argparse
 import sys
 import time
 from datetime import date
-from pathlib import Path
 
 
 def _instance():
@@ -20,13 +19,20 @@ def _run_job(name: str, tags: dict[str, str] | None = None) -> None:
     from atft_dagster.definitions import defs
 
     t0 = time.perf_counter()
-    result = defs.resolve_job_def(name).execute_in_process(instance=_instance(), tags=tags or {}, raise_on_error=False)
+    result = defs.resolve_job_def(name).execute_in_process(
+        instance=_instance(), tags=tags or {}, raise_on_error=False
+    )
     status = "succeeded" if result.success else "FAILED"
-    print(f"[atft] job '{name}' {status} in {time.perf_counter() - t0:.1f}s (run {result.run_id})", flush=True)
+    print(
+        f"[atft] job '{name}' {status} in {time.perf_counter() - t0:.1f}s (run {result.run_id})", flush=True
+    )
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
-                print(f"[atft]   step {event.step_key}: {event.event_specific_data.error.message.strip()}", file=sys.stderr)
+                print(
+                    f"[atft]   step {event.step_key}: {event.event_specific_data.error.to_string().strip()}",
+                    file=sys.stderr,
+                )
         raise SystemExit(1)
 
 
@@ -37,7 +43,10 @@ def ingest(start: date, end: date) -> None:
     if not keys:
         raise SystemExit(f"no XTKS trading days between {start} and {end}")
     print(f"[atft] ingest {len(keys)} trading days {keys[0]} .. {keys[-1]}", flush=True)
-    _run_job("ingest", {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]})
+    _run_job(
+        "ingest",
+        {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
+    )
 
 
 def demo() -> None:

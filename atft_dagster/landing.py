@@ -1,4 +1,4 @@
-""""New data lands": write the synthetic market's next trading day(s) into the landing directory as
+""" "New data lands": write the synthetic market's next trading day(s) into the landing directory as
 J-Quants v2 layout CSV files (daily bars, TOPIX, equity master snapshot), the format the file source reads."""
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def landed_dates(landing_dir: Path) -> list[date]:
     return sorted(out)
 
 
-def next_days_to_land(source: SyntheticSource, landing_dir: Path, n: int, after: date | None = None) -> list[date]:
+def next_days_to_land(
+    source: SyntheticSource, landing_dir: Path, n: int, after: date | None = None
+) -> list[date]:
     if after is None:
         landed = landed_dates(landing_dir)
         history_end = source.history_days()[-1]
@@ -68,13 +70,17 @@ def land_days(source: SyntheticSource, landing_dir: Path, days: list[date]) -> l
             pl.col("low").alias("L"),
             pl.col("close").alias("C"),
         )
-        master = source.sector_master(d).filter(pl.col("valid_to").is_null()).select(
-            pl.lit(d.isoformat()).alias("Date"),
-            (pl.col("code") + "0").alias("Code"),
-            pl.col("name").alias("CoNameEn"),
-            pl.col("sector17_code").alias("S17"),
-            pl.col("sector33_code").alias("S33"),
-            pl.col("market_segment").replace_strict(SEGMENT_CODES).alias("Mkt"),
+        master = (
+            source.sector_master(d)
+            .filter(pl.col("valid_to").is_null())
+            .select(
+                pl.lit(d.isoformat()).alias("Date"),
+                (pl.col("code") + "0").alias("Code"),
+                pl.col("name").alias("CoNameEn"),
+                pl.col("sector17_code").alias("S17"),
+                pl.col("sector33_code").alias("S33"),
+                pl.col("market_segment").replace_strict(SEGMENT_CODES).alias("Mkt"),
+            )
         )
         # master and TOPIX first, quotes last: a watcher that keys on the quote file sees a complete day
         write_text_atomic(master.write_csv(), landing_dir / f"equity_master_{d}.csv")

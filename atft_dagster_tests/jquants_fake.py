@@ -36,9 +36,15 @@ class RecordedJQuants(BaseAdapter):
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         path = url.path.removeprefix("/v2")
         if path == "/equities/bars/daily":
-            body = _load("eq_bars_daily_page2.json" if q.get("pagination_key") == "page2" else "eq_bars_daily_page1.json")
+            body = _load(
+                "eq_bars_daily_page2.json"
+                if q.get("pagination_key") == "page2"
+                else "eq_bars_daily_page1.json"
+            )
         elif path == "/equities/master":
-            body = _load("eq_master_before.json" if q.get("date", "99999999") < "20240601" else "eq_master_after.json")
+            body = _load(
+                "eq_master_before.json" if q.get("date", "99999999") < "20240601" else "eq_master_after.json"
+            )
         elif path == "/indices/bars/daily/topix":
             body = _load("idx_bars_daily_topix.json")
         elif path == "/markets/calendar":

@@ -60,7 +60,9 @@ def test_codes_sectors_segments(small_market):
     assert all(len(c) == 4 and c.isdigit() for c in m.codes)
     master = m.sector_master_frame()
     assert set(master["sector33_code"]) <= VALID_SECTOR33_CODES
-    assert all(SECTOR33[s][1] == s17 for s, s17 in master.select("sector33_code", "sector17_code").iter_rows())
+    assert all(
+        SECTOR33[s][1] == s17 for s, s17 in master.select("sector33_code", "sector17_code").iter_rows()
+    )
     assert set(master["market_segment"]) <= {"Prime", "Standard", "Growth"}
 
 
@@ -121,7 +123,9 @@ def test_oracle_calibration_default_market(default_market):
 
 
 def test_pure_noise_market_has_no_oracle_skill():
-    cfg = SyntheticMarketConfig(n_stocks=200, n_days=400).with_effects(reversal=0, momentum=0, volume_shock=0, peer_lead_lag=0)
+    cfg = SyntheticMarketConfig(n_stocks=200, n_days=400).with_effects(
+        reversal=0, momentum=0, volume_shock=0, peer_lead_lag=0
+    )
     assert cfg.effects.is_zero()
     m = simulate(cfg)
     for name in ("reversal", "momentum", "volume_shock", "peer_lead_lag"):

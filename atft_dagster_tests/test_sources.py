@@ -11,7 +11,14 @@ import pytest
 from atft_dagster.landing import land_days, next_days_to_land
 from atft_dagster.sources import FileRejected, JQuantsSource, LandingFileSource, SyntheticSource
 from atft_dagster.sources.jquants import JQuantsError, RetryPolicy
-from atft_dagster.sources.schema import QUOTE_COLUMNS, DailyQuotes, IndexBars, SectorMaster, TradingCalendar, validate
+from atft_dagster.sources.schema import (
+    QUOTE_COLUMNS,
+    DailyQuotes,
+    IndexBars,
+    SectorMaster,
+    TradingCalendar,
+    validate,
+)
 from atft_dagster_tests.jquants_fake import recorded_client
 
 D1, D2, D3 = date(2024, 6, 27), date(2024, 6, 28), date(2024, 7, 1)
@@ -117,7 +124,9 @@ def landed(tmp_path, small_config) -> tuple[LandingFileSource, SyntheticSource, 
 def test_landed_jquants_files_round_trip(landed):
     files, syn, days = landed
     q = _canonical(files, days[0], days[-1])
-    expected = syn.daily_quotes(days[0], days[-1]).with_columns(pl.lit(None, pl.Float64).alias("shares_outstanding"))
+    expected = syn.daily_quotes(days[0], days[-1]).with_columns(
+        pl.lit(None, pl.Float64).alias("shares_outstanding")
+    )
     assert q.equals(expected.select(q.columns))
     assert days[0] > syn.history_days()[-1]
 
@@ -200,7 +209,15 @@ def _write(tmp_path: Path, name: str, **changes) -> Path:
         ({"Date": (2, "2024-06-27")}, None, 2, None, "multiple_fields_uniqueness"),
         ({"Date": (0, "2024-06-29")}, None, 2, "Date", "not an XTKS trading day"),
     ],
-    ids=["missing-column", "wrong-type", "non-positive-price", "high-below-low", "bad-date", "duplicate-key", "holiday"],
+    ids=[
+        "missing-column",
+        "wrong-type",
+        "non-positive-price",
+        "high-below-low",
+        "bad-date",
+        "duplicate-key",
+        "holiday",
+    ],
 )
 def test_malformed_quotes_file_is_rejected_and_quarantined(tmp_path, changes, drop, line, column, text):
     path = _write(tmp_path, "daily_quotes_bad.csv", **changes)
@@ -224,10 +241,12 @@ def test_malformed_quotes_file_is_rejected_and_quarantined(tmp_path, changes, dr
 
 
 def test_unknown_sector_code_is_rejected(tmp_path):
-    pl.DataFrame({"Date": ["2024-06-03"], "Code": ["72030"], "S17": ["6"], "S33": ["3701"], "Mkt": ["0111"]}).write_csv(
-        tmp_path / "equity_master_x.csv"
-    )
-    with pytest.raises(FileRejected, match=r"equity_master_x.csv: line 2, column 'S33': unknown TSE sector33 code"):
+    pl.DataFrame(
+        {"Date": ["2024-06-03"], "Code": ["72030"], "S17": ["6"], "S33": ["3701"], "Mkt": ["0111"]}
+    ).write_csv(tmp_path / "equity_master_x.csv")
+    with pytest.raises(
+        FileRejected, match=r"equity_master_x.csv: line 2, column 'S33': unknown TSE sector33 code"
+    ):
         LandingFileSource(tmp_path).sector_master(date(2024, 7, 1))
     assert (tmp_path / "_quarantine" / "equity_master_x.csv.reason.txt").exists()
 

@@ -34,18 +34,17 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
         key = context.asset_key
         if context.has_asset_partitions:
             keys = context.asset_partition_keys
-            written = 0
-            for part in keys:
-                piece = obj.filter(pl.col(PARTITION_COLUMN) == date.fromisoformat(part))
-                if piece.is_empty():
-                    raise ValueError(f"{key.to_user_string()}: no rows for partition {part}")
-                written += write_parquet_atomic(piece, self._path(key, part))
-            extra = obj.filter(~pl.col(PARTITION_COLUMN).is_in([date.fromisoformat(p) for p in keys]))
-            if len(extra):
+            pieces = {str(k[0]): df for k, df in obj.partition_by(PARTITION_COLUMN, as_dict=True).items()}
+            extra = sorted(set(pieces) - set(keys))
+            if extra:
                 raise ValueError(
-                    f"{key.to_user_string()}: {len(extra)} rows outside the requested partitions"
+                    f"{key.to_user_string()}: rows for dates outside the requested partitions: {extra[:5]}"
                 )
-            path, size = self._path(key, keys[0]).parent, written
+            empty = [k for k in keys if k not in pieces]
+            if empty:
+                raise ValueError(f"{key.to_user_string()}: no rows for partition(s) {empty[:5]}")
+            size = sum(write_parquet_atomic(pieces[k], self._path(key, k)) for k in keys)
+            path = self._path(key, keys[0]).parent
         else:
             path = self._path(key)
             size = write_parquet_atomic(obj, path)
