@@ -39,14 +39,18 @@ def effect_shares(cfg: SyntheticMarketConfig) -> dict[str, float]:
 
 
 def main() -> None:
-    print(f"# {datetime.now():%Y-%m-%d %H:%M} on {platform.node()} ({platform.processor() or platform.machine()})")
+    print(
+        f"# {datetime.now():%Y-%m-%d %H:%M} on {platform.node()} ({platform.processor() or platform.machine()})"
+    )
     cfg = SyntheticMarketConfig(n_stocks=4000, n_days=1250, start=date(2019, 1, 4))
     t0 = time.perf_counter()
     m = simulate(cfg)
     t1 = time.perf_counter()
     q = m.quotes_frame()
     t2 = time.perf_counter()
-    print(f"simulate 4000x1250: {t1 - t0:.2f} s; quote table ({q.height:,} rows): {t2 - t1:.2f} s; peak RSS {peak_rss_gib():.2f} GiB")
+    print(
+        f"simulate 4000x1250: {t1 - t0:.2f} s; quote table ({q.height:,} rows): {t2 - t1:.2f} s; peak RSS {peak_rss_gib():.2f} GiB"
+    )
     for seed in (7, 11, 23):
         mean, se = oracle_rank_ic(SyntheticMarketConfig(seed=seed))
         print(f"default market seed {seed}: oracle mean daily RankIC (1d) {mean:.4f} (s.e. {se:.4f})")
