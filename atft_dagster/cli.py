@@ -58,6 +58,7 @@ def demo() -> None:
         raise SystemExit("`atft demo` runs on the embedded synthetic market; unset ATFT_MARKET_SOURCE")
     days = resource.source().history_days()
     ingest(days[0], days[-1])
+    _run_job("prepare")
     _run_job("synthetic_truth")
     root = data_dir()
     print(f"[atft] outputs (Parquet) under {root / 'tables'}:")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from atft_dagster.defs.feature_assets import FEATURES_GROUP
 from atft_dagster.defs.market_assets import MARKET_GROUP, TRUTH_GROUP
 from atft_dagster.defs.partitions import trading_days_partitions
 
@@ -20,4 +21,10 @@ market_truth_job = dg.define_asset_job(
     description="Synthetic market only: oracle and hidden peer network.",
 )
 
-JOBS = [ingest_job, market_truth_job]
+prepare_job = dg.define_asset_job(
+    name="prepare",
+    selection=dg.AssetSelection.groups(FEATURES_GROUP),
+    description="Model inputs from the market panel: enriched features (and, as they land, the stock graph).",
+)
+
+JOBS = [ingest_job, prepare_job, market_truth_job]

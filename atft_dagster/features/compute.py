@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from atft_dagster.features.definitions import CALENDAR_CAP, default_registry
+from atft_dagster.features.definitions import CALENDAR_CAP, ROW, default_registry
 from atft_dagster.features.registry import TARGET_PREFIX, FeatureRegistry, Scope, Stage
 
 HORIZONS = (1, 5, 10, 20)
@@ -28,8 +28,8 @@ def market_frame(topix: pl.DataFrame, registry: FeatureRegistry) -> pl.DataFrame
         [h.expr.alias(h.name) for h in registry.helpers if h.name.startswith("_mkt_")]
     )
     feats = [f for f in registry.features if f.group == "market"]
-    t = t.with_columns([f.expr.alias(f.name) for f in feats])
-    return t.select("date", pl.col("close").alias("_mkt_close"), "_mkt_r1", *[f.name for f in feats])
+    t = t.with_columns([_feature_expr(f) for f in feats])
+    return t.select("date", "_mkt_r1", *[f.name for f in feats])
 
 
 def calendar_frame(calendar: pl.DataFrame, registry: FeatureRegistry) -> pl.DataFrame:
@@ -64,7 +64,7 @@ def calendar_frame(calendar: pl.DataFrame, registry: FeatureRegistry) -> pl.Data
         .alias("_days_to_month_end"),
     )
     feats = [f for f in registry.features if f.group == "calendar"]
-    return s.with_columns([f.expr.alias(f.name) for f in feats]).select("date", *[f.name for f in feats])
+    return s.with_columns([_feature_expr(f) for f in feats]).select("date", *[f.name for f in feats])
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,23 @@ class FeatureStats:
     last_date: str
 
 
+PANEL_INPUTS = (
+    "date",
+    "code",
+    "adj_open",
+    "adj_high",
+    "adj_low",
+    "adj_close",
+    "adj_volume",
+    "close",
+    "volume",
+    "turnover",
+    "sector33_code",
+    "sector17_code",
+    "market_segment",
+)
+
+
 def compute_features(
     panel: pl.DataFrame,
     topix: pl.DataFrame,
@@ -83,8 +100,10 @@ def compute_features(
     registry: FeatureRegistry | None = None,
     horizons: tuple[int, ...] = HORIZONS,
 ) -> tuple[pl.DataFrame, FeatureStats]:
-    """One row per (date, code) with a known sector33: keys, every registry feature (Float32) and the
-    targets. Features at t read rows up to t only; targets read t+h and are kept apart by name."""
+    """One row per (date, code) with a known sector33, sorted by (code, date): keys, every registry feature
+    (Float32) and the targets. Features at t read rows up to t only; targets read t+h and are kept apart
+    by name. Memory: targets are built on the narrow panel, each stage is cast to Float32 as it is made,
+    helpers are dropped after the last per-code stage, and the wide result is never re-sorted."""
     reg = registry or default_registry()
     mkt = market_frame(topix, reg)
     missing = panel.select("date").unique().join(mkt.select("date"), on="date", how="anti")
@@ -92,27 +111,30 @@ def compute_features(
         raise FeatureInputError(
             f"TOPIX is missing {len(missing)} panel date(s), e.g. {missing['date'].sort().head(3).to_list()}"
         )
-    cal = calendar_frame(calendar, reg)
-    df = panel.sort("code", "date").join(mkt, on="date", how="left").join(cal, on="date", how="left")
+    total = panel.height
+    df = _targets(panel.select(PANEL_INPUTS).sort("code", "date"), topix, horizons)
+    df = df.with_columns(pl.int_range(pl.len()).over("code").alias(ROW))
+    df = df.join(mkt, on="date", how="left", maintain_order="left")
+    df = df.join(calendar_frame(calendar, reg), on="date", how="left", maintain_order="left")
     stock = [f for f in reg.features if f.scope == Scope.STOCK]
-    for stage in Stage:
+    for stage in (Stage.BASE, Stage.SERIES, Stage.SERIES2):
         exprs = [
             hp.expr.alias(hp.name)
             for hp in reg.helpers
             if hp.stage == stage and not hp.name.startswith("_mkt_")
         ]
-        exprs += [f.expr.alias(f.name) for f in stock if f.stage == stage]
+        exprs += [_feature_expr(f) for f in stock if f.stage == stage]
         if exprs:
-            df = df.with_columns(exprs)
-    df = _targets(df, topix, horizons)
-    total = df.height
-    df = df.filter(pl.col("sector33_code").is_not_null())
-    # NaN only arises from 0/0 or log of a non-positive ratio; both mean "undefined", i.e. missing
-    out = df.select(
-        *KEY_COLUMNS,
-        *[pl.col(n).fill_nan(None).cast(FEATURE_DTYPE) for n in reg.names],
-        *target_names(horizons),
-    ).sort("date", "code")
+            df = _with(df, exprs)
+    # helpers and raw prices are not needed any more: free them before the per-date stages
+    keep = set(KEY_COLUMNS) | set(reg.names) | set(target_names(horizons))
+    df = df.drop([c for c in df.columns if c not in keep and c not in _per_date_reads(reg)])
+    df = _per_date_stages(
+        df, [f for f in stock if f.stage >= Stage.SECTOR], [h for h in reg.helpers if h.stage >= Stage.SECTOR]
+    )
+    if df["sector33_code"].null_count():  # a filter copies every column: only when needed
+        df = df.filter(pl.col("sector33_code").is_not_null())
+    out = df.select(*KEY_COLUMNS, *reg.names, *target_names(horizons))
     stats = FeatureStats(
         rows=out.height,
         rows_without_sector=total - out.height,
@@ -123,10 +145,61 @@ def compute_features(
     return out, stats
 
 
+EXPRESSIONS_PER_PASS = 12  # bounds the temporaries alive at once (peak memory), see docs/benchmarks.md
+
+
+def _with(df: pl.DataFrame, exprs: list[pl.Expr]) -> pl.DataFrame:
+    """with_columns through the lazy engine, whose common-subexpression elimination evaluates a shared
+    window (a rolling max used twice, a group median) once; in passes of a bounded number of expressions."""
+    for i in range(0, len(exprs), EXPRESSIONS_PER_PASS):
+        # select only the new columns (the wide frame is not copied), then attach them
+        df = df.hstack(df.lazy().select(exprs[i : i + EXPRESSIONS_PER_PASS]).collect())
+    return df
+
+
+def _feature_expr(f) -> pl.Expr:
+    # NaN only arises from 0/0 or the log of a non-positive ratio: both mean "undefined", i.e. missing
+    return f.expr.fill_nan(None).cast(FEATURE_DTYPE).alias(f.name)
+
+
+def _per_date_reads(reg: FeatureRegistry) -> set[str]:
+    exprs = [f.expr for f in reg.features if f.stage >= Stage.SECTOR] + [
+        h.expr for h in reg.helpers if h.stage >= Stage.SECTOR
+    ]
+    return {c for e in exprs for c in e.meta.root_names()}
+
+
+def _per_date_stages(df: pl.DataFrame, feats: list, helpers: list) -> pl.DataFrame:
+    """Sector and cross-sectional stages work per date: run them on a narrow frame sorted by date (only
+    the columns they read), then put the results back in the wide frame's row order."""
+    if not feats:
+        return df
+    produced = {f.name for f in feats} | {h.name for h in helpers}
+    reads = {c for e in [*feats, *helpers] for c in e.expr.meta.root_names()} - produced
+    narrow = df.select(sorted(reads | {"date"})).with_row_index("_row").sort("date", "_row")
+    order = narrow["_row"].arg_sort()  # puts date-sorted rows back in the wide frame's order
+    for stage in (Stage.SECTOR, Stage.CROSS):
+        hs = [h.expr.alias(h.name) for h in helpers if h.stage == stage]
+        if hs:
+            narrow = _with(narrow, hs)
+        names = [f.name for f in feats if f.stage == stage]
+        if names:
+            narrow = _with(narrow, [_feature_expr(f) for f in feats if f.stage == stage])
+            df = df.hstack(narrow.select(names)[order])  # each stage goes back on its own: lower peak
+            narrow = narrow.drop(names)
+    return df
+
+
 def _targets(df: pl.DataFrame, topix: pl.DataFrame, horizons: tuple[int, ...]) -> pl.DataFrame:
     """target_hd = AdjClose(t+h)/AdjClose(t) - 1 over the code's next h rows; ..._excess minus TOPIX over
     the same dates. The last h rows of every code are null."""
     idx = topix.select(pl.col("date").alias("_fdate"), pl.col("close").alias("_fmkt"))
+    df = df.join(
+        topix.select("date", pl.col("close").alias("_mkt_close")),
+        on="date",
+        how="left",
+        maintain_order="left",
+    )
     for hz in horizons:
         fut = pl.col("adj_close").shift(-hz).over("code")
         df = df.with_columns(

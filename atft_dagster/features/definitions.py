@@ -29,8 +29,18 @@ def col(name: str) -> pl.Expr:
     return pl.col(name)
 
 
+ROW = "_row_in_code"  # 0-based row number within the code; computed before every stage
+
+
 def per_code(e: pl.Expr) -> pl.Expr:
+    """A recursive computation (EWM) restarted for every code."""
     return e.over(CODE)
+
+
+def within_code(e: pl.Expr, n: int) -> pl.Expr:
+    """``e`` evaluated over the whole (code, date)-sorted column, kept only where its window of n rows lies
+    inside one code. Identical to ``e.over(code)`` for a window of n rows, and much faster."""
+    return pl.when(pl.col(ROW) >= n).then(e) if n > 0 else e
 
 
 def div(a: pl.Expr, b: pl.Expr) -> pl.Expr:
@@ -39,23 +49,23 @@ def div(a: pl.Expr, b: pl.Expr) -> pl.Expr:
 
 
 def rmean(e: pl.Expr, n: int) -> pl.Expr:
-    return per_code(e.rolling_mean(n, min_samples=n))
+    return within_code(e.rolling_mean(n, min_samples=n), n - 1)
 
 
 def rstd(e: pl.Expr, n: int) -> pl.Expr:
-    return per_code(e.rolling_std(n, min_samples=n))
+    return within_code(e.rolling_std(n, min_samples=n), n - 1)
 
 
 def rmax(e: pl.Expr, n: int) -> pl.Expr:
-    return per_code(e.rolling_max(n, min_samples=n))
+    return within_code(e.rolling_max(n, min_samples=n), n - 1)
 
 
 def rmin(e: pl.Expr, n: int) -> pl.Expr:
-    return per_code(e.rolling_min(n, min_samples=n))
+    return within_code(e.rolling_min(n, min_samples=n), n - 1)
 
 
 def rsum(e: pl.Expr, n: int) -> pl.Expr:
-    return per_code(e.rolling_sum(n, min_samples=n))
+    return within_code(e.rolling_sum(n, min_samples=n), n - 1)
 
 
 def ema(
@@ -66,7 +76,11 @@ def ema(
 
 
 def lag(e: pl.Expr, n: int = 1) -> pl.Expr:
-    return per_code(e.shift(n))
+    return within_code(e.shift(n), n)
+
+
+def diff(e: pl.Expr, n: int = 1) -> pl.Expr:
+    return within_code(e.diff(n), n)
 
 
 # ---- helpers (stage BASE, per code) ------------------------------------------------------------
@@ -83,11 +97,11 @@ HELPERS: tuple[Helper, ...] = (
     Helper(
         "_mdm", pl.when((lag(lo) - lo > h - lag(h)) & (lag(lo) - lo > 0)).then(lag(lo) - lo).otherwise(0.0)
     ),
-    Helper("_gain", per_code(c.diff()).clip(lower_bound=0)),
-    Helper("_loss", (-per_code(c.diff())).clip(lower_bound=0)),
+    Helper("_gain", diff(c).clip(lower_bound=0)),
+    Helper("_loss", (-diff(c)).clip(lower_bound=0)),
     Helper("_tp", (h + lo + c) / 3),
     Helper("_dv", pl.coalesce(col("turnover"), col("close") * col("volume"))),
-    Helper("_t", per_code(pl.int_range(pl.len())).cast(pl.Float64)),
+    Helper("_t", pl.col(ROW).cast(pl.Float64)),
     Helper("_up", pl.when(c > lag(c)).then(v).otherwise(0.0)),
 )
 
@@ -96,7 +110,7 @@ def _returns() -> list[Feature]:
     out = []
     for n in RETURN_WINDOWS:
         out.append(Feature(f"ret_{n}d", "returns", n, c / lag(c, n) - 1))
-        out.append(Feature(f"logret_{n}d", "returns", n, per_code(c.log().diff(n))))
+        out.append(Feature(f"logret_{n}d", "returns", n, diff(c.log(), n)))
     out.append(Feature("gap_overnight", "returns", 1, col("_oc").exp() - 1))
     out.append(Feature("ret_intraday", "returns", 0, col("_co").exp() - 1))
     return out
@@ -124,7 +138,7 @@ def _volatility() -> list[Feature]:
         Feature("hl_range_20d", "volatility", 20, rmean((h - lo) / c, 20)),
         Feature("downside_vol_20d", "volatility", 21, rmean(r.clip(upper_bound=0) ** 2, 20).sqrt()),
         Feature("upside_vol_20d", "volatility", 21, rmean(r.clip(lower_bound=0) ** 2, 20).sqrt()),
-        Feature("ret_skew_20d", "volatility", 21, per_code(r.rolling_skew(20, min_samples=20))),
+        Feature("ret_skew_20d", "volatility", 21, within_code(r.rolling_skew(20, min_samples=20), 19)),
         Feature("ret_max_20d", "volatility", 21, rmax(r, 20)),
         Feature("ret_min_20d", "volatility", 21, rmin(r, 20)),
         Feature("vol_ratio_5_20", "volatility", 21, div(col("vol_5d"), col("vol_20d")), Stage.SERIES2),
@@ -148,7 +162,9 @@ def _trend() -> list[Feature]:
     for n in (60, 120):
         out.append(Feature(f"drawdown_{n}d", "trend", n, c / rmax(c, n) - 1))
     for n in (20, 60):
-        slope = per_code(pl.rolling_cov("_logc", "_t", window_size=n, min_samples=n)) / ((n * n - 1) / 12)
+        slope = within_code(pl.rolling_cov("_logc", "_t", window_size=n, min_samples=n), n - 1) / (
+            (n * n - 1) / 12
+        )
         out.append(Feature(f"trend_slope_{n}d", "trend", n, slope))
     return out
 
@@ -199,7 +215,7 @@ def _volume() -> list[Feature]:
         Feature("volume_ratio_5", "volume", 5, div(v, rmean(v, 5))),
         Feature("volume_ratio_20", "volume", 20, div(v, rmean(v, 20))),
         Feature("volume_ma_ratio_5_20", "volume", 20, div(rmean(v, 5), rmean(v, 20))),
-        Feature("volume_change_1d", "volume", 1, per_code(col("_lv").diff())),
+        Feature("volume_change_1d", "volume", 1, diff(col("_lv"))),
         Feature("volume_z_20", "volume", 20, div(col("_lv") - rmean(col("_lv"), 20), rstd(col("_lv"), 20))),
         Feature("log_turnover", "volume", 0, dv.log1p()),
         Feature("log_turnover_20d", "volume", 20, rmean(dv, 20).log1p()),
@@ -214,18 +230,11 @@ def _stock_market() -> list[Feature]:
     r, m = col("_r1"), col("_mkt_r1")
     out = []
     for n in (20, 60):
-        cov = per_code(pl.rolling_cov("_r1", "_mkt_r1", window_size=n, min_samples=n))
-        out.append(
-            Feature(f"beta_{n}d", "stock_market", n + 1, div(cov, per_code(m.rolling_var(n, min_samples=n))))
-        )
-        out.append(
-            Feature(
-                f"corr_mkt_{n}d",
-                "stock_market",
-                n + 1,
-                per_code(pl.rolling_corr("_r1", "_mkt_r1", window_size=n, min_samples=n)),
-            )
-        )
+        cov = within_code(pl.rolling_cov("_r1", "_mkt_r1", window_size=n, min_samples=n), n - 1)
+        var = within_code(m.rolling_var(n, min_samples=n), n - 1)
+        out.append(Feature(f"beta_{n}d", "stock_market", n + 1, div(cov, var)))
+        corr = within_code(pl.rolling_corr("_r1", "_mkt_r1", window_size=n, min_samples=n), n - 1)
+        out.append(Feature(f"corr_mkt_{n}d", "stock_market", n + 1, corr))
     out.append(Feature("excess_ret_1d", "stock_market", 1, r - m))
     for n in (1, 5, 20):
         out.append(
@@ -321,12 +330,20 @@ CROSS_SECTION_KEYS = (
 )
 
 
-def robust_z(name: str, by: str | tuple[str, ...] = DATE, clip: float = CS_CLIP) -> pl.Expr:
-    """(x - median) / (1.4826 MAD) within ``by``, clipped to ±clip; null where MAD is 0."""
-    x = col(name)
-    med = x.median().over(by)
-    mad = (x - med).abs().median().over(by)
-    return div(x - med, MAD_SCALE * mad).clip(-clip, clip)
+def median_helper(name: str) -> str:
+    return f"_med_{name}"
+
+
+def robust_z(name: str, by: str = DATE, clip: float = CS_CLIP) -> pl.Expr:
+    """(x - median) / (1.4826 MAD) within ``by``, clipped to ±clip; null where MAD is 0. The median is the
+    helper column ``_med_<name>`` (a window inside a window would be evaluated group by group)."""
+    dev = col(name) - col(median_helper(name))
+    return div(dev, MAD_SCALE * dev.abs().median().over(by)).clip(-clip, clip)
+
+
+CROSS_HELPERS: tuple[Helper, ...] = tuple(
+    Helper(median_helper(k), col(k).median().over(DATE), Stage.SECTOR) for k in CROSS_SECTION_KEYS
+)
 
 
 def _cross(lookbacks: dict[str, int]) -> list[Feature]:
@@ -451,5 +468,5 @@ STOCK_FEATURES: tuple[Feature, ...] = tuple(_stock_features())
 def default_registry() -> FeatureRegistry:
     return FeatureRegistry(
         features=STOCK_FEATURES + MARKET_FEATURES + CALENDAR_FEATURES,
-        helpers=HELPERS + MARKET_HELPERS,
+        helpers=HELPERS + MARKET_HELPERS + CROSS_HELPERS,
     )

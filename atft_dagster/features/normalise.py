@@ -29,14 +29,19 @@ def normalise(
     """Same rows and columns; features normalised (Float32, nulls kept for the mask)."""
     stock = [f.name for f in registry.features if f.scope == Scope.STOCK]
     dated = [f.name for f in registry.features if f.scope == Scope.DATE]
+    # medians first, as columns: a window nested in a window is evaluated group by group
+    out = df.with_columns([pl.col(n).median().over("date").alias(f"_med_{n}") for n in stock])
     exprs = []
     for n in stock:
-        x = pl.col(n)
-        med = x.median().over("date")
-        mad = (x - med).abs().median().over("date")
-        z = pl.when(mad > 0).then((x - med) / (MAD_SCALE * mad)).otherwise(pl.when(x.is_not_null()).then(0.0))
+        dev = pl.col(n) - pl.col(f"_med_{n}")
+        mad = dev.abs().median().over("date")
+        z = (
+            pl.when(mad > 0)
+            .then(dev / (MAD_SCALE * mad))
+            .otherwise(pl.when(pl.col(n).is_not_null()).then(0.0))
+        )
         exprs.append(z.clip(-cfg.clip, cfg.clip).cast(pl.Float32).alias(n))
-    out = df.with_columns(exprs)
+    out = out.with_columns(exprs).drop([f"_med_{n}" for n in stock])
     if dated:
         per_date = df.select("date", *dated).unique("date").sort("date")
         w, mp = cfg.date_feature_window, cfg.date_feature_min_periods

@@ -136,11 +136,14 @@ def _warmup_failures(df: pl.DataFrame, registry: FeatureRegistry, max_null_rate:
 
 
 def validate_features(
-    df: pl.DataFrame, registry: FeatureRegistry, max_null_rate: float = MAX_NULL_RATE_AFTER_WARMUP
+    df: pl.DataFrame,
+    registry: FeatureRegistry,
+    max_null_rate: float = MAX_NULL_RATE_AFTER_WARMUP,
+    horizons: tuple[int, ...] = (1, 5, 10, 20),
 ) -> list[Failure]:
     """Every problem found (empty list = valid)."""
     failures = _count_failures(df, registry)
-    failures += _pandera_failures(df, feature_schema(registry))
+    failures += _pandera_failures(df, feature_schema(registry, horizons))
     failures += _warmup_failures(df, registry, max_null_rate)
     return failures
 
