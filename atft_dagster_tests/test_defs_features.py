@@ -46,10 +46,25 @@ def test_enriched_features_materialise_with_manifest_and_check(ingested):
     assert [c for c in df.columns if c in set(reg.names)] == reg.names
     manifest = json.loads((root / "tables" / "enriched_features.manifest.json").read_text())
     assert manifest["hash"] == reg.hash and manifest["n_features"] == len(reg)
-    md = next(e for e in res.get_asset_materialization_events()).materialization.metadata
+    mats = {e.asset_key.path[-1]: e.materialization.metadata for e in res.get_asset_materialization_events()}
+    md = mats["enriched_features"]
     assert md["n_features"].value == len(reg) and md["manifest_hash"].value == reg.hash
-    checks = res.get_asset_check_evaluations()
-    assert [c.check_name for c in checks] == ["enriched_features_schema"] and checks[0].passed
+    assert mats["stock_graph"]["edges_total"].value > 0 and mats["stock_graph"]["mean_degree"].value >= 10
+    checks = {c.check_name: c.passed for c in res.get_asset_check_evaluations()}
+    assert checks == {"enriched_features_schema": True, "stock_graph_sound": True}
+
+
+def test_graph_config_reaches_the_asset(ingested):
+    root, d, inst = ingested
+    cfg = {"ops": {"stock_graph": {"config": {"top_k": 3, "rebuild_every": 20}}}}
+    res = d.resolve_job_def("prepare").execute_in_process(
+        instance=inst, run_config=cfg, asset_selection=[dg.AssetKey("stock_graph")]
+    )
+    assert res.success
+    g = pl.read_parquet(root / "tables" / "stock_graph.parquet")
+    md = next(e for e in res.get_asset_materialization_events()).materialization.metadata
+    assert md["config"].value["top_k"] == 3
+    assert g["date"].n_unique() == md["rebuild_dates"].value == len(range(0, 260, 20)) + 1
 
 
 def test_config_horizons_change_the_targets(ingested):

@@ -24,7 +24,7 @@ market_truth_job = dg.define_asset_job(
 prepare_job = dg.define_asset_job(
     name="prepare",
     selection=dg.AssetSelection.groups(FEATURES_GROUP),
-    description="Model inputs from the market panel: enriched features (and, as they land, the stock graph).",
+    description="Model inputs from the market panel: enriched features and the stock graph.",
 )
 
 JOBS = [ingest_job, prepare_job, market_truth_job]
