@@ -221,9 +221,10 @@ def graph_at(mat: ReturnsMatrix, t: int, cfg: GraphConfig) -> pl.DataFrame:
 
 
 def build_stock_graph(
-    panel: pl.DataFrame, topix: pl.DataFrame, cfg: GraphConfig = GraphConfig()
+    panel: pl.DataFrame, topix: pl.DataFrame, cfg: GraphConfig | None = None
 ) -> pl.DataFrame:
     """Edges for every rebuild date: (date, src, dst, corr, same_sector33, same_sector17, same_segment, fallback)."""
+    cfg = cfg or GraphConfig()
     mat = returns_matrix(panel, topix)
     parts = [graph_at(mat, t, cfg) for t in rebuild_indices(len(mat.dates), cfg.rebuild_every)]
     return pl.concat(parts) if parts else pl.DataFrame(schema=dict.fromkeys(EDGE_COLUMNS))
