@@ -6,6 +6,7 @@ import dagster as dg
 
 from atft_dagster.defs.feature_assets import FEATURES_GROUP
 from atft_dagster.defs.market_assets import MARKET_GROUP, TRUTH_GROUP
+from atft_dagster.defs.model_assets import MODEL_GROUP
 from atft_dagster.defs.partitions import trading_days_partitions
 
 ingest_job = dg.define_asset_job(
@@ -27,4 +28,10 @@ prepare_job = dg.define_asset_job(
     description="Model inputs from the market panel: enriched features and the stock graph.",
 )
 
-JOBS = [ingest_job, prepare_job, market_truth_job]
+train_job = dg.define_asset_job(
+    name="train",
+    selection=dg.AssetSelection.groups(MODEL_GROUP),
+    description="Train ATFT-GAT-FAN on the current features and graph (GPU pool).",
+)
+
+JOBS = [ingest_job, prepare_job, train_job, market_truth_job]

@@ -1,0 +1,61 @@
+"""MLflow tracking: one MLflow run per Dagster run, tagged with the Dagster run id.
+
+Same contract as dagster-mlflow's ``mlflow_tracking`` (assets of one Dagster run share one MLflow run, found
+again by its ``dagster_run_id`` tag), plus what that resource cannot do here: the experiment's artifact
+root is pinned under the project's data folder (dagster-mlflow creates the experiment with MLflow's default
+root, relative to whatever directory the process runs in), and each use ends its run cleanly.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+from mlflow.tracking import MlflowClient
+
+RUN_TAG = "dagster_run_id"
+
+
+class MlflowTracking(dg.ConfigurableResource):
+    tracking_uri: str
+    artifact_dir: str
+    experiment_name: str = "atft_dagster"
+
+    def client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.tracking_uri)
+
+    def _experiment_id(self) -> str:
+        client = self.client()
+        exp = client.get_experiment_by_name(self.experiment_name)
+        if exp is not None:
+            return exp.experiment_id
+        Path(self.artifact_dir).mkdir(parents=True, exist_ok=True)
+        return client.create_experiment(
+            self.experiment_name, artifact_location=Path(self.artifact_dir).resolve().as_uri()
+        )
+
+    @contextmanager
+    def run(self, dagster_run_id: str, job_name: str = "") -> Iterator[mlflow.ActiveRun]:
+        """Start (or re-enter) the MLflow run of this Dagster run; end it when the block ends."""
+        mlflow.set_tracking_uri(self.tracking_uri)
+        exp_id = self._experiment_id()
+        found = self.client().search_runs(
+            [exp_id], filter_string=f"tags.{RUN_TAG} = '{dagster_run_id}'", max_results=1
+        )
+        kwargs = (
+            {"run_id": found[0].info.run_id}
+            if found
+            else {
+                "experiment_id": exp_id,
+                "run_name": dagster_run_id,
+                "tags": {RUN_TAG: dagster_run_id, "dagster_job": job_name},
+            }
+        )
+        active = mlflow.start_run(**kwargs)
+        status = "FAILED"
+        try:
+            yield active
+            status = "FINISHED"
+        finally:
+            mlflow.end_run(status=status)

@@ -1,0 +1,93 @@
+"""Every size and switch of ATFT-GAT-FAN, its loss and its training, in one typed config.
+
+Flat on purpose: the Dagster config of the training asset inherits from it, so the launchpad, the MLflow
+params and the checkpoint all show the same resolved values.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TrainingConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    # ---- model ------------------------------------------------------------------------------
+    hidden: int = Field(64, ge=4, description="Width of every hidden representation.")
+    seq_len: int = Field(20, ge=2, description="L: trading days of history per sample.")
+    lstm_layers: int = Field(1, ge=1)
+    attn_heads: int = Field(4, ge=1, description="Heads of the causal temporal self-attention.")
+    gat_heads: list[int] = Field(default=[4, 2], description="Heads of the two GATv2Conv layers.")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    use_graph: bool = Field(True, description="Graph block on/off (off = the no-graph baseline).")
+    gate_init: float = Field(0.5, gt=0, lt=1, description="Initial value of the graph fusion gate.")
+    use_fan: bool = Field(True, description="Frequency adaptive normalisation of the input window.")
+    fan_top_k: int = Field(2, ge=1, description="FAN: dominant Fourier components removed per feature.")
+    use_san: bool = Field(False, description="Slice adaptive normalisation of the input window.")
+    san_slices: int = Field(4, ge=1, description="SAN: slices the window is cut into.")
+    quantiles: list[float] = Field(default=[0.1, 0.25, 0.5, 0.75, 0.9])
+    horizons: list[int] = Field(default=[1, 5, 10, 20])
+    horizon_weights: list[float] = Field(default=[1.0, 0.5, 0.25, 0.25], description="Normalised to sum 1.")
+
+    # ---- loss -------------------------------------------------------------------------------
+    w_huber: float = Field(1.0, ge=0)
+    w_pinball: float = Field(0.5, ge=0)
+    w_rank_ic: float = Field(0.5, ge=0)
+    w_ic: float = Field(0.5, ge=0)
+    w_sharpe: float = Field(0.1, ge=0)
+    huber_delta: float = Field(1.0, gt=0)
+    soft_rank_temperature: float = Field(
+        0.1, gt=0, description="Sigmoid temperature of the soft ranks (in label z units)."
+    )
+    label_clip: float = Field(
+        3.0, gt=0, description="Labels are z-scored per date and clipped for Huber/pinball."
+    )
+
+    # ---- data and split ---------------------------------------------------------------------
+    input_clip: float = Field(5.0, gt=0, description="Inputs: per-date robust z-score clipped at this value.")
+    val_days: int = Field(120, ge=5)
+    test_days: int = Field(150, ge=5)
+    purge_days: int | None = Field(None, ge=0, description="Gap between splits; None = longest horizon.")
+    embargo_days: int = Field(5, ge=0, description="Extra gap after the purge.")
+    n_folds: int = Field(1, ge=1, description="Walk-forward folds (each shifts the split back by test_days).")
+    fold_scheme: str = Field("expanding", pattern="^(expanding|rolling)$")
+    min_stocks_per_date: int = Field(
+        20, ge=2, description="Dates with fewer stocks are skipped (and counted)."
+    )
+
+    # ---- optimisation -----------------------------------------------------------------------
+    epochs: int = Field(30, ge=1)
+    batch_dates: int = Field(4, ge=1, description="Whole dates per batch (never partial cross-sections).")
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_epochs: int = Field(2, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
+    patience: int = Field(6, ge=1, description="Epochs without a better validation RankIC before stopping.")
+    primary_horizon: int = Field(1, description="Early stopping and champion metric horizon.")
+    seed: int = 42
+    keep_last_checkpoints: int = Field(2, ge=1, description="Retention: the best plus this many latest.")
+    min_prediction_std: float = Field(
+        1e-6, gt=0, description="Below this cross-sectional std the model has collapsed."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingConfig:
+        if len(self.horizon_weights) != len(self.horizons):
+            raise ValueError("horizon_weights must have one weight per horizon")
+        if self.primary_horizon not in self.horizons:
+            raise ValueError("primary_horizon must be one of horizons")
+        if self.hidden % self.attn_heads:
+            raise ValueError("hidden must be divisible by attn_heads")
+        if len(self.gat_heads) != 2:
+            raise ValueError("gat_heads lists the heads of the two GATv2Conv layers")
+        if sorted(self.quantiles) != list(self.quantiles) or not all(0 < q < 1 for q in self.quantiles):
+            raise ValueError("quantiles must be increasing, in (0, 1)")
+        return self
+
+    @property
+    def purge(self) -> int:
+        return max(self.horizons) if self.purge_days is None else self.purge_days
+
+    def normalised_horizon_weights(self) -> list[float]:
+        total = sum(self.horizon_weights)
+        return [w / total for w in self.horizon_weights]

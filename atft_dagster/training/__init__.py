@@ -1,0 +1,1 @@
+"""Training (pure core): tensors, walk-forward splits, the training loop, checkpoints."""

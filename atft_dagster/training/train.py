@@ -1,0 +1,276 @@
+"""Training: whole-date batches, AdamW with warm-up and cosine decay, gradient clipping, optional bf16,
+early stopping on the validation mean daily RankIC of the primary horizon, a degeneracy guard, atomic
+checkpoints with retention, and resumption of a killed run."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from atft_dagster.evaluation.metrics import daily_ic
+from atft_dagster.model.atft import ATFTGATFAN
+from atft_dagster.model.config import TrainingConfig
+from atft_dagster.model.loss import MultiHorizonLoss
+from atft_dagster.training.checkpoint import BEST, LAST, epoch_path, load_checkpoint, retain, save_checkpoint
+from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.split import Split
+
+
+class DegenerateModelError(RuntimeError):
+    """Predictions collapsed to a constant across stocks."""
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    seconds: float
+    samples_per_second: float
+    lr: float
+    loss: dict[str, float]
+    val_rank_ic: dict[str, float]
+    val_ic: dict[str, float]
+    prediction_std: float
+    gate: float
+    grad_norms: dict[str, float]
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_val_rank_ic: float
+    epochs_run: int
+    n_parameters: int
+    seconds_per_epoch: float
+    samples_per_second: float
+    device: str
+    best_checkpoint: str
+    history: list[dict] = field(default_factory=list)
+    resumed_from_epoch: int | None = None
+
+
+def _schedule(cfg: TrainingConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    warm = cfg.warmup_epochs * steps_per_epoch
+    total = max(cfg.epochs * steps_per_epoch, 1)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(total - warm, 1))))
+
+    return factor
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "bf16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _forward(model: ATFTGATFAN, batch, device: torch.device, precision: str):
+    with _autocast(device, precision):
+        return model(
+            batch.x,
+            batch.mask,
+            batch.edge_index if model.graph is not None else None,
+            batch.edge_attr if model.graph is not None else None,
+        )
+
+
+@torch.no_grad()
+def predict(
+    model: ATFTGATFAN, data: PanelTensors, date_indices: list[int], batch_dates: int, precision: str = "fp32"
+) -> pl.DataFrame:
+    """Point predictions and quantiles for every stock of every date: one row per (date, code)."""
+    model.eval()
+    cfg = model.cfg
+    frames = []
+    for i in range(0, len(date_indices), batch_dates):
+        batch = data.batch(date_indices[i : i + batch_dates])
+        out = _forward(model, batch, data.device, precision)
+        point, q = out.point.float().cpu().numpy(), out.quantiles.float().cpu().numpy()
+        di = batch.date_index.cpu().numpy()
+        y = batch.y.cpu().numpy()
+        for k, d in enumerate(batch.dates):
+            rows = di == k
+            cols: dict[str, Any] = {"date": [d] * int(rows.sum()), "code": batch.codes[k]}
+            for j, h in enumerate(cfg.horizons):
+                cols[f"pred_{h}d"] = point[rows, j]
+                cols[f"label_{h}d"] = y[rows, j]
+                for qi, level in enumerate(cfg.quantiles):
+                    cols[f"q{int(round(level * 100)):02d}_{h}d"] = q[rows, j, qi]
+            frames.append(pl.DataFrame(cols))
+    return pl.concat(frames) if frames else pl.DataFrame()
+
+
+def evaluate(
+    model: ATFTGATFAN, data: PanelTensors, date_indices: list[int], batch_dates: int, precision: str = "fp32"
+) -> tuple[dict[str, float], dict[str, float], float]:
+    """Mean daily RankIC and IC per horizon, and the mean cross-sectional std of the primary prediction."""
+    preds = predict(model, data, date_indices, batch_dates, precision)
+    cfg = model.cfg
+    by_date = preds.partition_by("date", maintain_order=True)
+    rank_ic, ic = {}, {}
+    for h in cfg.horizons:
+        p = [f[f"pred_{h}d"].to_numpy() for f in by_date]
+        y = [f[f"label_{h}d"].to_numpy() for f in by_date]
+        rank_ic[f"{h}d"] = float(np.nanmean(daily_ic(p, y, cfg.min_stocks_per_date, rank=True)))
+        ic[f"{h}d"] = float(np.nanmean(daily_ic(p, y, cfg.min_stocks_per_date)))
+    std = float(np.mean([f[f"pred_{cfg.primary_horizon}d"].std() for f in by_date]))
+    return rank_ic, ic, std
+
+
+def _grad_norms(model: ATFTGATFAN) -> dict[str, float]:
+    out = {}
+    for name, block in model.blocks().items():
+        sq = sum(float(p.grad.detach().float().norm() ** 2) for p in block.parameters() if p.grad is not None)
+        out[name] = math.sqrt(sq)
+    return out
+
+
+def train(
+    data: PanelTensors,
+    cfg: TrainingConfig,
+    split: Split,
+    out_dir: Path,
+    meta: dict[str, Any],
+    precision: str = "fp32",
+    on_epoch: Callable[[EpochLog], None] | None = None,
+    progress: bool = False,
+) -> TrainResult:
+    """Train one fold. ``meta`` (feature manifest hash, graph config, ...) is stored in every checkpoint;
+    a ``last.pt`` written for the same config, meta and split is resumed."""
+    device = data.device
+    torch.manual_seed(cfg.seed)
+    model = ATFTGATFAN(data.n_features, cfg).to(device)
+    loss_fn = MultiHorizonLoss(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = math.ceil(len(split.train) / cfg.batch_dates)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, steps))
+    identity = {"config": cfg.model_dump(), "meta": meta, "split": split.as_dict()}
+    start_epoch, best, best_epoch, history, resumed = 0, -math.inf, -1, [], None
+    last = out_dir / LAST
+    if last.exists():
+        ck = load_checkpoint(last, device)
+        if all(ck.get(k) == v for k, v in identity.items()):
+            model.load_state_dict(ck["state_dict"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            start_epoch, best, best_epoch, history = (
+                ck["epoch"] + 1,
+                ck["best_metric"],
+                ck["best_epoch"],
+                ck["history"],
+            )
+            torch.set_rng_state(ck["torch_rng"].cpu())  # dropout masks continue as if never stopped
+            resumed = ck["epoch"]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.epochs, initial=start_epoch, desc="epochs")
+    rng = np.random.default_rng(cfg.seed)
+    for _ in range(start_epoch):
+        rng.permutation(len(split.train))  # same shuffles as an uninterrupted run
+    n_params = model.n_parameters()
+    for epoch in range(start_epoch, cfg.epochs):
+        if epoch - best_epoch > cfg.patience and best_epoch >= 0:
+            break
+        model.train()
+        t0 = time.perf_counter()
+        order = rng.permutation(len(split.train))
+        sums: dict[str, float] = {}
+        norms: dict[str, float] = {}
+        samples = 0
+        for b in range(steps):
+            ix = [split.train[i] for i in order[b * cfg.batch_dates : (b + 1) * cfg.batch_dates]]
+            batch = data.batch(ix)
+            out = _forward(model, batch, device, precision)
+            loss, terms = loss_fn(out.point.float(), out.quantiles.float(), batch.y, batch.date_index)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for k, v in _grad_norms(model).items():
+                norms[k] = norms.get(k, 0.0) + v / steps
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            samples += batch.x.shape[0]
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v / steps
+        seconds = time.perf_counter() - t0
+        rank_ic, ic, std = evaluate(model, data, split.val, cfg.batch_dates, precision)
+        gate = float(model.graph.gate().detach().mean()) if model.graph is not None else 0.0
+        log = EpochLog(
+            epoch,
+            seconds,
+            samples / seconds,
+            float(sched.get_last_lr()[0]),
+            sums,
+            rank_ic,
+            ic,
+            std,
+            gate,
+            norms,
+        )
+        history.append(asdict(log))
+        if not std > cfg.min_prediction_std:
+            raise DegenerateModelError(
+                f"epoch {epoch}: cross-sectional prediction std {std:.2e} <= {cfg.min_prediction_std:.0e}: predictions collapsed to a constant"
+            )
+        metric = rank_ic[f"{cfg.primary_horizon}d"]
+        payload = {
+            **identity,
+            "state_dict": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "epoch": epoch,
+            "history": history,
+            "n_features": data.n_features,
+            "feature_names": data.names,
+            "torch_rng": torch.get_rng_state(),
+        }
+        if metric > best:
+            best, best_epoch = metric, epoch
+            save_checkpoint({**payload, "best_metric": best, "best_epoch": best_epoch}, out_dir / BEST)
+        payload.update(best_metric=best, best_epoch=best_epoch)
+        save_checkpoint(payload, epoch_path(out_dir, epoch))
+        save_checkpoint(payload, last)
+        retain(out_dir, cfg.keep_last_checkpoints)
+        if on_epoch:
+            on_epoch(log)
+        if bar:
+            bar.update(1)
+            bar.set_postfix(val_rank_ic=f"{metric:.4f}", best=f"{best:.4f}")
+    if bar:
+        bar.close()
+    secs = [h["seconds"] for h in history] or [0.0]
+    sps = [h["samples_per_second"] for h in history] or [0.0]
+    return TrainResult(
+        best_epoch,
+        best,
+        len(history),
+        n_params,
+        float(np.mean(secs)),
+        float(np.mean(sps)),
+        str(device),
+        str(out_dir / BEST),
+        history,
+        resumed,
+    )
+
+
+def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[ATFTGATFAN, dict[str, Any]]:
+    ck = load_checkpoint(path, device)
+    cfg = TrainingConfig(**ck["config"])
+    model = ATFTGATFAN(ck["n_features"], cfg).to(device)
+    model.load_state_dict(ck["state_dict"])
+    model.eval()
+    return model, ck

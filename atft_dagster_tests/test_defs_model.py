@@ -1,0 +1,108 @@
+"""model_checkpoint in Dagster: GPU pool, config from the launchpad, MLflow run, manifest refusal."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import polars as pl
+import pytest
+from mlflow.tracking import MlflowClient
+
+from atft_dagster.definitions import build_definitions
+from atft_dagster.defs.model_assets import REGISTERED_MODEL, TorchDevice, model_checkpoint
+from atft_dagster.defs.partitions import trading_days_partitions
+from atft_dagster.defs.resources import SyntheticMarketResource
+from atft_dagster.training.checkpoint import load_checkpoint
+
+SMALL = SyntheticMarketResource(n_stocks=30, n_days=260)
+TINY = {
+    "hidden": 16,
+    "seq_len": 8,
+    "attn_heads": 2,
+    "epochs": 1,
+    "val_days": 20,
+    "test_days": 30,
+    "batch_dates": 8,
+    "min_stocks_per_date": 10,
+}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("model")
+    d = build_definitions(root, SMALL)
+    keys = trading_days_partitions.get_partition_keys()
+    inst = dg.DagsterInstance.ephemeral()
+    tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[259]}
+    assert d.resolve_job_def("ingest").execute_in_process(instance=inst, tags=tags).success
+    assert d.resolve_job_def("prepare").execute_in_process(instance=inst).success
+    return root, d, inst
+
+
+def _train(d, inst, **overrides):
+    cfg = {"ops": {"model_checkpoint": {"config": {**TINY, **overrides}}}}
+    return d.resolve_job_def("train").execute_in_process(instance=inst, run_config=cfg, raise_on_error=False)
+
+
+def test_training_asset_runs_in_the_gpu_pool():
+    assert model_checkpoint.op.pool == "gpu"
+
+
+def test_train_job_checkpoints_and_tracks(prepared):
+    root, d, inst = prepared
+    res = _train(d, inst)
+    assert res.success
+    out = pl.read_parquet(root / "tables" / "model_checkpoint.parquet")
+    ck = load_checkpoint(out["checkpoint"][0])
+    assert ck["config"]["hidden"] == 16 and ck["meta"]["dagster_run_id"] == res.run_id
+    assert ck["meta"]["graph_config"]["top_k"] == 10  # the graph's config, from its materialisation
+    md = next(e for e in res.get_asset_materialization_events()).materialization.metadata
+    for key in (
+        "parameters",
+        "epochs_run",
+        "best_val_rank_ic_primary",
+        "val_rank_ic",
+        "seconds_per_epoch",
+        "samples_per_second",
+        "device",
+        "mlflow_run",
+    ):
+        assert key in md, key
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("atft_dagster")
+    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.dagster_run_id = '{res.run_id}'")
+    assert len(runs) == 1 and runs[0].data.params["hidden"] == "16" and runs[0].info.status == "FINISHED"
+    assert "val_rank_ic_1d" in runs[0].data.metrics
+    assert exp.artifact_location.startswith((root / "mlartifacts").resolve().as_uri())
+    versions = client.search_model_versions(f"name = '{REGISTERED_MODEL}'")
+    assert any(v.run_id == runs[0].info.run_id for v in versions)
+
+
+def test_config_hidden_reaches_the_model(prepared):
+    root, d, inst = prepared
+    assert _train(d, inst, hidden=32).success
+    out = pl.read_parquet(root / "tables" / "model_checkpoint.parquet")
+    small = load_checkpoint(out["checkpoint"][0])
+    assert small["config"]["hidden"] == 32
+    assert out["n_parameters"][0] > 0 and json.loads(out["config"][0])["hidden"] == 32
+
+
+def test_a_dataset_with_another_manifest_is_refused(prepared):
+    root, d, inst = prepared
+    path = root / "tables" / "enriched_features.manifest.json"
+    original = path.read_text()
+    try:
+        path.write_text(json.dumps({**json.loads(original), "hash": "0" * 64}))
+        res = _train(d, inst)
+        assert not res.success
+        msg = next(e for e in res.all_events if e.is_step_failure).event_specific_data.error.to_string()
+        assert "ManifestMismatch" in msg and "rebuild" in msg
+    finally:
+        path.write_text(original)
+
+
+def test_torch_device_resource():
+    dev = TorchDevice(device="cpu", threads=1)
+    assert dev.resolve().type == "cpu" and "cpu" in dev.describe(dev.resolve())
+    assert TorchDevice().resolve().type in ("cpu", "cuda")

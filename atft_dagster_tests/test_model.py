@@ -1,0 +1,162 @@
+"""ATFT-GAT-FAN: config reaches the model, gradients reach every block, the graph is really used."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import torch
+
+from atft_dagster.features import compute_features, default_registry
+from atft_dagster.graph import build_stock_graph
+from atft_dagster.market import SyntheticMarketConfig
+from atft_dagster.model import ATFTGATFAN, MultiHorizonLoss, TrainingConfig
+from atft_dagster.panel import build_market_panel
+from atft_dagster.sources import SyntheticSource
+from atft_dagster.training.data import PanelTensors
+
+TINY = dict(hidden=16, seq_len=8, attn_heads=2, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def tensors():
+    src = SyntheticSource(SyntheticMarketConfig(seed=4, n_stocks=50, n_days=160))
+    d = src.history_days()
+    panel = build_market_panel(
+        src.daily_quotes(d[0], d[-1]), src.sector_master(d[-1]), src.calendar(d[0], d[-1])
+    )
+    topix = src.topix(d[0], d[-1])
+    reg = default_registry()
+    feats, _ = compute_features(panel, topix, src.calendar(d[0], d[-1] + timedelta(days=120)), reg)
+    cfg = TrainingConfig(**TINY)
+    return PanelTensors(
+        feats, reg, build_stock_graph(panel, topix), cfg.horizons, cfg.seq_len, cfg.input_clip
+    ), reg
+
+
+def _model(data, **kw) -> ATFTGATFAN:
+    torch.manual_seed(0)
+    return ATFTGATFAN(data.n_features, TrainingConfig(**{**TINY, **kw}))
+
+
+def test_config_values_change_the_built_model(tensors):
+    data, _ = tensors
+    small, big = _model(data, hidden=16), _model(data, hidden=32)
+    assert big.n_parameters() > small.n_parameters()
+    assert _model(data, use_graph=False).graph is None and _model(data).graph is not None
+    assert _model(data, use_fan=False).fan is None and _model(data, use_san=True).san is not None
+    assert _model(data, quantiles=[0.2, 0.5, 0.8]).heads.n_quantiles == 3
+    assert _model(data, horizons=[1, 5], horizon_weights=[1, 1], primary_horizon=1).heads.n_horizons == 2
+    assert _model(data, gat_heads=[2, 1]).graph.conv1.heads == 2
+    with pytest.raises(ValueError):
+        TrainingConfig(hidden=30, attn_heads=4)
+    with pytest.raises(ValueError):
+        TrainingConfig(primary_horizon=3)
+
+
+def test_forward_shapes_and_monotone_quantiles(tensors):
+    data, _ = tensors
+    b = data.batch([40, 41])
+    out = _model(data)(b.x, b.mask, b.edge_index, b.edge_attr)
+    n = b.x.shape[0]
+    assert out.point.shape == (n, 4) and out.quantiles.shape == (n, 4, 5)
+    assert (out.quantiles.diff(dim=-1) >= 0).all()
+    assert out.feature_weights.shape == (n, data.n_features)
+    torch.testing.assert_close(out.feature_weights.sum(-1), torch.ones(n))
+    assert torch.allclose(out.gate, torch.full_like(out.gate, 0.5))
+
+
+def test_a_batch_holds_whole_dates(tensors):
+    data, _ = tensors
+    ix = [50, 51, 52]
+    b = data.batch(ix)
+    for k, t in enumerate(ix):
+        assert int((b.date_index == k).sum()) == int(data.present[t].sum())
+    n0 = int(data.present[50].sum())
+    assert b.edge_index.shape[1] > 0
+    # edges never cross dates
+    assert ((b.edge_index < n0).all(dim=0) | (b.edge_index >= n0).all(dim=0)).all()
+
+
+def test_loss_weights_change_the_loss(tensors):
+    data, _ = tensors
+    b = data.batch([60, 61, 62])
+    out = _model(data)(b.x, b.mask, b.edge_index, b.edge_attr)
+    base, terms = MultiHorizonLoss(TrainingConfig(**TINY))(out.point, out.quantiles, b.y, b.date_index)
+    assert set(terms) == {"huber", "pinball", "rank_ic", "ic", "sharpe"} and all(
+        v != 0 for v in terms.values()
+    )
+    for field in ("w_huber", "w_pinball", "w_rank_ic", "w_ic", "w_sharpe"):
+        other, _ = MultiHorizonLoss(TrainingConfig(**TINY, **{field: 3.0}))(
+            out.point, out.quantiles, b.y, b.date_index
+        )
+        assert not torch.isclose(other, base), field
+    reweighted, _ = MultiHorizonLoss(TrainingConfig(**TINY, horizon_weights=[0, 0, 0, 1]))(
+        out.point, out.quantiles, b.y, b.date_index
+    )
+    assert not torch.isclose(reweighted, base)
+
+
+def _block_grads(model, data, ix):
+    b = data.batch(ix)
+    out = model(
+        b.x,
+        b.mask,
+        b.edge_index if model.graph is not None else None,
+        b.edge_attr if model.graph is not None else None,
+    )
+    loss, _ = MultiHorizonLoss(model.cfg)(out.point, out.quantiles, b.y, b.date_index)
+    model.zero_grad()
+    loss.backward()
+    return {
+        name: sum(float(p.grad.norm() ** 2) for p in blk.parameters() if p.grad is not None) ** 0.5
+        for name, blk in model.blocks().items()
+    }
+
+
+@pytest.mark.parametrize(
+    "norm", [{"use_fan": True}, {"use_fan": False, "use_san": True}, {"use_fan": True, "use_san": True}]
+)
+def test_adaptive_normalisation_does_not_shrink_gradients(tensors, norm):
+    data, _ = tensors
+    g = _block_grads(_model(data, **norm), data, [70, 71, 72])
+    ratio = g["input"] / g["heads"]
+    assert 1e-3 < ratio < 1e3, g  # the replaced system lost a factor 1e10 here
+
+
+def test_graph_branch_receives_gradient(tensors):
+    data, _ = tensors
+    g = _block_grads(_model(data), data, [80, 81])
+    assert g["graph"] > 1e-6 * g["heads"], g  # the replaced system: < 1e-10, and no edges at all
+
+
+def test_predictions_use_the_neighbours(tensors):
+    data, _ = tensors
+    b = data.batch([90])
+    src, dst = b.edge_index
+    i, j = int(src[0]), int(dst[0])
+    x2 = b.x.clone()
+    x2[j] += 1.0  # change a neighbour only
+    for use_graph, changes in ((True, True), (False, False)):
+        m = _model(data, use_graph=use_graph).eval()
+        ei = b.edge_index if use_graph else None
+        ea = b.edge_attr if use_graph else None
+        p1 = m(b.x, b.mask, ei, ea).point[i]
+        p2 = m(x2, b.mask, ei, ea).point[i]
+        assert (not torch.allclose(p1, p2)) == changes
+
+
+def test_graph_block_refuses_missing_edges(tensors):
+    data, _ = tensors
+    b = data.batch([90])
+    with pytest.raises(ValueError, match="no edges"):
+        _model(data)(b.x, b.mask)
+
+
+def test_reset_parameters_restores_the_gate(tensors):
+    data, _ = tensors
+    m = _model(data)
+    with torch.no_grad():
+        m.graph.alpha.fill_(3.0)
+    m.reset_parameters()
+    assert torch.allclose(m.graph.gate(), torch.full((16,), 0.5))

@@ -1,0 +1,159 @@
+"""Training: walk-forward splits with purge, checkpoints, resumption, degeneracy guard, leakage canary."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+import torch
+
+from atft_dagster.features import compute_features, default_registry
+from atft_dagster.graph import build_stock_graph
+from atft_dagster.market import SyntheticMarketConfig
+from atft_dagster.model import TrainingConfig
+from atft_dagster.panel import build_market_panel
+from atft_dagster.sources import SyntheticSource
+from atft_dagster.training.checkpoint import BEST, LAST, load_checkpoint
+from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.split import walk_forward
+from atft_dagster.training.train import DegenerateModelError, evaluate, load_model, predict, train
+
+FAST = dict(
+    hidden=16,
+    seq_len=8,
+    attn_heads=2,
+    epochs=2,
+    val_days=20,
+    test_days=30,
+    batch_dates=8,
+    min_stocks_per_date=10,
+    keep_last_checkpoints=1,
+)
+
+
+def _tensors(market: SyntheticMarketConfig, cfg: TrainingConfig):
+    src = SyntheticSource(market)
+    d = src.history_days()
+    panel = build_market_panel(
+        src.daily_quotes(d[0], d[-1]), src.sector_master(d[-1]), src.calendar(d[0], d[-1])
+    )
+    topix = src.topix(d[0], d[-1])
+    reg = default_registry()
+    feats, _ = compute_features(panel, topix, src.calendar(d[0], d[-1] + timedelta(days=120)), reg)
+    return (
+        PanelTensors(feats, reg, build_stock_graph(panel, topix), cfg.horizons, cfg.seq_len, cfg.input_clip),
+        reg,
+        feats,
+    )
+
+
+@pytest.fixture(scope="module")
+def setup():
+    cfg = TrainingConfig(**FAST)
+    data, reg, feats = _tensors(SyntheticMarketConfig(seed=8, n_stocks=40, n_days=220), cfg)
+    split = walk_forward(
+        data.usable_dates(cfg.min_stocks_per_date), cfg.val_days, cfg.test_days, cfg.purge, cfg.embargo_days
+    )[0]
+    return cfg, data, reg, split, feats
+
+
+def test_walk_forward_order_purge_and_folds():
+    usable = list(range(10, 600))
+    folds = walk_forward(usable, val_days=50, test_days=60, purge=20, embargo=5, n_folds=3)
+    for f in folds:
+        assert max(f.train) < min(f.val) < min(f.test)
+        assert (
+            min(f.val) - max(f.train) > 25 and min(f.test) - max(f.val) > 25
+        )  # purge + embargo dates skipped
+    assert folds[1].test[-1] < folds[0].test[0]
+    rolling = walk_forward(usable, 50, 60, 20, 5, n_folds=2, scheme="rolling")
+    assert len(rolling[1].train) == len(rolling[0].train) and rolling[1].train[0] < rolling[0].train[0]
+    assert TrainingConfig().purge == 20 and TrainingConfig(horizons=[1, 5], horizon_weights=[1, 1]).purge == 5
+    with pytest.raises(ValueError, match="not enough dates"):
+        walk_forward(list(range(100)), 50, 60, 20, 5)
+
+
+def test_training_writes_checkpoints_and_logs(setup, tmp_path):
+    cfg, data, reg, split, _ = setup
+    logs = []
+    res = train(data, cfg, split, tmp_path, {"feature_manifest": reg.hash}, on_epoch=logs.append)
+    assert res.epochs_run == 2 == len(logs) and res.n_parameters > 0
+    assert {"huber", "pinball", "rank_ic", "ic", "sharpe"} == set(logs[0].loss)
+    assert set(logs[0].val_rank_ic) == {"1d", "5d", "10d", "20d"} and logs[0].prediction_std > 0
+    assert set(logs[0].grad_norms) >= {"input", "temporal", "graph", "heads"} and logs[0].gate > 0
+    assert (tmp_path / BEST).exists() and (tmp_path / LAST).exists()
+    assert len(list(tmp_path.glob("epoch_*.pt"))) == cfg.keep_last_checkpoints
+    assert not list(tmp_path.glob("*.tmp"))
+    ck = load_checkpoint(tmp_path / BEST)  # weights_only=True
+    assert ck["config"] == cfg.model_dump() and ck["meta"]["feature_manifest"] == reg.hash
+    assert ck["split"]["test"] == split.test and ck["feature_names"] == reg.names
+    model, _ = load_model(tmp_path / BEST)
+    preds = predict(model, data, split.test[:2], cfg.batch_dates)
+    assert preds.height == int(data.present[split.test[:2]].sum())
+    assert {"pred_1d", "q10_1d", "q90_20d", "label_5d"} <= set(preds.columns)
+
+
+def test_a_killed_run_resumes_where_it_stopped(setup, tmp_path):
+    cfg, data, reg, split, _ = setup
+    cfg3 = cfg.model_copy(update={"epochs": 3})
+    full = train(data, cfg3, split, tmp_path / "full", {"m": 1})
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first(log):
+        if log.epoch == 0:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(data, cfg3, split, tmp_path / "killed", {"m": 1}, on_epoch=kill_after_first)
+    resumed = train(data, cfg3, split, tmp_path / "killed", {"m": 1})
+    assert resumed.resumed_from_epoch == 0 and resumed.epochs_run == 3
+    a = load_checkpoint(tmp_path / "full" / LAST)["state_dict"]
+    b = load_checkpoint(tmp_path / "killed" / LAST)["state_dict"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+    # a different config never resumes someone else's run
+    other = train(data, cfg3.model_copy(update={"lr": 5e-4}), split, tmp_path / "killed", {"m": 1})
+    assert other.resumed_from_epoch is None
+    assert full.best_val_rank_ic == pytest.approx(resumed.best_val_rank_ic)
+
+
+def test_degenerate_predictions_stop_training(setup, tmp_path):
+    cfg, data, _, split, _ = setup
+    with pytest.raises(DegenerateModelError, match="collapsed"):
+        train(data, cfg.model_copy(update={"min_prediction_std": 1e6, "epochs": 1}), split, tmp_path, {})
+
+
+def test_tensors_refuse_features_missing_from_the_registry(setup):
+    cfg, _, reg, _, feats = setup
+    with pytest.raises(ValueError, match="lack 1 registry inputs"):
+        PanelTensors(feats.drop("rsi_14"), reg, None, cfg.horizons, cfg.seq_len, cfg.input_clip)
+
+
+def test_pure_noise_market_gives_no_skill(tmp_path):
+    """Leakage canary: with every effect at zero, test RankIC must be within 3 standard errors of 0."""
+    cfg = TrainingConfig(**{**FAST, "epochs": 2, "test_days": 60})
+    market = SyntheticMarketConfig(seed=9, n_stocks=40, n_days=240).with_effects(
+        reversal=0, momentum=0, volume_shock=0, peer_lead_lag=0
+    )
+    data, reg, _ = _tensors(market, cfg)
+    split = walk_forward(
+        data.usable_dates(cfg.min_stocks_per_date), cfg.val_days, cfg.test_days, cfg.purge, cfg.embargo_days
+    )[0]
+    res = train(data, cfg, split, tmp_path, {})
+    model, _ = load_model(tmp_path / BEST)
+    assert res.best_checkpoint == str(tmp_path / BEST)
+    preds = predict(model, data, split.test, cfg.batch_dates)
+    from atft_dagster.evaluation.metrics import daily_ic
+
+    parts = preds.partition_by("date")
+    ics = daily_ic(
+        [p["pred_1d"].to_numpy() for p in parts], [p["label_1d"].to_numpy() for p in parts], 10, rank=True
+    )
+    ics = ics[np.isfinite(ics)]
+    se = ics.std(ddof=1) / np.sqrt(len(ics))
+    assert abs(ics.mean()) < 3 * se
+    rank_ic, _, _ = evaluate(model, data, split.test, cfg.batch_dates)
+    assert rank_ic["1d"] == pytest.approx(ics.mean(), abs=1e-9)
