@@ -34,6 +34,7 @@ def _run_job(name: str, tags: dict[str, str] | None = None) -> None:
                     file=sys.stderr,
                 )
         raise SystemExit(1)
+    return result
 
 
 def ingest(start: date, end: date) -> None:
@@ -56,15 +57,32 @@ def demo() -> None:
     resource = market_source_resource()
     if not isinstance(resource, SyntheticMarketResource):
         raise SystemExit("`atft demo` runs on the embedded synthetic market; unset ATFT_MARKET_SOURCE")
+    import yaml
+
+    from atft_dagster.defs.settings import REPO_ROOT
+
     days = resource.source().history_days()
     ingest(days[0], days[-1])
-    _run_job("prepare")
     _run_job("synthetic_truth")
+    config_path = REPO_ROOT / "configs" / "demo_retrain.yaml"
+    print(f"[atft] retrain with {config_path}", flush=True)
+    result = _run_job("retrain", run_config=yaml.safe_load(config_path.read_text()))
+    md = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
     root = data_dir()
-    print(f"[atft] outputs (Parquet) under {root / 'tables'}:")
-    for p in sorted((root / "tables").iterdir()):
-        print(f"[atft]   {p}")
-    print("[atft] browse them in the UI: ./run ui  (http://127.0.0.1:3000)")
+    print(f"[atft] tables (Parquet): {root / 'tables'}")
+    ev = md.get("evaluation_report", {})
+    if "report" in ev:
+        print(f"[atft] evaluation report: {ev['report'].value}")
+        print(
+            f"[atft]   model test RankIC (primary horizon) {ev['model_rank_ic_primary'].value:.4f}, {ev['oracle_fraction'].value:.2f} of the oracle"
+        )
+    if "champion_model" in md:
+        print(f"[atft] champion: {md['champion_model']['decision'].value}")
+    if "latest_predictions" in md:
+        print(
+            f"[atft] predictions for {md['latest_predictions']['date'].value}: {md['latest_predictions']['csv'].value}"
+        )
+    print("[atft] browse everything in the UI: ./run ui  (http://127.0.0.1:3000)")
 
 
 def land(n: int, after: date | None) -> None:

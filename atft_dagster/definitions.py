@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from atft_dagster.defs import feature_assets, graph_assets, market_assets, model_assets
+from atft_dagster.defs import evaluation_assets, feature_assets, graph_assets, market_assets, model_assets
 from atft_dagster.defs.io_manager import PolarsParquetIOManager
 from atft_dagster.defs.jobs import JOBS
 from atft_dagster.defs.mlflow_resource import MlflowTracking
@@ -20,7 +20,13 @@ def build_definitions(
     """All assets, checks, jobs and resources; tests pass their own data folder and source."""
     root = Path(root) if root else data_dir()
     return dg.Definitions(
-        assets=[*market_assets.ASSETS, *feature_assets.ASSETS, *graph_assets.ASSETS, *model_assets.ASSETS],
+        assets=[
+            *market_assets.ASSETS,
+            *feature_assets.ASSETS,
+            *graph_assets.ASSETS,
+            *model_assets.ASSETS,
+            *evaluation_assets.ASSETS,
+        ],
         asset_checks=[*market_assets.CHECKS, *feature_assets.CHECKS, *graph_assets.CHECKS],
         jobs=JOBS,
         resources={

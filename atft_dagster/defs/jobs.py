@@ -34,4 +34,21 @@ train_job = dg.define_asset_job(
     description="Train ATFT-GAT-FAN on the current features and graph (GPU pool).",
 )
 
-JOBS = [ingest_job, prepare_job, train_job, market_truth_job]
+retrain_job = dg.define_asset_job(
+    name="retrain",
+    selection=dg.AssetSelection.assets(
+        "sector_master",
+        "trading_calendar",
+        "market_panel",
+        "enriched_features",
+        "stock_graph",
+        "model_checkpoint",
+        "evaluation_report",
+        "champion_model",
+        "latest_predictions",
+    ),
+    description="market panel -> features -> graph -> model checkpoint -> evaluation report -> champion -> "
+    "predictions for the latest day. Configure every step in the launchpad (ops.<asset>.config).",
+)
+
+JOBS = [ingest_job, prepare_job, train_job, retrain_job, market_truth_job]

@@ -164,6 +164,7 @@ def _train_and_log(
     primary = rows[0]
     mlflow.log_dict(cfg.model_dump(), "config.json")
     version = _register(tracking, run)
+    rows = [{**r, "mlflow_model_version": version} for r in rows]
     context.add_output_metadata(
         {
             "parameters": primary["n_parameters"],

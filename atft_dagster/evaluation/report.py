@@ -1,0 +1,98 @@
+"""The evaluation report: a table per horizon of models × metrics, plots, and a Markdown file."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from atft_dagster.evaluation.metrics import MetricReport, evaluate_predictions
+
+TABLE_METRICS = (
+    "rank_ic",
+    "ic",
+    "rank_icir",
+    "icir",
+    "rank_ic_t",
+    "hit_rate",
+    "ls_annual_return",
+    "ls_sharpe",
+    "ls_max_drawdown",
+    "ls_turnover",
+    "jpx_sharpe",
+    "days",
+    "days_excluded",
+)
+
+
+def score_models(
+    frame: pl.DataFrame, models: dict[str, str], label: str, min_stocks: int
+) -> tuple[dict[str, MetricReport], dict[str, pl.DataFrame]]:
+    """``models``: display name -> prediction column. Every model is scored on the same rows."""
+    common = frame.drop_nulls([label, *models.values()])
+    reports, daily = {}, {}
+    for name, col in models.items():
+        reports[name], daily[name] = evaluate_predictions(common, col, label, min_stocks)
+    return reports, daily
+
+
+def table_md(reports: dict[str, MetricReport], horizon: int) -> str:
+    head = "| model | " + " | ".join(TABLE_METRICS) + " |\n|---|" + "---|" * len(TABLE_METRICS) + "\n"
+    rows = []
+    for name, r in reports.items():
+        d = r.as_dict()
+        rows.append(
+            f"| {name} | "
+            + " | ".join(f"{d[m]:.4f}" if isinstance(d[m], float) else str(d[m]) for m in TABLE_METRICS)
+            + " |"
+        )
+    return f"### Horizon {horizon}d\n\n" + head + "\n".join(rows) + "\n"
+
+
+def plots(
+    daily: dict[str, pl.DataFrame], reports: dict[str, MetricReport], folder: Path, horizon: int
+) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for name, d in daily.items():
+        ax.plot(d["date"].to_list(), np.cumsum(d["ls_return"].to_numpy()), label=name)
+    ax.set_title(f"Cumulative long-short return ({horizon}d label, quintiles)")
+    ax.legend(fontsize=7)
+    fig.autofmt_xdate()
+    paths.append(folder / f"cumulative_ls_{horizon}d.png")
+    fig.savefig(paths[-1], dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for name, d in daily.items():
+        ax.plot(d["date"].to_list(), d["rank_ic"].rolling_mean(20, min_samples=5).to_numpy(), label=name)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_title(f"Rolling 20-day RankIC ({horizon}d)")
+    ax.legend(fontsize=7)
+    fig.autofmt_xdate()
+    paths.append(folder / f"rolling_rank_ic_{horizon}d.png")
+    fig.savefig(paths[-1], dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    names = list(reports)
+    width = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        dec = reports[name].deciles
+        ax.bar(np.arange(len(dec)) + i * width, dec, width=width, label=name)
+    ax.set_title(f"Mean label by prediction decile ({horizon}d)")
+    ax.legend(fontsize=7)
+    paths.append(folder / f"deciles_{horizon}d.png")
+    fig.savefig(paths[-1], dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def embed_png(path: Path) -> str:
+    return f"![{path.stem}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"

@@ -1,0 +1,121 @@
+"""retrain end to end on a tiny market: evaluation report, champion promotion, predictions."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import polars as pl
+import pytest
+from mlflow.tracking import MlflowClient
+
+from atft_dagster.definitions import build_definitions
+from atft_dagster.defs.partitions import trading_days_partitions
+from atft_dagster.defs.resources import SyntheticMarketResource
+
+SMALL = SyntheticMarketResource(n_stocks=30, n_days=260)
+TINY = {
+    "hidden": 16,
+    "seq_len": 8,
+    "attn_heads": 2,
+    "epochs": 1,
+    "val_days": 20,
+    "test_days": 30,
+    "batch_dates": 8,
+    "min_stocks_per_date": 10,
+}
+
+
+def _run_config(margin: float = 0.0, lr: float = 1e-3) -> dict:
+    return {
+        "ops": {
+            "model_checkpoint": {"config": {**TINY, "lr": lr}},
+            "evaluation_report": {"config": {"min_stocks_per_date": 10, "lightgbm_rounds": 20}},
+            "champion_model": {"config": {"margin": margin}},
+        }
+    }
+
+
+@pytest.fixture(scope="module")
+def retrained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("retrain")
+    d = build_definitions(root, SMALL)
+    keys = trading_days_partitions.get_partition_keys()
+    inst = dg.DagsterInstance.ephemeral()
+    tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[259]}
+    assert d.resolve_job_def("ingest").execute_in_process(instance=inst, tags=tags).success
+    res = d.resolve_job_def("retrain").execute_in_process(instance=inst, run_config=_run_config())
+    assert res.success
+    return root, d, inst, res, keys
+
+
+def test_evaluation_report_scores_all_models_on_the_same_days(retrained):
+    root, _, _, res, _ = retrained
+    report = pl.read_parquet(root / "tables" / "evaluation_report.parquet")
+    models = set(report["model"])
+    assert models == {"atft_gat_fan", "graph_off", "ridge", "lightgbm", "momentum", "reversal", "oracle"}
+    assert set(report["horizon"]) == {1, 5, 10, 20}
+    prim = report.filter(pl.col("horizon") == 1)
+    assert prim["days"].n_unique() == 1  # identical test days for every model
+    assert prim.filter(pl.col("model") == "oracle")["rank_ic"][0] > 0.05
+    md_file = root / "reports" / res.run_id / "report.md"
+    text = md_file.read_text()
+    assert "| atft_gat_fan |" in text and "of the oracle" in text
+    assert (root / "reports" / res.run_id / "cumulative_ls_1d.png").exists()
+    md = {e.asset_key.path[-1]: e.materialization.metadata for e in res.get_asset_materialization_events()}
+    assert "data:image/png;base64" in md["evaluation_report"]["report_primary"].value
+
+
+def test_first_model_is_champion_and_predictions_exist(retrained):
+    root, _, _, res, _ = retrained
+    champ = json.loads((root / "champion.json").read_text())
+    ckpt = pl.read_parquet(root / "tables" / "model_checkpoint.parquet")
+    assert champ["checkpoint"] == ckpt["checkpoint"][0]
+    md = {e.asset_key.path[-1]: e.materialization.metadata for e in res.get_asset_materialization_events()}
+    assert md["champion_model"]["decision"].value.startswith("first model")
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    assert str(client.get_model_version_by_alias("atft_gat_fan", "champion").version) == str(
+        ckpt["mlflow_model_version"][0]
+    )
+    latest = pl.read_parquet(root / "tables" / "latest_predictions.parquet")
+    day = latest["date"][0]
+    csv = pl.read_csv(root / "predictions" / f"{day}.csv")
+    assert csv.columns == ["Date", "SecuritiesCode", "Rank"] and sorted(csv["Rank"].to_list()) == list(
+        range(csv.height)
+    )
+    assert {"pred_1d", "q10_1d", "q90_20d", "rank"} <= set(latest.columns)
+
+
+def test_daily_predictions_are_byte_identical_and_refuse_missing_dates(retrained):
+    root, d, inst, _, keys = retrained
+    job = d.resolve_job_def("__ASSET_JOB")
+    sel = [dg.AssetKey("daily_predictions")]
+    assert job.execute_in_process(instance=inst, partition_key=keys[250], asset_selection=sel).success
+    first = (
+        (root / "predictions" / f"{keys[250]}.csv").read_bytes(),
+        (root / "tables" / "daily_predictions" / f"{keys[250]}.parquet").read_bytes(),
+    )
+    assert job.execute_in_process(instance=inst, partition_key=keys[250], asset_selection=sel).success
+    again = (
+        (root / "predictions" / f"{keys[250]}.csv").read_bytes(),
+        (root / "tables" / "daily_predictions" / f"{keys[250]}.parquet").read_bytes(),
+    )
+    assert first == again
+    res = job.execute_in_process(
+        instance=inst, partition_key=keys[400], asset_selection=sel, raise_on_error=False
+    )
+    assert not res.success
+    msg = next(e for e in res.all_events if e.is_step_failure).event_specific_data.error.to_string()
+    assert "no enriched features for" in msg
+
+
+def test_champion_is_kept_unless_beaten_by_the_margin(retrained):
+    root, d, inst, _, _ = retrained
+    before = json.loads((root / "champion.json").read_text())
+    res = d.resolve_job_def("retrain").execute_in_process(
+        instance=inst, run_config=_run_config(margin=10.0, lr=5e-4)
+    )
+    assert res.success
+    md = {e.asset_key.path[-1]: e.materialization.metadata for e in res.get_asset_materialization_events()}
+    assert md["champion_model"]["decision"].value.startswith("kept champion")
+    assert json.loads((root / "champion.json").read_text())["checkpoint"] == before["checkpoint"]
