@@ -51,4 +51,12 @@ retrain_job = dg.define_asset_job(
     "predictions for the latest day. Configure every step in the launchpad (ops.<asset>.config).",
 )
 
-JOBS = [ingest_job, prepare_job, train_job, retrain_job, market_truth_job]
+nightly_job = dg.define_asset_job(
+    name="nightly",
+    selection=dg.AssetSelection.groups(MARKET_GROUP)
+    | dg.AssetSelection.assets("enriched_features", "stock_graph", "daily_predictions"),
+    partitions_def=trading_days_partitions,
+    description="For one trading day: ingest it, refresh the panel, features and graph, predict with the champion.",
+)
+
+JOBS = [ingest_job, prepare_job, train_job, retrain_job, nightly_job, market_truth_job]

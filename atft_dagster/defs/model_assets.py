@@ -158,6 +158,7 @@ def _train_and_log(
                 "seconds_per_epoch": result.seconds_per_epoch,
                 "samples_per_second": result.samples_per_second,
                 "device": torch_device.describe(device),
+                "data_end": str(data.dates[-1]),
             }
         )
         mlflow.log_artifact(result.best_checkpoint, artifact_path=f"checkpoint/fold_{split.fold}")

@@ -20,6 +20,7 @@ def trading_day_partitions(start: date = DEFAULT_HISTORY_START) -> dg.TimeWindow
         fmt=FMT,
         cron_schedule="0 0 * * 1-5",
         timezone=TIMEZONE,
+        end_offset=1,  # today's partition exists from midnight Tokyo: the nightly run ingests the same day
         exclusions=[datetime(d.year, d.month, d.day) for d in holidays],
     )
 

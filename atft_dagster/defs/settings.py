@@ -3,6 +3,7 @@
 ATFT_DATA_DIR       where Parquet tables, landing files and reports live (default: <repo>/data)
 ATFT_MARKET_SOURCE  synthetic (default) | jquants | files
 JQUANTS_API_KEY     the J-Quants API v2 key (read through dg.EnvVar, never logged)
+ATFT_NIGHTLY_CRON   cron of the nightly schedule in Asia/Tokyo (default "0 19 * * 1-5")
 """
 
 from __future__ import annotations
@@ -39,3 +40,9 @@ def market_source_resource(kind: str | None = None, root: Path | None = None) ->
             landing_dir=str(root / "landing"), quarantine_dir=str(root / "landing" / "_quarantine")
         )
     raise ValueError(f"ATFT_MARKET_SOURCE must be one of {SOURCES}, got {kind!r}")
+
+
+def nightly_cron() -> str:
+    from atft_dagster.defs.automation import DEFAULT_NIGHTLY_CRON
+
+    return os.environ.get("ATFT_NIGHTLY_CRON", DEFAULT_NIGHTLY_CRON)

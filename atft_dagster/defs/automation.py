@@ -1,0 +1,159 @@
+"""Sensors and the nightly schedule.
+
+- landing_sensor: each new well-formed daily-quote file in data/landing yields an `ingest` run for its dates
+  (run key = file name + modification time; the cursor remembers what was seen, so nothing is missed and
+  nothing runs twice). A malformed file is quarantined with its reason, and the tick says so.
+- retrain_sensor: when at least `min_new_trading_days` have been ingested since the champion's data ended,
+  request `retrain`; never while another retrain is queued or running.
+- ops_failure_sensor: failures of the project's jobs are appended to data/ops/failures.jsonl and logged.
+- nightly_schedule: XTKS trading days at a configurable Asia/Tokyo time; no run on holidays.
+"""
+
+import json
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from atft_dagster.calendar import is_trading_day, trading_days
+from atft_dagster.defs.evaluation_assets import CHAMPION_FILE
+from atft_dagster.defs.partitions import TIMEZONE
+from atft_dagster.defs.resources import ProjectPaths
+from atft_dagster.sources.files import FileRejected, LandingFileSource, Layout
+
+DEFAULT_NIGHTLY_CRON = "0 19 * * 1-5"  # 19:00 Asia/Tokyo, after the 15:30 close and data publication
+MONITORED_JOBS = ("ingest", "retrain", "nightly", "train", "prepare")
+
+
+class RetrainPolicy(dg.ConfigurableResource):
+    min_new_trading_days: int = 5
+
+
+def _range_tags(days: list[date]) -> dict[str, str]:
+    return {
+        "dagster/asset_partition_range_start": str(min(days)),
+        "dagster/asset_partition_range_end": str(max(days)),
+    }
+
+
+@dg.sensor(
+    job_name="ingest",
+    minimum_interval_seconds=60,
+    description="New files in data/landing -> ingest their trading days.",
+)
+def landing_sensor(context: dg.SensorEvaluationContext, paths: ProjectPaths) -> dg.SensorResult:
+    seen: dict[str, float] = json.loads(context.cursor) if context.cursor else {}
+    source = LandingFileSource(paths.landing_dir, paths.quarantine_dir)
+    requests, notes = [], []
+    for path in source.files():
+        key = f"{path.name}:{path.stat().st_mtime}"
+        if seen.get(path.name) == path.stat().st_mtime:
+            continue
+        mtime = path.stat().st_mtime
+        try:
+            landed = source.check(path)
+        except FileRejected as err:
+            notes.append(f"quarantined {path.name}: {err.reason}")
+            context.log.warning(str(err))
+            seen[path.name] = mtime
+            continue
+        seen[path.name] = mtime
+        if landed.layout in (Layout.JQUANTS_BARS, Layout.KAGGLE_PRICES):
+            days = sorted(set(landed.frame["date"].to_list()))
+            requests.append(
+                dg.RunRequest(run_key=key, tags={**_range_tags(days), "atft/landing_file": path.name})
+            )
+            notes.append(f"ingest {path.name}: {days[0]} .. {days[-1]}")
+    cursor = json.dumps(seen, sort_keys=True)
+    if not requests:
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason("; ".join(notes) or "no new landing files"), cursor=cursor
+        )
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+
+def _latest_panel_date(instance: dg.DagsterInstance) -> date | None:
+    event = instance.get_latest_materialization_event(dg.AssetKey("market_panel"))
+    if not event or not event.asset_materialization:
+        return None
+    last = event.asset_materialization.metadata.get("last_date")
+    return date.fromisoformat(last.value) if last else None
+
+
+@dg.sensor(
+    job_name="retrain",
+    minimum_interval_seconds=300,
+    description="Enough new trading days since the champion's data -> retrain.",
+)
+def retrain_sensor(
+    context: dg.SensorEvaluationContext, paths: ProjectPaths, retrain_policy: RetrainPolicy
+) -> dg.SensorResult | dg.SkipReason:
+    latest = _latest_panel_date(context.instance)
+    if latest is None:
+        return dg.SkipReason("market_panel has not been materialised yet")
+    active = context.instance.get_run_records(
+        dg.RunsFilter(
+            job_name="retrain",
+            statuses=[
+                dg.DagsterRunStatus.QUEUED,
+                dg.DagsterRunStatus.NOT_STARTED,
+                dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED,
+            ],
+        ),
+        limit=1,
+    )
+    if active:
+        return dg.SkipReason(f"a retrain is already {active[0].dagster_run.status.value}")
+    champion_file = paths.root / CHAMPION_FILE
+    data_end = None
+    if champion_file.exists():
+        end = json.loads(champion_file.read_text()).get("data_end")
+        data_end = date.fromisoformat(end) if end else None
+    new_days = len(trading_days(data_end, latest)) - 1 if data_end else None
+    if new_days is not None and new_days < retrain_policy.min_new_trading_days:
+        return dg.SkipReason(
+            f"{new_days} new trading day(s) since the champion's data ({data_end}); need {retrain_policy.min_new_trading_days}"
+        )
+    why = "no champion yet" if data_end is None else f"{new_days} new trading days since {data_end}"
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"retrain:{latest}", tags={"atft/reason": why})]
+    )
+
+
+@dg.run_failure_sensor(
+    monitor_all_code_locations=False,
+    description="Record failures of the project's jobs in data/ops/failures.jsonl.",
+)
+def ops_failure_sensor(context: dg.RunFailureSensorContext, paths: ProjectPaths) -> None:
+    if context.dagster_run.job_name not in MONITORED_JOBS:
+        return
+    record = {
+        "at": datetime.now().isoformat(timespec="seconds"),
+        "job": context.dagster_run.job_name,
+        "run_id": context.dagster_run.run_id,
+        "error": context.failure_event.message,
+        "steps": [e.step_key for e in context.get_step_failure_events()],
+    }
+    folder = paths.root / "ops"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "failures.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+    context.log.error(f"job {record['job']} failed (run {record['run_id']}): {record['error']}")
+
+
+def nightly_schedule_for(cron: str = DEFAULT_NIGHTLY_CRON) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        cron_schedule=cron,
+        execution_timezone=TIMEZONE,
+        job_name="nightly",
+        name="nightly_schedule",
+        description="Nightly on XTKS trading days: ingest the day, refresh features and graph, predict with the champion.",
+    )
+    def nightly_schedule(context: dg.ScheduleEvaluationContext):
+        day = context.scheduled_execution_time.astimezone(ZoneInfo(TIMEZONE)).date()
+        if not is_trading_day(day):
+            return dg.SkipReason(f"{day} is not an XTKS trading day")
+        return dg.RunRequest(run_key=f"nightly:{day}", partition_key=str(day))
+
+    return nightly_schedule

@@ -1,0 +1,189 @@
+"""Sensors, the nightly schedule, and the end-to-end landing -> ingest -> retrain -> predictions flow."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from atft_dagster.definitions import build_definitions
+from atft_dagster.defs.automation import (
+    RetrainPolicy,
+    landing_sensor,
+    nightly_schedule_for,
+    ops_failure_sensor,
+    retrain_sensor,
+)
+from atft_dagster.defs.partitions import trading_days_partitions
+from atft_dagster.defs.resources import ProjectPaths, SyntheticMarketResource
+from atft_dagster.landing import land_days, next_days_to_land
+
+SMALL = SyntheticMarketResource(n_stocks=30, n_days=260)
+TINY = {
+    "hidden": 16,
+    "seq_len": 8,
+    "attn_heads": 2,
+    "epochs": 1,
+    "val_days": 20,
+    "test_days": 30,
+    "batch_dates": 8,
+    "min_stocks_per_date": 10,
+}
+RETRAIN_CONFIG = {
+    "ops": {
+        "model_checkpoint": {"config": TINY},
+        "evaluation_report": {
+            "config": {"min_stocks_per_date": 10, "lightgbm_rounds": 10, "graph_off_baseline": False}
+        },
+    }
+}
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+
+def _sensor(sensor, paths, cursor=None, instance=None, **resources):
+    ctx = dg.build_sensor_context(cursor=cursor, instance=instance, resources={"paths": paths, **resources})
+    return sensor(ctx), ctx
+
+
+# ---- landing sensor --------------------------------------------------------------------------
+def test_landing_sensor_new_file_same_file_malformed_and_nothing(tmp_path):
+    paths = ProjectPaths(data_dir=str(tmp_path))
+    result, _ = _sensor(landing_sensor, paths)
+    assert not result.run_requests and "no new landing files" in result.skip_reason.skip_message
+    src = SMALL.source()
+    days = next_days_to_land(src, paths.landing_dir, 2)
+    land_days(src, paths.landing_dir, days)
+    result, _ = _sensor(landing_sensor, paths)
+    assert len(result.run_requests) == 2  # one per daily-quote file; master and TOPIX files ride along
+    req = sorted(result.run_requests, key=lambda r: r.run_key)[0]
+    assert req.tags["dagster/asset_partition_range_start"] == str(days[0]) and req.run_key.startswith(
+        f"daily_quotes_{days[0]}.csv:"
+    )
+    again, _ = _sensor(landing_sensor, paths, cursor=result.cursor)
+    assert not again.run_requests  # the same files do not run twice
+    bad = paths.landing_dir / "daily_quotes_bad.csv"
+    bad.write_text("Date,Code,O,H,L,C,Vo,Va,AdjFactor\n2024-06-27,72030,-1,10,9,9.5,100,1000,1\n")
+    third, _ = _sensor(landing_sensor, paths, cursor=result.cursor)
+    assert not third.run_requests and "quarantined daily_quotes_bad.csv" in third.skip_reason.skip_message
+    assert (paths.quarantine_dir / "daily_quotes_bad.csv.reason.txt").exists() and not bad.exists()
+
+
+# ---- schedule --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("when", "runs"),
+    [(datetime(2024, 7, 1, 19, 0, tzinfo=TOKYO), True), (datetime(2024, 7, 15, 19, 0, tzinfo=TOKYO), False)],
+)
+def test_nightly_schedule_trading_day_and_holiday(when, runs, tmp_path):
+    repo = build_definitions(tmp_path, SMALL).get_repository_def()
+    schedule = repo.get_schedule_def("nightly_schedule")
+    result = schedule.evaluate_tick(
+        dg.build_schedule_context(scheduled_execution_time=when, repository_def=repo)
+    )
+    if runs:
+        assert [r.partition_key for r in result.run_requests] == ["2024-07-01"]
+    else:  # 2024-07-15 is Marine Day
+        assert not result.run_requests and "not an XTKS trading day" in result.skip_message
+
+
+def test_schedule_cron_is_configurable():
+    assert nightly_schedule_for("30 20 * * 1-5").cron_schedule == "30 20 * * 1-5"
+    assert nightly_schedule_for().execution_timezone == "Asia/Tokyo"
+
+
+# ---- retrain sensor --------------------------------------------------------------------------
+def _report_panel(instance, last_date: str) -> None:
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key="market_panel", metadata={"last_date": last_date})
+    )
+
+
+def test_retrain_sensor_policy(tmp_path):
+    paths = ProjectPaths(data_dir=str(tmp_path))
+    policy = RetrainPolicy(min_new_trading_days=3)
+    with dg.instance_for_test() as instance:
+        result, _ = _sensor(retrain_sensor, paths, instance=instance, retrain_policy=policy)
+        assert "not been materialised" in result.skip_message
+        _report_panel(instance, "2024-07-05")
+        result, _ = _sensor(retrain_sensor, paths, instance=instance, retrain_policy=policy)
+        assert result.run_requests[0].tags["atft/reason"] == "no champion yet"
+        (tmp_path / "champion.json").write_text(json.dumps({"checkpoint": "x", "data_end": "2024-07-03"}))
+        result, _ = _sensor(retrain_sensor, paths, instance=instance, retrain_policy=policy)
+        assert "2 new trading day(s)" in result.skip_message
+        _report_panel(instance, "2024-07-08")
+        result, _ = _sensor(retrain_sensor, paths, instance=instance, retrain_policy=policy)
+        assert result.run_requests[0].run_key == "retrain:2024-07-08"
+        instance.add_run(dg.DagsterRun(job_name="retrain", run_id="r1", status=dg.DagsterRunStatus.STARTED))
+        result, _ = _sensor(retrain_sensor, paths, instance=instance, retrain_policy=policy)
+        assert "already" in result.skip_message  # never two retrains at once
+
+
+def test_failure_sensor_records_failures(tmp_path):
+    d = build_definitions(tmp_path, SMALL)
+    with dg.instance_for_test() as instance:
+        keys = trading_days_partitions.get_partition_keys()
+        run = d.resolve_job_def("ingest").execute_in_process(
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": keys[5],
+                "dagster/asset_partition_range_end": keys[5],
+            },
+            raise_on_error=False,
+        )
+        assert run.success
+        bad = d.resolve_job_def("train").execute_in_process(instance=instance, raise_on_error=False)
+        assert not bad.success
+        failure = next(
+            e
+            for e in bad.all_events
+            if e.event_type_value == "PIPELINE_FAILURE" or e.event_type_value == "RUN_FAILURE"
+        )
+        ctx = dg.build_run_status_sensor_context(
+            sensor_name="ops_failure_sensor",
+            dagster_instance=instance,
+            dagster_run=bad.dagster_run,
+            dagster_event=failure,
+            resources={"paths": ProjectPaths(data_dir=str(tmp_path))},
+        ).for_run_failure()
+        ops_failure_sensor(ctx)
+    lines = (tmp_path / "ops" / "failures.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["job"] == "train" and json.loads(lines[-1])["run_id"] == bad.run_id
+
+
+# ---- end to end ------------------------------------------------------------------------------
+def test_end_to_end_landing_to_predictions(tmp_path):
+    """The simulator lands a day -> landing sensor -> ingest -> retrain sensor -> retrain -> predictions."""
+    d = build_definitions(tmp_path, SMALL)
+    paths = ProjectPaths(data_dir=str(tmp_path))
+    keys = trading_days_partitions.get_partition_keys()
+    with dg.instance_for_test() as instance:
+        tags = {
+            "dagster/asset_partition_range_start": keys[0],
+            "dagster/asset_partition_range_end": keys[259],
+        }
+        assert d.resolve_job_def("ingest").execute_in_process(instance=instance, tags=tags).success
+        assert (
+            d.resolve_job_def("retrain")
+            .execute_in_process(instance=instance, run_config=RETRAIN_CONFIG)
+            .success
+        )
+        day = next_days_to_land(SMALL.source(), paths.landing_dir, 1)[0]
+        land_days(SMALL.source(), paths.landing_dir, [day])
+        landed, _ = _sensor(landing_sensor, paths)
+        (req,) = landed.run_requests
+        assert d.resolve_job_def("ingest").execute_in_process(instance=instance, tags=req.tags).success
+        trigger, _ = _sensor(
+            retrain_sensor, paths, instance=instance, retrain_policy=RetrainPolicy(min_new_trading_days=1)
+        )
+        (retrain_req,) = trigger.run_requests
+        assert retrain_req.run_key == f"retrain:{day}"
+        assert (
+            d.resolve_job_def("retrain")
+            .execute_in_process(instance=instance, run_config=RETRAIN_CONFIG, tags=retrain_req.tags)
+            .success
+        )
+    latest = pl.read_parquet(tmp_path / "tables" / "latest_predictions.parquet")
+    assert latest["date"][0] == day and (tmp_path / "predictions" / f"{day}.csv").exists()
