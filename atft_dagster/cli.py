@@ -15,12 +15,12 @@ def _instance():
     return dg.DagsterInstance.get()
 
 
-def _run_job(name: str, tags: dict[str, str] | None = None) -> None:
+def _run_job(name: str, tags: dict[str, str] | None = None, run_config: dict | None = None):
     from atft_dagster.definitions import defs
 
     t0 = time.perf_counter()
     result = defs.resolve_job_def(name).execute_in_process(
-        instance=_instance(), tags=tags or {}, raise_on_error=False
+        instance=_instance(), tags=tags or {}, run_config=run_config or {}, raise_on_error=False
     )
     status = "succeeded" if result.success else "FAILED"
     print(

@@ -1,0 +1,54 @@
+"""The CLI the README's demo command runs: its job runner passes run config and tags through."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from atft_dagster import cli
+
+
+def test_run_job_passes_run_config_and_fails_loudly(monkeypatch, tmp_path):
+    calls = {}
+
+    class FakeJob:
+        def execute_in_process(self, **kwargs):
+            calls.update(kwargs)
+
+            class R:
+                success = True
+                run_id = "r"
+                all_events = []
+
+            return R()
+
+    class FakeDefs:
+        def resolve_job_def(self, name):
+            calls["name"] = name
+            return FakeJob()
+
+    import atft_dagster.definitions as definitions
+
+    monkeypatch.setattr(definitions, "defs", FakeDefs())
+    monkeypatch.setattr(cli, "_instance", lambda: dg.DagsterInstance.ephemeral())
+    cli._run_job("retrain", tags={"a": "b"}, run_config={"ops": {}})
+    assert calls["name"] == "retrain" and calls["run_config"] == {"ops": {}} and calls["tags"] == {"a": "b"}
+
+
+def test_demo_config_is_valid_for_the_retrain_job():
+    import yaml
+
+    from atft_dagster.definitions import defs
+    from atft_dagster.defs.settings import REPO_ROOT
+
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / "demo_retrain.yaml").read_text())
+    job = defs.resolve_job_def("retrain")
+    assert job.run_config_schema.config_type is not None
+    from dagster._config import process_config
+
+    assert process_config(job.run_config_schema.config_type, cfg).success
+
+
+def test_cli_rejects_unknown_commands():
+    with pytest.raises(SystemExit):
+        cli.main(["nonsense"])
