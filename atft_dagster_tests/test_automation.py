@@ -19,20 +19,10 @@ from atft_dagster.defs.automation import (
     retrain_sensor,
 )
 from atft_dagster.defs.partitions import trading_days_partitions
-from atft_dagster.defs.resources import ProjectPaths, SyntheticMarketResource
+from atft_dagster.defs.resources import ProjectPaths
 from atft_dagster.landing import land_days, next_days_to_land
+from atft_dagster_tests.helpers import SMALL, TINY
 
-SMALL = SyntheticMarketResource(n_stocks=30, n_days=260)
-TINY = {
-    "hidden": 16,
-    "seq_len": 8,
-    "attn_heads": 2,
-    "epochs": 1,
-    "val_days": 20,
-    "test_days": 30,
-    "batch_dates": 8,
-    "min_stocks_per_date": 10,
-}
 RETRAIN_CONFIG = {
     "ops": {
         "model_checkpoint": {"config": TINY},

@@ -11,31 +11,16 @@ from mlflow.tracking import MlflowClient
 
 from atft_dagster.definitions import build_definitions
 from atft_dagster.defs.model_assets import REGISTERED_MODEL, TorchDevice, model_checkpoint
-from atft_dagster.defs.partitions import trading_days_partitions
-from atft_dagster.defs.resources import SyntheticMarketResource
 from atft_dagster.training.checkpoint import load_checkpoint
-
-SMALL = SyntheticMarketResource(n_stocks=30, n_days=260)
-TINY = {
-    "hidden": 16,
-    "seq_len": 8,
-    "attn_heads": 2,
-    "epochs": 1,
-    "val_days": 20,
-    "test_days": 30,
-    "batch_dates": 8,
-    "min_stocks_per_date": 10,
-}
+from atft_dagster_tests.helpers import SMALL, TINY, ingest
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("model")
     d = build_definitions(root, SMALL)
-    keys = trading_days_partitions.get_partition_keys()
     inst = dg.DagsterInstance.ephemeral()
-    tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[259]}
-    assert d.resolve_job_def("ingest").execute_in_process(instance=inst, tags=tags).success
+    assert ingest(d, inst).success
     assert d.resolve_job_def("prepare").execute_in_process(instance=inst).success
     return root, d, inst
 

@@ -10,20 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from atft_dagster.definitions import build_definitions
-from atft_dagster.defs.partitions import trading_days_partitions
-from atft_dagster.defs.resources import SyntheticMarketResource
-
-SMALL = SyntheticMarketResource(n_stocks=30, n_days=260)
-TINY = {
-    "hidden": 16,
-    "seq_len": 8,
-    "attn_heads": 2,
-    "epochs": 1,
-    "val_days": 20,
-    "test_days": 30,
-    "batch_dates": 8,
-    "min_stocks_per_date": 10,
-}
+from atft_dagster_tests.helpers import SMALL, TINY, ingest, partition_keys
 
 
 def _run_config(margin: float = 0.0, lr: float = 1e-3) -> dict:
@@ -40,10 +27,9 @@ def _run_config(margin: float = 0.0, lr: float = 1e-3) -> dict:
 def retrained(tmp_path_factory):
     root = tmp_path_factory.mktemp("retrain")
     d = build_definitions(root, SMALL)
-    keys = trading_days_partitions.get_partition_keys()
+    keys = partition_keys()
     inst = dg.DagsterInstance.ephemeral()
-    tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[259]}
-    assert d.resolve_job_def("ingest").execute_in_process(instance=inst, tags=tags).success
+    assert ingest(d, inst).success
     res = d.resolve_job_def("retrain").execute_in_process(instance=inst, run_config=_run_config())
     assert res.success
     return root, d, inst, res, keys
