@@ -132,6 +132,14 @@ def test_tensors_refuse_features_missing_from_the_registry(setup):
         PanelTensors(feats.drop("rsi_14"), reg, None, cfg.horizons, cfg.seq_len, cfg.input_clip)
 
 
+def test_horizons_the_features_lack_are_named(setup):
+    cfg, _, reg, _, feats = setup
+    with pytest.raises(
+        ValueError, match=r"need \['target_20d'\].*make the features' and the model's horizons agree"
+    ):
+        PanelTensors(feats.drop("target_20d"), reg, None, cfg.horizons, cfg.seq_len, cfg.input_clip)
+
+
 def test_pure_noise_market_gives_no_skill(tmp_path):
     """Leakage canary: with every effect at zero, test RankIC must be within 3 standard errors of 0."""
     cfg = TrainingConfig(**{**FAST, "epochs": 2, "test_days": 60})

@@ -46,6 +46,15 @@ class PanelTensors:
         if self.names != registry.names:
             missing = sorted(set(registry.names) - set(self.names))
             raise ValueError(f"features lack {len(missing)} registry inputs, e.g. {missing[:5]}")
+        missing_targets = [f"target_{h}d" for h in horizons if f"target_{h}d" not in features.columns]
+        if missing_targets:
+            have = sorted(
+                c for c in features.columns if c.startswith("target_") and not c.endswith("_excess")
+            )
+            raise ValueError(
+                f"the model's horizons need {missing_targets}, but enriched_features has {have}: "
+                "make the features' and the model's horizons agree"
+            )
         self.seq_len = seq_len
         self.device = torch.device(device)
         z = normalise(features, registry, NormaliserConfig(clip=input_clip))
