@@ -24,7 +24,6 @@ from atft_dagster.training.train import load_model, predict, train
 
 EVAL_GROUP = "evaluation"
 CHAMPION_FILE = "champion.json"
-MODEL_NAME = "atft_gat_fan"
 
 
 class EvaluationConfig(dg.Config):
@@ -358,7 +357,7 @@ def daily_predictions(
 @dg.asset(
     group_name=EVAL_GROUP,
     kinds={"polars", "parquet", "csv"},
-    description="The champion's predictions for the latest trading day with features (what `retrain` and `nightly` "
+    description="The champion's predictions for the latest trading day with features (what `retrain` ends with; "
     "end with); the same files as that day's daily_predictions partition.",
 )
 def latest_predictions(
