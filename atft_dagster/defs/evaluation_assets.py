@@ -357,8 +357,8 @@ def daily_predictions(
 @dg.asset(
     group_name=EVAL_GROUP,
     kinds={"polars", "parquet", "csv"},
-    description="The champion's predictions for the latest trading day with features (what `retrain` ends with; "
-    "end with); the same files as that day's daily_predictions partition.",
+    description="The champion's predictions for the latest trading day with features (what `retrain` "
+    "ends with); the same files as that day's daily_predictions partition.",
 )
 def latest_predictions(
     context: dg.AssetExecutionContext,
