@@ -55,8 +55,9 @@ def test_recovers_the_hidden_network_better_than_chance_and_sectors(default_grap
     )
     late = g.filter((pl.col("date") > panel["date"].unique().sort()[100]) & ~pl.col("fallback"))
     precision = np.mean([(a, b) in hidden for a, b in zip(late["src"], late["dst"], strict=True)])
-    assert precision > 4 * chance
-    assert precision > 1.2 * sector_precision
+    # measured 0.50 against 0.024 chance and 0.11 for same-sector pairs (docs/benchmarks.md)
+    assert precision > 15 * chance
+    assert precision > 3 * sector_precision
 
 
 def test_window_correlation_matches_residual_corrcoef():
@@ -122,7 +123,7 @@ def test_fallback_links_new_listings_to_sector_peers(default_graph):
         ("rebuild_every", 10, lambda a, b: b["date"].n_unique() < a["date"].n_unique()),
         ("allow_negative", True, lambda a, b: (b["corr"] < 0).any() and not (a["corr"] < 0).any()),
         ("min_abs_corr", 0.3, lambda a, b: b.filter(~pl.col("fallback"))["corr"].abs().min() >= 0.3 * 0.999),
-        ("lookback", 120, lambda a, b: not a.equals(b)),
+        ("lookback", 60, lambda a, b: not a.equals(b)),
         ("half_life", None, lambda a, b: not a.equals(b)),
         ("shrinkage", 0.5, lambda a, b: b["corr"].abs().max() < a["corr"].abs().max()),
         ("fallback_peers", 0, lambda a, b: not b["fallback"].any() and a["fallback"].any()),

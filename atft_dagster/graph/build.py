@@ -36,10 +36,10 @@ class GraphConfig(BaseModel):
         5, ge=1, description="Rebuild every k-th trading day of the panel (and always the last day)."
     )
     lookback: int = Field(
-        60, ge=5, description="Trading days in the correlation window (ending at the rebuild date)."
+        250, ge=5, description="Trading days in the correlation window (ending at the rebuild date)."
     )
     half_life: float | None = Field(
-        30.0, gt=0, description="Exponential weighting half-life in days; None = equal weights."
+        125.0, gt=0, description="Exponential weighting half-life in days; None = equal weights."
     )
     shrinkage: float = Field(0.1, ge=0, le=1, description="Correlations are multiplied by (1 - shrinkage).")
     top_k: int = Field(10, ge=1, description="Neighbours kept per stock.")
