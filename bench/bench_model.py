@@ -125,7 +125,7 @@ def speed(n_stocks: int, n_days: int, device: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=TrainingConfig().epochs)
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--gpu-scale", action="store_true")

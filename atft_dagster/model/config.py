@@ -56,7 +56,11 @@ class TrainingConfig(BaseModel):
     )
 
     # ---- optimisation -----------------------------------------------------------------------
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(
+        12,
+        ge=1,
+        description="Upper bound on epochs; the cosine schedule spans them (validation peaks by epoch ~5).",
+    )
     batch_dates: int = Field(4, ge=1, description="Whole dates per batch (never partial cross-sections).")
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
