@@ -132,8 +132,10 @@ def window_correlation(
     ew = e * np.sqrt(w)[:, None].astype(np.float32)
     cov = ew.T @ ew
     var = np.diag(cov).copy()
-    sd = np.sqrt(np.where(var > 0, var, np.inf))
-    corr = cov / sd[:, None] / sd[None, :] * (1.0 - shrinkage)
+    scale = (1.0 / np.sqrt(np.where(var > 0, var, np.inf))).astype(np.float32)
+    corr = cov  # normalised in place: an N x N temporary costs as much as the product at N = 4000
+    corr *= scale[:, None]
+    corr *= scale[None, :] * np.float32(1.0 - shrinkage)
     np.fill_diagonal(corr, 0.0)
     return corr, valid.sum(axis=0)
 
