@@ -17,7 +17,14 @@ from atft_dagster.sources import SyntheticSource
 from atft_dagster.training.checkpoint import BEST, LAST, load_checkpoint
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.split import walk_forward
-from atft_dagster.training.train import DegenerateModelError, evaluate, load_model, predict, train
+from atft_dagster.training.train import (
+    DegenerateModelError,
+    config_folds,
+    evaluate,
+    load_model,
+    predict,
+    train,
+)
 
 FAST = dict(
     hidden=16,
@@ -52,9 +59,7 @@ def _tensors(market: SyntheticMarketConfig, cfg: TrainingConfig):
 def setup():
     cfg = TrainingConfig(**FAST)
     data, reg, feats = _tensors(SyntheticMarketConfig(seed=8, n_stocks=40, n_days=220), cfg)
-    split = walk_forward(
-        data.usable_dates(cfg.min_stocks_per_date), cfg.val_days, cfg.test_days, cfg.purge, cfg.embargo_days
-    )[0]
+    split = config_folds(data, cfg)[0]
     return cfg, data, reg, split, feats
 
 
@@ -147,9 +152,7 @@ def test_pure_noise_market_gives_no_skill(tmp_path):
         reversal=0, momentum=0, volume_shock=0, peer_lead_lag=0
     )
     data, reg, _ = _tensors(market, cfg)
-    split = walk_forward(
-        data.usable_dates(cfg.min_stocks_per_date), cfg.val_days, cfg.test_days, cfg.purge, cfg.embargo_days
-    )[0]
+    split = config_folds(data, cfg)[0]
     res = train(data, cfg, split, tmp_path, {})
     model, _ = load_model(tmp_path / BEST)
     assert res.best_checkpoint == str(tmp_path / BEST)

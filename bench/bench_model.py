@@ -30,8 +30,7 @@ from atft_dagster.model import TrainingConfig
 from atft_dagster.panel import build_market_panel
 from atft_dagster.sources import SyntheticSource
 from atft_dagster.training.data import PanelTensors
-from atft_dagster.training.split import walk_forward
-from atft_dagster.training.train import evaluate, load_model, train
+from atft_dagster.training.train import config_folds, evaluate, load_model, train
 
 
 def inputs(cfg: SyntheticMarketConfig):
@@ -59,13 +58,7 @@ def quality(epochs: int, device: str) -> None:
     src, reg, feats, graph = inputs(SyntheticMarketConfig())
     base = TrainingConfig(epochs=epochs)
     data = PanelTensors(feats, reg, graph, base.horizons, base.seq_len, base.input_clip, device)
-    split = walk_forward(
-        data.usable_dates(base.min_stocks_per_date),
-        base.val_days,
-        base.test_days,
-        base.purge,
-        base.embargo_days,
-    )[0]
+    split = config_folds(data, base)[0]
     test_dates = [data.dates[t] for t in split.test]
     oracle = src.oracle(test_dates[0], test_dates[-1]).join(
         feats.select("date", "code", "target_1d"), on=["date", "code"]
@@ -112,9 +105,7 @@ def speed(n_stocks: int, n_days: int, device: str) -> None:
     )
     cfg = TrainingConfig(epochs=1, val_days=20, test_days=20)
     data = PanelTensors(feats, reg, graph, cfg.horizons, cfg.seq_len, cfg.input_clip, device)
-    split = walk_forward(
-        data.usable_dates(cfg.min_stocks_per_date), cfg.val_days, cfg.test_days, cfg.purge, cfg.embargo_days
-    )[0]
+    split = config_folds(data, cfg)[0]
     with tempfile.TemporaryDirectory() as tmp:
         res = train(data, cfg, split, Path(tmp), {}, precision="bf16" if device == "cuda" else "fp32")
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"

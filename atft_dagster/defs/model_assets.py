@@ -15,8 +15,7 @@ from atft_dagster.defs.resources import ProjectPaths
 from atft_dagster.features import default_registry, require_manifest
 from atft_dagster.model import TrainingConfig
 from atft_dagster.training.data import PanelTensors
-from atft_dagster.training.split import walk_forward
-from atft_dagster.training.train import EpochLog, train
+from atft_dagster.training.train import EpochLog, config_folds, train
 
 MODEL_GROUP = "model"
 REGISTERED_MODEL = "atft_gat_fan"
@@ -92,15 +91,7 @@ def _train_and_log(
     data = PanelTensors(
         enriched_features, registry, stock_graph, cfg.horizons, cfg.seq_len, cfg.input_clip, device
     )
-    folds = walk_forward(
-        data.usable_dates(cfg.min_stocks_per_date),
-        cfg.val_days,
-        cfg.test_days,
-        cfg.purge,
-        cfg.embargo_days,
-        cfg.n_folds,
-        cfg.fold_scheme,
-    )
+    folds = config_folds(data, cfg)
     skipped = len(data.dates) - len(data.usable_dates(cfg.min_stocks_per_date))
     meta = {
         "feature_manifest_hash": registry.hash,

@@ -61,36 +61,34 @@ def plots(
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
+
+    def finish(fig, ax, title: str, name: str, dates: bool = True) -> None:
+        ax.set_title(title)
+        ax.legend(fontsize=7)
+        if dates:
+            fig.autofmt_xdate()
+        paths.append(folder / f"{name}.png")
+        fig.savefig(paths[-1], dpi=90, bbox_inches="tight")
+        plt.close(fig)
+
     fig, ax = plt.subplots(figsize=(8, 4))
     for name, d in daily.items():
         ax.plot(d["date"].to_list(), np.cumsum(d["ls_return"].to_numpy()), label=name)
-    ax.set_title(f"Cumulative long-short return ({horizon}d label, quintiles)")
-    ax.legend(fontsize=7)
-    fig.autofmt_xdate()
-    paths.append(folder / f"cumulative_ls_{horizon}d.png")
-    fig.savefig(paths[-1], dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    finish(
+        fig, ax, f"Cumulative long-short return ({horizon}d label, quintiles)", f"cumulative_ls_{horizon}d"
+    )
     fig, ax = plt.subplots(figsize=(8, 4))
     for name, d in daily.items():
         ax.plot(d["date"].to_list(), d["rank_ic"].rolling_mean(20, min_samples=5).to_numpy(), label=name)
     ax.axhline(0, color="grey", lw=0.5)
-    ax.set_title(f"Rolling 20-day RankIC ({horizon}d)")
-    ax.legend(fontsize=7)
-    fig.autofmt_xdate()
-    paths.append(folder / f"rolling_rank_ic_{horizon}d.png")
-    fig.savefig(paths[-1], dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    finish(fig, ax, f"Rolling 20-day RankIC ({horizon}d)", f"rolling_rank_ic_{horizon}d")
     fig, ax = plt.subplots(figsize=(8, 4))
     names = list(reports)
     width = 0.8 / max(len(names), 1)
     for i, name in enumerate(names):
         dec = reports[name].deciles
         ax.bar(np.arange(len(dec)) + i * width, dec, width=width, label=name)
-    ax.set_title(f"Mean label by prediction decile ({horizon}d)")
-    ax.legend(fontsize=7)
-    paths.append(folder / f"deciles_{horizon}d.png")
-    fig.savefig(paths[-1], dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    finish(fig, ax, f"Mean label by prediction decile ({horizon}d)", f"deciles_{horizon}d", dates=False)
     return paths
 
 

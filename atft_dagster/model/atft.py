@@ -43,29 +43,24 @@ class GraphBlock(nn.Module):
     def __init__(self, hidden: int, heads: list[int], dropout: float, gate_init: float):
         super().__init__()
         self.gate_init = gate_init
-        self.conv1 = GATv2Conv(
-            hidden,
-            hidden,
-            heads=heads[0],
-            concat=False,
-            edge_dim=EDGE_DIM,
-            dropout=dropout,
-            add_self_loops=True,
-            fill_value="mean",
-        )
-        self.conv2 = GATv2Conv(
-            hidden,
-            hidden,
-            heads=heads[1],
-            concat=False,
-            edge_dim=EDGE_DIM,
-            dropout=dropout,
-            add_self_loops=True,
-            fill_value="mean",
-        )
+        self.conv1, self.conv2 = (self._conv(hidden, h, dropout) for h in heads)
         self.alpha = nn.Parameter(torch.empty(hidden))
         self.norm = nn.LayerNorm(hidden)
         self.reset_parameters()
+
+    @staticmethod
+    def _conv(hidden: int, heads: int, dropout: float) -> GATv2Conv:
+        """Heads averaged (width stays ``hidden``); self-loops take the mean of the incoming edge attributes."""
+        return GATv2Conv(
+            hidden,
+            hidden,
+            heads=heads,
+            concat=False,
+            edge_dim=EDGE_DIM,
+            dropout=dropout,
+            add_self_loops=True,
+            fill_value="mean",
+        )
 
     def reset_parameters(self) -> None:
         self.conv1.reset_parameters()

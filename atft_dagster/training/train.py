@@ -22,11 +22,24 @@ from atft_dagster.model.config import TrainingConfig
 from atft_dagster.model.loss import MultiHorizonLoss
 from atft_dagster.training.checkpoint import BEST, LAST, epoch_path, load_checkpoint, retain, save_checkpoint
 from atft_dagster.training.data import PanelTensors
-from atft_dagster.training.split import Split
+from atft_dagster.training.split import Split, walk_forward
 
 
 class DegenerateModelError(RuntimeError):
     """Predictions collapsed to a constant across stocks."""
+
+
+def config_folds(data: PanelTensors, cfg: TrainingConfig) -> list[Split]:
+    """The walk-forward folds the config asks for, over the dates with enough stocks."""
+    return walk_forward(
+        data.usable_dates(cfg.min_stocks_per_date),
+        cfg.val_days,
+        cfg.test_days,
+        cfg.purge,
+        cfg.embargo_days,
+        cfg.n_folds,
+        cfg.fold_scheme,
+    )
 
 
 @dataclass
