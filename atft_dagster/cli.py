@@ -50,7 +50,11 @@ def ingest(start: date, end: date) -> None:
     )
 
 
-def demo() -> None:
+def demo(preset: str | None = None) -> None:
+    import os
+
+    if preset:  # read by the code location (settings.market_source_resource) and every job below
+        os.environ["ATFT_MARKET_PRESET"] = preset
     from atft_dagster.defs.resources import SyntheticMarketResource
     from atft_dagster.defs.settings import data_dir, market_source_resource
 
@@ -86,12 +90,11 @@ def demo() -> None:
 
 
 def land(n: int, after: date | None) -> None:
-    from atft_dagster.defs.settings import data_dir
+    from atft_dagster.defs.settings import data_dir, market_source_resource
     from atft_dagster.landing import land_days, next_days_to_land
-    from atft_dagster.market import SyntheticMarketConfig
     from atft_dagster.sources.synthetic import SyntheticSource
 
-    source = SyntheticSource(SyntheticMarketConfig())
+    source = SyntheticSource(market_source_resource("synthetic").market_config())
     landing = data_dir() / "landing"
     days = next_days_to_land(source, landing, n, after)
     for path in land_days(source, landing, days):
@@ -101,7 +104,15 @@ def land(n: int, after: date | None) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="atft", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("demo", help="ingest the embedded market's history and run every job on it")
+    from atft_dagster.market import PRESET_NAMES
+
+    p_demo = sub.add_parser("demo", help="ingest the embedded market's history and run every job on it")
+    p_demo.add_argument(
+        "--preset",
+        choices=PRESET_NAMES,
+        default=None,
+        help="synthetic market preset (default: $ATFT_MARKET_PRESET or demo); use a fresh ATFT_DATA_DIR per preset",
+    )
     p_ing = sub.add_parser("ingest", help="run the ingest job for a range of trading days")
     p_ing.add_argument("--start", type=date.fromisoformat, required=True)
     p_ing.add_argument("--end", type=date.fromisoformat, required=True)
@@ -110,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     p_land.add_argument("--after", type=date.fromisoformat, default=None)
     args = parser.parse_args(argv)
     if args.cmd == "demo":
-        demo()
+        demo(args.preset)
     elif args.cmd == "ingest":
         ingest(args.start, args.end)
     elif args.cmd == "land":

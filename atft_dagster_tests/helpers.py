@@ -14,7 +14,9 @@ TINY = {
     "attn_heads": 2,
     "epochs": 1,
     "val_days": 20,
+    "selection_days": 20,
     "test_days": 30,
+    "ensemble_seeds": 2,
     "batch_dates": 8,
     "min_stocks_per_date": 10,
 }

@@ -159,3 +159,21 @@ def test_source_for_the_synthetic_resource_is_configured():
     cfg = SyntheticMarketResource(seed=11, n_stocks=40, peer_lead_lag=0.0).market_config()
     assert (cfg.seed, cfg.n_stocks, cfg.effects.peer_lead_lag) == (11, 40, 0.0)
     assert isinstance(SyntheticMarketResource().source(), SyntheticSource)
+
+
+def test_market_preset_is_selectable_in_the_resource_and_environment(monkeypatch):
+    from atft_dagster.defs.resources import SyntheticMarketResource
+    from atft_dagster.defs.settings import market_source_resource
+    from atft_dagster.market import market_preset
+
+    real = SyntheticMarketResource(preset="realistic", n_stocks=50)
+    assert real.market_config() == market_preset("realistic", n_stocks=50)
+    assert real.market_config().dynamics.signal_factor_vol > 0
+    tuned = SyntheticMarketResource(preset="realistic", momentum=0.5).market_config()
+    assert (
+        tuned.effects.momentum == 0.5
+        and tuned.effects.reversal == market_preset("realistic").effects.reversal
+    )
+    assert SyntheticMarketResource().market_config() == market_preset("demo")
+    monkeypatch.setenv("ATFT_MARKET_PRESET", "realistic")
+    assert market_source_resource("synthetic").preset == "realistic"

@@ -73,6 +73,18 @@ def test_config_hidden_reaches_the_model(prepared):
     assert out["n_parameters"][0] > 0 and json.loads(out["config"][0])["hidden"] == 32
 
 
+def test_folds_and_ensemble_seeds_are_honoured(prepared):
+    root, d, inst = prepared
+    res = _train(d, inst, n_folds=2, ensemble_seeds=2, epochs=1)
+    assert res.success
+    out = pl.read_parquet(root / "tables" / "model_checkpoint.parquet")
+    assert sorted(zip(out["fold"], out["seed"], strict=True)) == [(0, 42), (0, 43), (1, 42), (1, 43)]
+    seeds = {load_checkpoint(p)["config"]["seed"] for p in out["checkpoint"]}
+    assert seeds == {42, 43} and out["checkpoint"].n_unique() == 4
+    splits = [json.loads(s) for s in out.filter(pl.col("seed") == 42).sort("fold")["split"]]
+    assert splits[1]["test"][1] < splits[0]["selection"][0]  # fold 1's test ends before fold 0 selects
+
+
 def test_a_dataset_with_another_manifest_is_refused(prepared):
     root, d, inst = prepared
     path = root / "tables" / "enriched_features.manifest.json"

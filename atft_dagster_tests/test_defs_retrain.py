@@ -38,15 +38,28 @@ def retrained(tmp_path_factory):
 def test_evaluation_report_scores_all_models_on_the_same_days(retrained):
     root, _, _, res, _ = retrained
     report = pl.read_parquet(root / "tables" / "evaluation_report.parquet")
-    models = set(report["model"])
-    assert models == {"atft_gat_fan", "graph_off", "ridge", "lightgbm", "momentum", "reversal", "oracle"}
-    assert set(report["horizon"]) == {1, 5, 10, 20}
-    prim = report.filter(pl.col("horizon") == 1)
+    test = report.filter(pl.col("window") == "test")
+    models = set(test["model"])
+    assert models == {
+        "atft_gat_fan",
+        "single_seed",
+        "graph_off",
+        "ridge",
+        "lightgbm",
+        "momentum",
+        "reversal",
+        "oracle",
+    }
+    assert set(report["horizon"]) == {1, 5, 10, 20} and set(report["window"]) == {"test", "selection"}
+    prim = test.filter(pl.col("horizon") == 1)
     assert prim["days"].n_unique() == 1  # identical test days for every model
     assert prim.filter(pl.col("model") == "oracle")["rank_ic"][0] > 0.05
+    assert report.filter(pl.col("window") == "selection", pl.col("model") == "atft_gat_fan").height == 4
     md_file = root / "reports" / res.run_id / "report.md"
     text = md_file.read_text()
     assert "| atft_gat_fan |" in text and "of the oracle" in text
+    assert "Test window (all folds pooled; reported only" in text and "Newey-West" in text
+    assert "Horizon 20d — selection window" in text and "jpx_side" in text
     assert (root / "reports" / res.run_id / "cumulative_ls_1d.png").exists()
     md = {e.asset_key.path[-1]: e.materialization.metadata for e in res.get_asset_materialization_events()}
     assert "data:image/png;base64" in md["evaluation_report"]["report_primary"].value
@@ -56,7 +69,9 @@ def test_first_model_is_champion_and_predictions_exist(retrained):
     root, _, _, res, _ = retrained
     champ = json.loads((root / "champion.json").read_text())
     ckpt = pl.read_parquet(root / "tables" / "model_checkpoint.parquet")
-    assert champ["checkpoint"] == ckpt["checkpoint"][0]
+    assert ckpt.height == 2 and ckpt["seed"].to_list() == [42, 43]  # one fold x two ensemble seeds
+    assert champ["checkpoints"] == ckpt.filter(pl.col("fold") == 0)["checkpoint"].to_list()
+    assert champ["data_end"] == ckpt["data_end"][0]  # the retrain sensor reads it
     md = {e.asset_key.path[-1]: e.materialization.metadata for e in res.get_asset_materialization_events()}
     assert md["champion_model"]["decision"].value.startswith("first model")
     client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
@@ -103,5 +118,6 @@ def test_champion_is_kept_unless_beaten_by_the_margin(retrained):
     )
     assert res.success
     md = {e.asset_key.path[-1]: e.materialization.metadata for e in res.get_asset_materialization_events()}
-    assert md["champion_model"]["decision"].value.startswith("kept champion")
-    assert json.loads((root / "champion.json").read_text())["checkpoint"] == before["checkpoint"]
+    decision = md["champion_model"]["decision"].value
+    assert decision.startswith("kept champion") and "selection-window rank_ic" in decision
+    assert json.loads((root / "champion.json").read_text())["checkpoints"] == before["checkpoints"]

@@ -162,6 +162,37 @@ def test_targets(feats):
     np.testing.assert_allclose(j["target_1d_excess"], j["target_1d"] - j["m1"], rtol=1e-9, atol=1e-12)
 
 
+def test_targets_count_trading_sessions_not_rows(feats):
+    """A halted stock's target_hd ends on the h-th XTKS session after t, and is null if the stock has no
+    price that session: never taken over the stock's next h rows (which would span more sessions)."""
+    df, panel, _, _ = feats
+    sessions = panel["date"].unique().sort().to_list()
+    pos = {d: i for i, d in enumerate(sessions)}
+    counts = panel.group_by("code").len()
+    gappy = [
+        c
+        for c in counts.filter(pl.col("len") < len(sessions))["code"].to_list()
+        if panel.filter(pl.col("code") == c)["date"].min() == sessions[0]
+    ]
+    assert gappy, "the fixture market should contain halted stocks"
+    checked_null = checked_value = 0
+    for code in gappy[:5]:
+        rows = panel.filter(pl.col("code") == code).sort("date")
+        price = dict(zip(rows["date"].to_list(), rows["adj_close"].to_list(), strict=True))
+        f = df.filter(pl.col("code") == code).sort("date")
+        for h in (1, 5, 20):
+            for d, got in zip(f["date"].to_list(), f[f"target_{h}d"].to_list(), strict=True):
+                k = pos[d] + h
+                end = sessions[k] if k < len(sessions) else None
+                if end is None or end not in price:
+                    assert got is None, (code, d, h)
+                    checked_null += 1
+                else:
+                    assert got == pytest.approx(price[end] / price[d] - 1, rel=1e-12), (code, d, h)
+                    checked_value += 1
+    assert checked_null > 0 and checked_value > 0
+
+
 def test_targets_never_among_inputs(feats):
     df, *_ = feats
     inputs = input_columns(df.columns, REG)

@@ -13,6 +13,7 @@ from atft_dagster.evaluation.metrics import (
     daily_ic,
     evaluate_predictions,
     jpx_spread,
+    newey_west_t,
     pearson,
     quantile_long_short,
     spearman,
@@ -94,6 +95,26 @@ def test_icir_and_t_stat_definitions():
     report, daily = evaluate_predictions(f, "pred", "label", min_stocks=10)
     ric = daily["rank_ic"].to_numpy()
     assert report.rank_icir == pytest.approx(ric.mean() / ric.std(ddof=1))
-    assert report.rank_ic_t == pytest.approx(report.rank_icir * np.sqrt(25))
+    assert report.rank_ic_t == pytest.approx(report.rank_icir * np.sqrt(25))  # lag 0: the plain t
+    lagged, _ = evaluate_predictions(f, "pred", "label", min_stocks=10, nw_lag=4)
+    assert lagged.nw_lag == 4 and lagged.rank_ic_t == pytest.approx(newey_west_t(ric, 4))
     ls = daily["ls_return"].to_numpy()
     assert report.ls_sharpe == pytest.approx(ls.mean() / ls.std(ddof=1) * np.sqrt(252))
+
+
+def test_newey_west_by_hand_and_honest_on_overlapping_noise():
+    x = np.array([0.3, -0.1, 0.2, 0.4, -0.2, 0.1])
+    d, n = x - x.mean(), len(x)
+    g0, g1 = d @ d / n, d[1:] @ d[:-1] / n
+    assert newey_west_t(x, 1) == pytest.approx(x.mean() / np.sqrt((g0 + 2 * 0.5 * g1) / (n - 1)))
+    # 20-day sums of pure noise overlap by 19 days: the plain t rejects "mean 0" far too often,
+    # the Newey-West t (lag 19) close to the nominal rate
+    rng = np.random.default_rng(0)
+    naive = nw = 0
+    sims = 300
+    for _ in range(sims):
+        e = rng.standard_normal(250 + 19)
+        s = np.convolve(e, np.ones(20), "valid")
+        naive += abs(newey_west_t(s, 0)) > 1.96
+        nw += abs(newey_west_t(s, 19)) > 1.96
+    assert naive / sims > 0.4 and nw / sims < 0.2

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 
+from atft_dagster.evaluation.metrics import evaluate_predictions
+from atft_dagster.evaluation.selection import TrainedFold, compare_on_selection, without_labels
 from atft_dagster.features import compute_features, default_registry
 from atft_dagster.graph import build_stock_graph
 from atft_dagster.market import SyntheticMarketConfig
@@ -16,7 +19,8 @@ from atft_dagster.panel import build_market_panel
 from atft_dagster.sources import SyntheticSource
 from atft_dagster.training.checkpoint import BEST, LAST, load_checkpoint
 from atft_dagster.training.data import PanelTensors
-from atft_dagster.training.split import walk_forward
+from atft_dagster.training.ensemble import ensemble_predict, member_seeds
+from atft_dagster.training.split import Split, all_test_dates, walk_forward
 from atft_dagster.training.train import (
     DegenerateModelError,
     config_folds,
@@ -32,6 +36,7 @@ FAST = dict(
     attn_heads=2,
     epochs=2,
     val_days=20,
+    selection_days=20,
     test_days=30,
     batch_dates=8,
     min_stocks_per_date=10,
@@ -63,17 +68,23 @@ def setup():
     return cfg, data, reg, split, feats
 
 
-def test_walk_forward_order_purge_and_folds():
-    usable = list(range(10, 600))
-    folds = walk_forward(usable, val_days=50, test_days=60, purge=20, embargo=5, n_folds=3)
+def test_walk_forward_four_windows_gaps_and_folds():
+    usable = list(range(10, 900))
+    folds = walk_forward(usable, val_days=50, test_days=60, purge=20, embargo=5, n_folds=3, selection_days=40)
     for f in folds:
-        assert max(f.train) < min(f.val) < min(f.test)
-        assert (
-            min(f.val) - max(f.train) > 25 and min(f.test) - max(f.val) > 25
-        )  # purge + embargo dates skipped
+        assert max(f.train) < min(f.val) < min(f.selection) < min(f.test)
+        assert len(f.val) == 50 and len(f.selection) == 40 and len(f.test) == 60
+        # purge + embargo dates skipped between every pair of windows
+        assert min(f.val) - max(f.train) > 25 and min(f.selection) - max(f.val) > 25
+        assert min(f.test) - max(f.selection) > 25
     assert folds[1].test[-1] < folds[0].test[0]
-    rolling = walk_forward(usable, 50, 60, 20, 5, n_folds=2, scheme="rolling")
+    tests = all_test_dates(folds)
+    for f in folds:  # no date is a test date of one fold and a selection date of another
+        assert not tests & set(f.selection)
+    assert folds[1].test[-1] < folds[0].selection[0] - 25
+    rolling = walk_forward(usable, 50, 60, 20, 5, n_folds=2, scheme="rolling", selection_days=40)
     assert len(rolling[1].train) == len(rolling[0].train) and rolling[1].train[0] < rolling[0].train[0]
+    assert Split.from_dict(folds[0].as_dict()) == folds[0]
     assert TrainingConfig().purge == 20 and TrainingConfig(horizons=[1, 5], horizon_weights=[1, 1]).purge == 5
     with pytest.raises(ValueError, match="not enough dates"):
         walk_forward(list(range(100)), 50, 60, 20, 5)
@@ -147,8 +158,8 @@ def test_horizons_the_features_lack_are_named(setup):
 
 def test_pure_noise_market_gives_no_skill(tmp_path):
     """Leakage canary: with every effect at zero, test RankIC must be within 3 standard errors of 0."""
-    cfg = TrainingConfig(**{**FAST, "epochs": 2, "test_days": 60})
-    market = SyntheticMarketConfig(seed=9, n_stocks=40, n_days=240).with_effects(
+    cfg = TrainingConfig(**{**FAST, "epochs": 2, "test_days": 150, "n_folds": 1})
+    market = SyntheticMarketConfig(seed=9, n_stocks=40, n_days=400).with_effects(
         reversal=0, momentum=0, volume_shock=0, peer_lead_lag=0
     )
     data, reg, _ = _tensors(market, cfg)
@@ -168,3 +179,74 @@ def test_pure_noise_market_gives_no_skill(tmp_path):
     assert abs(ics.mean()) < 3 * se
     rank_ic, _, _ = evaluate(model, data, split.test, cfg.batch_dates)
     assert rank_ic["1d"] == pytest.approx(ics.mean(), abs=1e-9)
+    # the overlapping 5-20 day labels too, judged with the Newey-West t (lag h - 1)
+    for h in cfg.horizons:
+        report, _ = evaluate_predictions(preds, f"pred_{h}d", f"label_{h}d", 10, h - 1)
+        assert abs(report.rank_ic_t) < 3, (h, report.rank_ic_t)
+
+
+@pytest.fixture(scope="module")
+def two_members(setup, tmp_path_factory):
+    cfg, data, _, split, _ = setup
+    root = tmp_path_factory.mktemp("members")
+    paths = []
+    for seed in member_seeds(cfg.seed, 2):
+        res = train(data, cfg.model_copy(update={"seed": seed, "epochs": 1}), split, root / str(seed), {})
+        paths.append(res.best_checkpoint)
+    return paths
+
+
+def test_seed_ensemble_is_the_mean_of_member_ranks(setup, two_members):
+    cfg, data, _, split, _ = setup
+    ens, members = ensemble_predict(two_members, data, split.selection)
+    assert len(members) == 2 and ens.height == members[0].height
+    assert not np.allclose(members[0]["pred_1d"].to_numpy(), members[1]["pred_1d"].to_numpy())
+    day = ens["date"][0]
+    pct = [
+        m.filter(pl.col("date") == day).sort("code")["pred_1d"].rank("average").to_numpy()
+        / m.filter(pl.col("date") == day).height
+        for m in members
+    ]
+    got = ens.filter(pl.col("date") == day).sort("code")["pred_1d"].to_numpy()
+    np.testing.assert_allclose(got, (pct[0] + pct[1]) / 2, rtol=1e-6)
+
+
+def _fold(split, data, checkpoints) -> TrainedFold:
+    return TrainedFold(
+        0,
+        tuple(checkpoints),
+        data.dates[split.train[-1]],
+        (data.dates[split.selection[0]], data.dates[split.selection[-1]]),
+        (data.dates[split.test[0]], data.dates[split.test[-1]]),
+    )
+
+
+def test_promotion_cannot_see_test_window_labels(setup, two_members):
+    """Changing only the test-window labels changes no score and no decision; changing the selection
+    window's labels does (so the comparison really reads labels, and only those)."""
+    cfg, data, _, split, _ = setup
+    candidate = [_fold(split, data, [two_members[1]])]
+    champion = [_fold(split, data, [two_members[0]])]
+
+    def decide(d):
+        return compare_on_selection(candidate, champion, d, 1, "rank_ic", cfg.min_stocks_per_date, 0.0)
+
+    base = decide(data)
+    assert base.folds == [0] and np.isfinite(base.candidate) and "selection-window" in base.decision
+    rng = np.random.default_rng(3)
+
+    def relabel(days: list[int]):
+        d = without_labels(data, [])
+        noise = torch.from_numpy(rng.standard_normal(d.y[days].shape).astype(np.float32))
+        d.y[days] = noise
+        return d
+
+    scrambled_test = decide(relabel(split.test))
+    assert (scrambled_test.candidate, scrambled_test.champion, scrambled_test.promote) == (
+        base.candidate,
+        base.champion,
+        base.promote,
+    )
+    scrambled_selection = decide(relabel(split.selection))
+    assert scrambled_selection.candidate != base.candidate
+    assert data.y[split.test].isfinite().any()  # the original data is untouched

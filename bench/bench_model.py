@@ -1,11 +1,12 @@
-"""Benchmark: ATFT-GAT-FAN quality and speed (issue: model and training asset).
+"""Benchmark: ATFT-GAT-FAN quality and speed.
 
-1. Quality on the default synthetic market (300 stocks, 750 days): test-period mean daily RankIC (1 day)
-   of the full model and of the same model with the graph block off, as a fraction of the oracle's RankIC
-   on the same test days; ridge regression on the same features as a reference.
+1. Quality, one table per market preset (demo, realistic, and the pure-noise canary): one row per model
+   (seed ensemble, its first member alone, graph block off, ridge, LightGBM, momentum, oracle), one column
+   per horizon: test-window mean daily RankIC, mean ± s.d. over held-out market seeds, and the mean
+   Newey-West t. The table is written into docs/benchmarks.md between two markers, with date and machine.
 2. Speed: seconds per epoch on this machine for 1000 stocks x 750 days (one epoch), and on a GPU when run
    there (pass --gpu-scale for 4000 x 1250).
-Run: ./run shell, then python bench/bench_model.py [--epochs N] [--skip-speed] [--gpu-scale]
+Run: ./run shell, then python bench/bench_model.py [--epochs N] [--n-stocks N] [--skip-speed] [--gpu-scale]
 """
 
 from __future__ import annotations
@@ -21,16 +22,17 @@ import numpy as np
 import polars as pl
 import torch
 
-from atft_dagster.evaluation.metrics import daily_ic
+from atft_dagster.evaluation.baselines import factor_baselines, learned_baselines
+from atft_dagster.evaluation.report import score_models
 from atft_dagster.features import compute_features, default_registry
-from atft_dagster.features.normalise import normalise, to_arrays
 from atft_dagster.graph import build_stock_graph
-from atft_dagster.market import SyntheticMarketConfig
+from atft_dagster.market import SyntheticMarketConfig, market_preset
 from atft_dagster.model import TrainingConfig
 from atft_dagster.panel import build_market_panel
 from atft_dagster.sources import SyntheticSource
 from atft_dagster.training.data import PanelTensors
-from atft_dagster.training.train import config_folds, evaluate, load_model, train
+from atft_dagster.training.ensemble import ensemble_predict, member_seeds
+from atft_dagster.training.train import config_folds, train
 
 
 def inputs(cfg: SyntheticMarketConfig):
@@ -45,58 +47,122 @@ def inputs(cfg: SyntheticMarketConfig):
     return src, reg, feats, build_stock_graph(panel, topix)
 
 
-def rank_ic_on(frame: pl.DataFrame, pred: str, label: str = "target_1d") -> float:
-    parts = frame.partition_by("date")
-    return float(
-        np.nanmean(
-            daily_ic([p[pred].to_numpy() for p in parts], [p[label].to_numpy() for p in parts], 20, rank=True)
-        )
-    )
+MODELS = ("ensemble", "single_seed", "graph_off", "ridge", "lightgbm", "momentum", "oracle")
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+MARK = "<!-- bench_model quality table -->"
 
 
-def quality(epochs: int, device: str) -> None:
-    src, reg, feats, graph = inputs(SyntheticMarketConfig())
-    base = TrainingConfig(epochs=epochs)
-    data = PanelTensors(feats, reg, graph, base.horizons, base.seq_len, base.input_clip, device)
-    split = config_folds(data, base)[0]
-    test_dates = [data.dates[t] for t in split.test]
-    oracle = src.oracle(test_dates[0], test_dates[-1]).join(
-        feats.select("date", "code", "target_1d"), on=["date", "code"]
-    )
-    o = rank_ic_on(oracle, "oracle_1d")
-    print(f"split {split.describe(data.dates)}")
-    print(f"oracle test RankIC (1d): {o:.4f}")
-    z = normalise(feats, reg)
-    tr = z.filter(
-        pl.col("date").is_in([data.dates[t] for t in split.train]) & pl.col("target_1d").is_not_null()
-    )
-    te = z.filter(pl.col("date").is_in(test_dates))
-    X, _ = to_arrays(tr, reg.names)
-    y = (
-        tr.select(
-            (
-                (pl.col("target_1d") - pl.col("target_1d").mean().over("date"))
-                / pl.col("target_1d").std().over("date")
-            ).clip(-3, 3)
+def market_run(market: SyntheticMarketConfig, cfg: TrainingConfig, device: str, graph_off: bool) -> dict:
+    """Test-window RankIC and Newey-West t per model and horizon on one market (walk-forward fold 0),
+    plus the ensemble's selection-window RankIC (what a choice between configs would read)."""
+    src, reg, feats, graph = inputs(market)
+    data = PanelTensors(feats, reg, graph, cfg.horizons, cfg.seq_len, cfg.input_clip, device)
+    split = config_folds(data, cfg)[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [
+            train(data, cfg.model_copy(update={"seed": s}), split, Path(tmp) / str(s), {}).best_checkpoint
+            for s in member_seeds(cfg.seed, cfg.ensemble_seeds)
+        ]
+        ens, members = ensemble_predict(paths, data, split.test)
+        sel, _ = ensemble_predict(paths, data, split.selection)
+        frame = ens.join(
+            members[0].select(
+                "date", "code", *[pl.col(f"pred_{h}d").alias(f"single_seed_{h}d") for h in cfg.horizons]
+            ),
+            on=["date", "code"],
         )
-        .to_series()
-        .to_numpy()
+        if graph_off:
+            off = train(data, cfg.model_copy(update={"use_graph": False}), split, Path(tmp) / "off", {})
+            o, _ = ensemble_predict([off.best_checkpoint], data, split.test)
+            frame = frame.join(
+                o.select(
+                    "date", "code", *[pl.col(f"pred_{h}d").alias(f"graph_off_{h}d") for h in cfg.horizons]
+                ),
+                on=["date", "code"],
+            )
+    keys = frame.select("date", "code")
+    train_dates = [data.dates[t] for t in split.train]
+    frame = frame.join(factor_baselines(feats, keys), on=["date", "code"], how="left").join(
+        learned_baselines(feats, reg, train_dates, keys, cfg.horizons, 200, cfg.seed),
+        on=["date", "code"],
+        how="left",
     )
-    w = np.linalg.solve(X.T @ X + 1000 * np.eye(X.shape[1]), X.T @ y)
-    r = rank_ic_on(te.with_columns(pl.Series("p", to_arrays(te, reg.names)[0] @ w)), "p")
-    print(f"ridge test RankIC (1d): {r:.4f} = {r / o:.2f} of oracle")
-    for use_graph in (True, False):
-        cfg = base.model_copy(update={"use_graph": use_graph})
-        with tempfile.TemporaryDirectory() as tmp:
+    frame = frame.join(src.oracle(frame["date"].min(), frame["date"].max()), on=["date", "code"], how="left")
+    out: dict = {}
+    for h in cfg.horizons:
+        cols = {
+            "ensemble": f"pred_{h}d",
+            "single_seed": f"single_seed_{h}d",
+            "graph_off": f"graph_off_{h}d",
+            "ridge": f"ridge_{h}d",
+            "lightgbm": f"lightgbm_{h}d",
+            "momentum": "momentum",
+            "oracle": f"oracle_{h}d",
+        }
+        cols = {k: v for k, v in cols.items() if v in frame.columns}
+        reports, _ = score_models(frame, cols, f"label_{h}d", 20, h - 1)
+        for name, r in reports.items():
+            out[(name, h)] = (r.rank_ic, r.rank_ic_t)
+        sr, _ = score_models(sel, {"ensemble": f"pred_{h}d"}, f"label_{h}d", 20, h - 1)
+        out[("selection:ensemble", h)] = (sr["ensemble"].rank_ic, sr["ensemble"].rank_ic_t)
+    print(f"  split {split.describe(data.dates)}", flush=True)
+    return out
+
+
+def quality(args, device: str) -> str:
+    cfg = TrainingConfig(epochs=args.epochs, patience=args.patience, ensemble_seeds=args.ensemble_seeds)
+    lines = [
+        MARK,
+        f"Measured {datetime.now():%Y-%m-%d %H:%M} on {platform.node()} ({platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, device {device}) by `python bench/bench_model.py "
+        f"--n-stocks {args.n_stocks} --epochs {args.epochs} --patience {args.patience} --market-seeds "
+        f"{' '.join(map(str, args.market_seeds))}`. Walk-forward fold 0 of each market: "
+        f"{args.n_stocks} stocks x {args.n_days} days, validation {cfg.val_days}, selection {cfg.selection_days}, "
+        f"test {cfg.test_days} days, gaps {cfg.purge + cfg.embargo_days}. Ensemble of {cfg.ensemble_seeds} training "
+        f"seeds. Cells: test-window mean daily RankIC, mean ± s.d. over the market seeds (never used in "
+        f"development), then the mean Newey-West t (lag h - 1) in brackets.",
+        "",
+    ]
+    for preset in args.presets:
+        results = []
+        for seed in args.market_seeds:
             t0 = time.perf_counter()
-            res = train(data, cfg, split, Path(tmp), {"manifest": reg.hash})
-            model, _ = load_model(Path(res.best_checkpoint), device)
-            ric, _, _ = evaluate(model, data, split.test, cfg.batch_dates)
-        name = "full model" if use_graph else "graph block off"
-        print(
-            f"{name}: test RankIC (1d) {ric['1d']:.4f} = {ric['1d'] / o:.2f} of oracle; best epoch {res.best_epoch} of {res.epochs_run}; "
-            f"{res.seconds_per_epoch:.1f} s/epoch; {res.n_parameters:,} parameters; {time.perf_counter() - t0:.0f} s"
-        )
+            if preset == "pure_noise":
+                market = market_preset(
+                    "demo", seed=seed, n_stocks=args.n_stocks, n_days=args.n_days
+                ).with_effects(reversal=0, momentum=0, volume_shock=0, peer_lead_lag=0)
+            else:
+                market = market_preset(preset, seed=seed, n_stocks=args.n_stocks, n_days=args.n_days)
+            print(f"{preset} market seed {seed}", flush=True)
+            results.append(market_run(market, cfg, device, graph_off=preset != "pure_noise"))
+            print(f"  {time.perf_counter() - t0:.0f} s", flush=True)
+        lines += [f"**{preset}**", "", "| model | " + " | ".join(f"{h}d" for h in cfg.horizons) + " |"]
+        lines.append("|---|" + "---|" * len(cfg.horizons))
+        for name in (*MODELS, "selection:ensemble"):
+            if (name, cfg.horizons[0]) not in results[0]:
+                continue
+            cells = []
+            for h in cfg.horizons:
+                ric = np.array([r[(name, h)][0] for r in results])
+                t = np.array([r[(name, h)][1] for r in results])
+                cells.append(f"{ric.mean():.4f} ± {ric.std(ddof=1):.4f} ({t.mean():.1f})")
+            label = "ensemble, **selection window**" if name.startswith("selection") else name
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+        print("\n".join(lines), flush=True)
+    lines.append(MARK)
+    return "\n".join(lines)
+
+
+def write_doc(table: str) -> None:
+    text = DOC.read_text()
+    if text.count(MARK) >= 2:
+        head, _, rest = text.partition(MARK)
+        _, _, tail = rest.partition(MARK)
+        text = head + table + tail
+    else:
+        text += "\n" + table + "\n"
+    DOC.write_text(text)
 
 
 def speed(n_stocks: int, n_days: int, device: str) -> None:
@@ -117,6 +183,13 @@ def speed(n_stocks: int, n_days: int, device: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=TrainingConfig().epochs)
+    ap.add_argument("--patience", type=int, default=TrainingConfig().patience)
+    ap.add_argument("--ensemble-seeds", type=int, default=TrainingConfig().ensemble_seeds)
+    ap.add_argument("--presets", nargs="+", default=["demo", "realistic", "pure_noise"])
+    ap.add_argument("--market-seeds", nargs="+", type=int, default=[101, 202, 303])
+    ap.add_argument("--n-stocks", type=int, default=300)
+    ap.add_argument("--n-days", type=int, default=750)
+    ap.add_argument("--no-write", action="store_true", help="print the table, leave docs/benchmarks.md alone")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--gpu-scale", action="store_true")
@@ -124,7 +197,9 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"# {datetime.now():%Y-%m-%d %H:%M} on {platform.node()} ({platform.machine()}), device {device}")
     if not args.skip_quality:
-        quality(args.epochs, device)
+        table = quality(args, device)
+        if not args.no_write:
+            write_doc(table)
     if not args.skip_speed:
         speed(1000, 750, device)
         if args.gpu_scale:

@@ -15,12 +15,14 @@ from atft_dagster.defs.partitions import partition_date, trading_days_partitions
 from atft_dagster.defs.resources import MarketSourceResource, ProjectPaths, SyntheticMarketResource
 from atft_dagster.evaluation.baselines import factor_baselines, learned_baselines
 from atft_dagster.evaluation.report import TABLE_METRICS, embed_png, plots, score_models, table_md
+from atft_dagster.evaluation.selection import TrainedFold, compare_on_selection, folds_from_rows
 from atft_dagster.features import default_registry
 from atft_dagster.model import TrainingConfig
-from atft_dagster.storage import write_json_atomic, write_text_atomic
+from atft_dagster.storage import write_json_atomic, write_parquet_atomic, write_text_atomic
 from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.ensemble import ensemble_predict
 from atft_dagster.training.split import Split
-from atft_dagster.training.train import load_model, predict, train
+from atft_dagster.training.train import load_model, train
 
 EVAL_GROUP = "evaluation"
 CHAMPION_FILE = "champion.json"
@@ -34,19 +36,79 @@ class EvaluationConfig(dg.Config):
     lightgbm_rounds: int = Field(200, description="Boosting rounds of the LightGBM baseline.")
 
 
-def _split(ck: dict) -> Split:
-    s = ck["split"]
-    return Split(s["fold"], s["train"], s["val"], s["test"], s["gap"])
+def _with_columns(frame: pl.DataFrame, other: pl.DataFrame, names: dict[str, str]) -> pl.DataFrame:
+    """Left-join ``other``'s columns (renamed old -> new) on (date, code)."""
+    return frame.join(
+        other.select("date", "code", *[pl.col(a).alias(b) for a, b in names.items()]),
+        on=["date", "code"],
+        how="left",
+    )
+
+
+def _fold_frames(
+    fold: TrainedFold,
+    split: Split,
+    cfg: TrainingConfig,
+    config: EvaluationConfig,
+    data: PanelTensors,
+    enriched_features: pl.DataFrame,
+    registry,
+    torch_device: TorchDevice,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(test rows, selection rows) of one fold: the seed ensemble, its first member alone and the
+    baselines. Learned baselines are fitted on the fold's training dates only."""
+    precision = torch_device.precision
+    single = {f"pred_{h}d": f"single_seed_{h}d" for h in cfg.horizons}
+    out = []
+    for window in (split.test, split.selection):
+        ens, members = ensemble_predict(fold.checkpoints, data, window, precision)
+        frame = _with_columns(ens, members[0], single)
+        keys = frame.select("date", "code")
+        frame = frame.join(factor_baselines(enriched_features, keys), on=["date", "code"], how="left")
+        out.append(frame.with_columns(pl.lit(fold.fold).alias("fold")))
+    test = out[0]
+    keys = test.select("date", "code")
+    train_dates = [data.dates[t] for t in split.train]
+    test = test.join(
+        learned_baselines(
+            enriched_features, registry, train_dates, keys, cfg.horizons, config.lightgbm_rounds, cfg.seed
+        ),
+        on=["date", "code"],
+        how="left",
+    )
+    if config.graph_off_baseline:
+        off_cfg = cfg.model_copy(update={"use_graph": False})
+        with tempfile.TemporaryDirectory() as tmp:
+            res = train(data, off_cfg, split, Path(tmp), {"baseline": "graph_off"}, precision)
+            off, _ = ensemble_predict([res.best_checkpoint], data, split.test, precision)
+        test = _with_columns(test, off, {f"pred_{h}d": f"graph_off_{h}d" for h in cfg.horizons})
+    return test, out[1]
+
+
+def _model_columns(h: int, frame: pl.DataFrame) -> dict[str, str]:
+    """Display name -> prediction column, for the models present in ``frame``."""
+    cols = {
+        "atft_gat_fan": f"pred_{h}d",
+        "single_seed": f"single_seed_{h}d",
+        "graph_off": f"graph_off_{h}d",
+        "ridge": f"ridge_{h}d",
+        "lightgbm": f"lightgbm_{h}d",
+        "momentum": "momentum",
+        "reversal": "reversal",
+        "oracle": f"oracle_{h}d",
+    }
+    return {name: col for name, col in cols.items() if col in frame.columns}
 
 
 @dg.asset(
     group_name=EVAL_GROUP,
     pool="gpu",
     kinds={"polars", "mlflow"},
-    description="Held-out test days only: IC, RankIC, ICIR, t-stats, hit rate, quintile long-short (annualised return, "
-    "Sharpe, drawdown, turnover), the JPX competition Sharpe and decile returns, per horizon, for the model and its "
-    "baselines (graph block off, ridge, LightGBM, momentum, reversal, and the oracle on the synthetic market) on exactly "
-    "the same days and stocks. Plots and a Markdown report under data/reports/<run id>/.",
+    description="Per horizon and window, for the seed-ensemble model, one member alone and the baselines (graph "
+    "block off, ridge, LightGBM, momentum, reversal, and the oracle on the synthetic market), on exactly the same "
+    "days and stocks: IC, RankIC, ICIR, Newey-West t, hit rate, quintile long-short, JPX Sharpe, deciles. The "
+    "test window (all walk-forward folds pooled) is reported only; the selection window is what champion "
+    "promotion reads. Plots and a Markdown report under data/reports/<run id>/.",
 )
 def evaluation_report(
     context: dg.AssetExecutionContext,
@@ -60,106 +122,110 @@ def evaluation_report(
     market_source: MarketSourceResource,
 ) -> pl.DataFrame:
     device = torch_device.resolve()
-    row = model_checkpoint.row(0, named=True)
-    model, ck = load_model(Path(row["checkpoint"]), device)
+    folds = folds_from_rows(model_checkpoint.to_dicts())
+    _, ck = load_model(Path(folds[0].checkpoints[0]), device)
     cfg = TrainingConfig(**ck["config"])
     registry = default_registry()
     data = PanelTensors(
         enriched_features, registry, stock_graph, cfg.horizons, cfg.seq_len, cfg.input_clip, device
     )
-    split = _split(ck)
-    preds = predict(model, data, split.test, cfg.batch_dates, torch_device.precision)
-    keys = preds.select("date", "code")
-    frame = preds.join(factor_baselines(enriched_features, keys), on=["date", "code"], how="left")
-    train_dates = [data.dates[t] for t in split.train]
-    frame = frame.join(
-        learned_baselines(
-            enriched_features, registry, train_dates, keys, cfg.horizons, config.lightgbm_rounds, cfg.seed
-        ),
-        on=["date", "code"],
-        how="left",
-    )
-    if config.graph_off_baseline:
-        off_cfg = cfg.model_copy(update={"use_graph": False})
-        with tempfile.TemporaryDirectory() as tmp:
-            res = train(data, off_cfg, split, Path(tmp), {"baseline": "graph_off"}, torch_device.precision)
-            off_model, _ = load_model(Path(res.best_checkpoint), device)
-            off = predict(off_model, data, split.test, cfg.batch_dates, torch_device.precision)
-        frame = frame.join(
-            off.select(
-                "date", "code", *[pl.col(f"pred_{h}d").alias(f"graph_off_{h}d") for h in cfg.horizons]
-            ),
-            on=["date", "code"],
-            how="left",
-        )
+    tests, selections, splits = [], [], []
+    for fold in folds:
+        _, fck = load_model(Path(fold.checkpoints[0]), device)
+        split = Split.from_dict(fck["split"])
+        splits.append(split)
+        test, sel = _fold_frames(fold, split, cfg, config, data, enriched_features, registry, torch_device)
+        tests.append(test)
+        selections.append(sel)
+    windows = {"test": pl.concat(tests, how="diagonal"), "selection": pl.concat(selections, how="diagonal")}
     if isinstance(market_source, SyntheticMarketResource):
-        oracle = market_source.source().oracle(frame["date"].min(), frame["date"].max())
-        frame = frame.join(oracle, on=["date", "code"], how="left")
+        for name, frame in windows.items():
+            oracle = market_source.source().oracle(frame["date"].min(), frame["date"].max())
+            windows[name] = frame.join(oracle, on=["date", "code"], how="left")
     out_dir = paths.root / "reports" / context.run_id
-    rows, sections, md_meta = [], [], {}
-    for h in cfg.horizons:
-        models = {"atft_gat_fan": f"pred_{h}d"}
-        if config.graph_off_baseline:
-            models["graph_off"] = f"graph_off_{h}d"
-        models.update(
-            {
-                "ridge": f"ridge_{h}d",
-                "lightgbm": f"lightgbm_{h}d",
-                "momentum": "momentum",
-                "reversal": "reversal",
-            }
-        )
-        if f"oracle_{h}d" in frame.columns:
-            models["oracle"] = f"oracle_{h}d"
-        reports, daily = score_models(frame, models, f"label_{h}d", config.min_stocks_per_date)
-        table = table_md(reports, h)
-        images = plots(daily, reports, out_dir, h)
-        sections.append(table + "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in images) + "\n")
-        if h == cfg.primary_horizon:
-            md_meta["report_primary"] = dg.MetadataValue.md(
-                table + "\n" + "\n".join(embed_png(p) for p in images)
+    rows, sections, md_meta = [], {"test": [], "selection": []}, {}
+    for window, frame in windows.items():
+        for h in cfg.horizons:
+            reports, daily = score_models(
+                frame, _model_columns(h, frame), f"label_{h}d", config.min_stocks_per_date, h - 1
             )
-        for name, r in reports.items():
-            rows.append({"horizon": h, "model": name, **{m: float(getattr(r, m)) for m in TABLE_METRICS}})
+            table = table_md(reports, h, window)
+            images = plots(daily, reports, out_dir, h) if window == "test" else []
+            sections[window].append(table + "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in images) + "\n")
+            if h == cfg.primary_horizon and window == "test":
+                md_meta["report_primary"] = dg.MetadataValue.md(
+                    table + "\n" + "\n".join(embed_png(p) for p in images)
+                )
+            for name, r in reports.items():
+                rows.append(
+                    {
+                        "window": window,
+                        "horizon": h,
+                        "model": name,
+                        **{m: float(getattr(r, m)) for m in TABLE_METRICS},
+                    }
+                )
     result = pl.DataFrame(rows)
-    prim = result.filter(pl.col("horizon") == cfg.primary_horizon)
+    prim = result.filter((pl.col("horizon") == cfg.primary_horizon) & (pl.col("window") == "test"))
     model_score = prim.filter(pl.col("model") == "atft_gat_fan")["rank_ic"][0]
     oracle_score = prim.filter(pl.col("model") == "oracle")["rank_ic"].to_list()
+    described = [s.describe(data.dates) for s in splits]
     header = (
-        f"# Evaluation report — run {context.run_id}\n\nTest days {split.describe(data.dates)['test']} "
-        f"({len(split.test)} days); every model scored on the same (date, code) rows. Checkpoint `{row['checkpoint']}`.\n\n"
+        f"# Evaluation report — run {context.run_id}\n\n"
+        f"Model: seed ensemble of {len(folds[0].checkpoints)} (per-date mean of the members' cross-sectional "
+        f"ranks); `single_seed` is its first member alone. {len(folds)} walk-forward fold(s):\n\n"
+        + "\n".join(
+            f"- fold {d['fold']}: train {d['train']}, validation {d['val']} (early stopping), selection "
+            f"{d['selection']} (champion promotion), test {d['test']} (reported only)"
+            for d in described
+        )
+        + "\n\nEvery model is scored on the same (date, code) rows of a window. t-statistics are Newey-West with "
+        "lag h - 1.\n\n"
     )
     if oracle_score:
-        header += f"Model RankIC ({cfg.primary_horizon}d) = {model_score:.4f} = **{model_score / oracle_score[0]:.2f} of the oracle** ({oracle_score[0]:.4f}).\n\n"
+        header += (
+            f"Test window: model RankIC ({cfg.primary_horizon}d) = {model_score:.4f} = "
+            f"**{model_score / oracle_score[0]:.2f} of the oracle** ({oracle_score[0]:.4f}).\n\n"
+        )
+    body = (
+        "## Test window (all folds pooled; reported only, no decision reads it)\n\n"
+        + "\n".join(sections["test"])
+        + "\n## Selection window (all folds pooled; champion promotion reads the model's figure)\n\n"
+        + "\n".join(sections["selection"])
+    )
     report_path = out_dir / "report.md"
-    write_text_atomic(header + "\n".join(sections), report_path)
-    frame.write_parquet(out_dir / "test_predictions.parquet")
+    write_text_atomic(header + body, report_path)
+    write_parquet_atomic(windows["test"], out_dir / "test_predictions.parquet")
     with mlflow_tracking.run(context.run_id, context.job_name):
         mlflow.log_metrics(
             {
-                f"test_{m}_{h}d_{name}": v
-                for h, name, m, v in (
-                    (r["horizon"], r["model"], m, r[m])
-                    for r in rows
-                    for m in ("rank_ic", "ic", "ls_sharpe", "jpx_sharpe")
-                )
-                if v == v
+                f"{r['window']}_{m}_{r['horizon']}d_{r['model']}": r[m]
+                for r in rows
+                for m in ("rank_ic", "ic", "ls_sharpe", "jpx_sharpe")
+                if r[m] == r[m]
             }
         )
         mlflow.log_artifacts(str(out_dir), artifact_path="report")
+    sel_score = result.filter(
+        (pl.col("horizon") == cfg.primary_horizon)
+        & (pl.col("window") == "selection")
+        & (pl.col("model") == "atft_gat_fan")
+    )["rank_ic"][0]
     context.add_output_metadata(
         {
             "report": dg.MetadataValue.path(str(report_path)),
             "model_rank_ic_primary": float(model_score),
+            "model_rank_ic_primary_window": "test",
+            "selection_rank_ic_primary": float(sel_score),
             "oracle_fraction": float(model_score / oracle_score[0]) if oracle_score else float("nan"),
-            "test_days": len(split.test),
+            "test_days": sum(len(s.test) for s in splits),
+            "folds": len(folds),
+            "ensemble_seeds": len(folds[0].checkpoints),
             **md_meta,
         }
     )
     context.log.info(f"evaluation report: {report_path}")
-    return result.with_columns(
-        pl.lit(context.run_id).alias("run_id"), pl.lit(row["checkpoint"]).alias("checkpoint")
-    )
+    return result.with_columns(pl.lit(context.run_id).alias("run_id"))
 
 
 class ChampionConfig(dg.Config):
@@ -169,29 +235,12 @@ class ChampionConfig(dg.Config):
     metric: str = Field("rank_ic", description="Primary metric (a column of the evaluation report).")
 
 
-def _score_on(
-    checkpoint: str,
-    data: PanelTensors,
-    test: list[int],
-    horizon: int,
-    metric: str,
-    min_stocks: int,
-    device,
-    precision: str,
-) -> float:
-    from atft_dagster.evaluation.metrics import evaluate_predictions
-
-    model, ck = load_model(Path(checkpoint), device)
-    preds = predict(model, data, test, TrainingConfig(**ck["config"]).batch_dates, precision)
-    report, _ = evaluate_predictions(preds, f"pred_{horizon}d", f"label_{horizon}d", min_stocks)
-    return float(getattr(report, metric))
-
-
 @dg.asset(
     group_name=EVAL_GROUP,
     kinds={"mlflow"},
-    description="Promotes the new checkpoint only if it beats the current champion on the same evaluation window by "
-    "the configured margin (the first model becomes champion). MLflow registry alias `champion`.",
+    description="Promotes the new seed ensemble only if it beats the current champion on the new run's selection "
+    "windows (mean over folds; test-window labels are removed before scoring) by the configured margin; the first "
+    "model becomes champion. MLflow registry alias `champion`.",
 )
 def champion_model(
     context: dg.AssetExecutionContext,
@@ -204,18 +253,14 @@ def champion_model(
     paths: ProjectPaths,
     mlflow_tracking: MlflowTracking,
 ) -> pl.DataFrame:
-    row = model_checkpoint.row(0, named=True)
+    rows = model_checkpoint.to_dicts()
+    row = rows[0]
     cfg = TrainingConfig(**json.loads(row["config"]))
-    new_score = float(
-        evaluation_report.filter(
-            (pl.col("model") == "atft_gat_fan") & (pl.col("horizon") == cfg.primary_horizon)
-        )[config.metric][0]
-    )
+    candidate = folds_from_rows(rows)
     state_path = paths.root / CHAMPION_FILE
     previous = json.loads(state_path.read_text()) if state_path.exists() else None
-    decision, champ_score = "first model: promoted", None
-    promote = True
-    if previous and previous["checkpoint"] != row["checkpoint"]:
+    decision, scores, promote = "first model: promoted", (float("nan"), float("nan")), True
+    if previous and previous["run_id"] != row["run_id"]:
         if previous.get("feature_manifest_hash") != row["feature_manifest_hash"]:
             decision = "champion built for another feature manifest: promoted"
         else:
@@ -229,29 +274,29 @@ def champion_model(
                 cfg.input_clip,
                 device,
             )
-            _, ck = load_model(Path(row["checkpoint"]), device)
-            champ_score = _score_on(
-                previous["checkpoint"],
+            cmp = compare_on_selection(
+                candidate,
+                [TrainedFold.from_dict(f) for f in previous["folds"]],
                 data,
-                ck["split"]["test"],
                 cfg.primary_horizon,
                 config.metric,
                 cfg.min_stocks_per_date,
-                device,
+                config.margin,
                 torch_device.precision,
             )
-            promote = new_score > champ_score + config.margin
-            decision = f"{'promoted' if promote else 'kept champion'}: new {new_score:.4f} vs champion {champ_score:.4f} + margin {config.margin}"
+            promote, decision, scores = cmp.promote, cmp.decision, (cmp.candidate, cmp.champion)
     elif previous:
         decision, promote = "already champion", True
     current = (
         {
-            "checkpoint": row["checkpoint"],
             "run_id": row["run_id"],
-            "score": new_score,
+            "checkpoints": list(candidate[0].checkpoints),
+            "folds": [f.as_dict() for f in candidate],
             "metric": config.metric,
+            "selection_score": scores[0],
             "feature_manifest_hash": row["feature_manifest_hash"],
             "mlflow_model_version": row.get("mlflow_model_version"),
+            "data_end": row["data_end"],
         }
         if promote
         else previous
@@ -264,13 +309,24 @@ def champion_model(
     context.add_output_metadata(
         {
             "decision": decision,
-            "new_score": new_score,
-            "champion_score": champ_score if champ_score is not None else float("nan"),
-            "champion_checkpoint": dg.MetadataValue.path(current["checkpoint"]),
+            "window": "selection",
+            "new_score": scores[0],
+            "champion_score": scores[1],
+            "champion_checkpoints": dg.MetadataValue.json(current["checkpoints"]),
         }
     )
     context.log.info(f"champion: {decision}")
-    return pl.DataFrame([{**current, "decision": decision}])
+    return pl.DataFrame(
+        [
+            {
+                "run_id": current["run_id"],
+                "checkpoints": current["checkpoints"],
+                "decision": decision,
+                "data_end": current.get("data_end"),
+                "feature_manifest_hash": current["feature_manifest_hash"],
+            }
+        ]
+    )
 
 
 def _predict_day(
@@ -288,7 +344,8 @@ def _predict_day(
             f"no enriched features for {day}: ingest that trading day first (features cover {have.min()} .. {have.max()})"
         )
     device = torch_device.resolve()
-    model, ck = load_model(Path(champion["checkpoint"][0]), device)
+    members = champion["checkpoints"][0].to_list()
+    _, ck = load_model(Path(members[0]), device)
     cfg = TrainingConfig(**ck["config"])
     data = PanelTensors(
         features.filter(pl.col("date") <= day),
@@ -302,9 +359,8 @@ def _predict_day(
     t = data.dates.index(day)
     if t < cfg.seq_len - 1:
         raise ValueError(f"{day} has fewer than {cfg.seq_len} trading days of history")
-    preds = predict(model, data, [t], cfg.batch_dates, torch_device.precision).drop(
-        [f"label_{h}d" for h in cfg.horizons]
-    )
+    preds, _ = ensemble_predict(members, data, [t], torch_device.precision)
+    preds = preds.drop([f"label_{h}d" for h in cfg.horizons])
     preds = preds.sort([f"pred_{cfg.primary_horizon}d", "code"], descending=[True, False]).with_columns(
         pl.int_range(pl.len()).cast(pl.Int32).alias("rank")
     )
@@ -319,7 +375,7 @@ def _predict_day(
         {
             "date": str(day),
             "stocks": preds.height,
-            "champion": champion["checkpoint"][0],
+            "champion": dg.MetadataValue.json(members),
             "csv": dg.MetadataValue.path(str(csv_path)),
         }
     )

@@ -15,6 +15,7 @@ from atft_dagster.defs.resources import ProjectPaths
 from atft_dagster.features import default_registry, require_manifest
 from atft_dagster.model import TrainingConfig
 from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.ensemble import member_seeds
 from atft_dagster.training.train import EpochLog, config_folds, train
 
 MODEL_GROUP = "model"
@@ -102,57 +103,20 @@ def _train_and_log(
     mlflow.set_tags({"feature_manifest_hash": registry.hash, "device": torch_device.describe(device)})
     rows = []
     for split in folds:
-        out_dir = paths.root / "models" / context.run_id / f"fold_{split.fold}"
         context.log.info(f"fold {split.fold}: {json.dumps(split.describe(data.dates))}")
-
-        def on_epoch(log: EpochLog, fold: int = split.fold) -> None:
-            context.log.info(
-                f"fold {fold} epoch {log.epoch}: {log.seconds:.1f}s, loss {json.dumps({k: round(v, 4) for k, v in log.loss.items()})}, "
-                f"val RankIC {json.dumps({k: round(v, 4) for k, v in log.val_rank_ic.items()})}, pred std {log.prediction_std:.3f}, "
-                f"gate {log.gate:.3f}, grad norms {json.dumps({k: round(v, 4) for k, v in log.grad_norms.items()})}"
+        for member, seed in enumerate(member_seeds(cfg.seed, cfg.ensemble_seeds)):
+            rows.append(
+                _train_member(
+                    context,
+                    cfg.model_copy(update={"seed": seed}),
+                    data,
+                    split,
+                    member,
+                    meta,
+                    paths,
+                    torch_device,
+                )
             )
-            metrics = {f"loss_{k}": v for k, v in log.loss.items()}
-            metrics.update({f"val_rank_ic_{k}": v for k, v in log.val_rank_ic.items()})
-            metrics.update({f"val_ic_{k}": v for k, v in log.val_ic.items()})
-            metrics.update({f"grad_norm_{k}": v for k, v in log.grad_norms.items()})
-            metrics.update(prediction_std=log.prediction_std, gate=log.gate, seconds=log.seconds, lr=log.lr)
-            mlflow.log_metrics(
-                {f"fold{fold}_{k}" if fold else k: v for k, v in metrics.items()}, step=log.epoch
-            )
-
-        result = train(
-            data,
-            cfg,
-            split,
-            out_dir,
-            {**meta, "fold": split.fold},
-            torch_device.precision,
-            on_epoch,
-            progress=sys.stderr.isatty(),
-        )
-        best = result.history[result.best_epoch]
-        rows.append(
-            {
-                "fold": split.fold,
-                "run_id": context.run_id,
-                "checkpoint": result.best_checkpoint,
-                "best_epoch": result.best_epoch,
-                "epochs_run": result.epochs_run,
-                "best_val_rank_ic": result.best_val_rank_ic,
-                "val_rank_ic": json.dumps(best["val_rank_ic"]),
-                "val_ic": json.dumps(best["val_ic"]),
-                "split": json.dumps(split.describe(data.dates)),
-                "test_dates": json.dumps([str(data.dates[t]) for t in split.test]),
-                "config": json.dumps(cfg.model_dump()),
-                "feature_manifest_hash": registry.hash,
-                "n_parameters": result.n_parameters,
-                "seconds_per_epoch": result.seconds_per_epoch,
-                "samples_per_second": result.samples_per_second,
-                "device": torch_device.describe(device),
-                "data_end": str(data.dates[-1]),
-            }
-        )
-        mlflow.log_artifact(result.best_checkpoint, artifact_path=f"checkpoint/fold_{split.fold}")
     primary = rows[0]
     mlflow.log_dict(cfg.model_dump(), "config.json")
     version = _register(tracking, run)
@@ -160,6 +124,12 @@ def _train_and_log(
     context.add_output_metadata(
         {
             "parameters": primary["n_parameters"],
+            "ensemble": dg.MetadataValue.json(
+                {
+                    f"fold {f}": [r["seed"] for r in rows if r["fold"] == f]
+                    for f in sorted({r["fold"] for r in rows})
+                }
+            ),
             "epochs_run": primary["epochs_run"],
             "best_epoch": primary["best_epoch"],
             "best_val_rank_ic_primary": primary["best_val_rank_ic"],
@@ -179,6 +149,58 @@ def _train_and_log(
         }
     )
     return pl.DataFrame(rows)
+
+
+def _train_member(context, cfg: TrainingConfig, data, split, member: int, meta, paths, torch_device) -> dict:
+    """One seed of one fold; logs every epoch to the Dagster log and MLflow (prefix fold/seed)."""
+    out_dir = paths.root / "models" / context.run_id / f"fold_{split.fold}" / f"seed_{cfg.seed}"
+    prefix = f"fold{split.fold}_seed{member}_" if (split.fold or member) else ""
+
+    def on_epoch(log: EpochLog) -> None:
+        context.log.info(
+            f"fold {split.fold} seed {cfg.seed} epoch {log.epoch}: {log.seconds:.1f}s, loss {json.dumps({k: round(v, 4) for k, v in log.loss.items()})}, "
+            f"val RankIC {json.dumps({k: round(v, 4) for k, v in log.val_rank_ic.items()})}, pred std {log.prediction_std:.3f}, "
+            f"gate {log.gate:.3f}, grad norms {json.dumps({k: round(v, 4) for k, v in log.grad_norms.items()})}"
+        )
+        metrics = {f"loss_{k}": v for k, v in log.loss.items()}
+        metrics.update({f"val_rank_ic_{k}": v for k, v in log.val_rank_ic.items()})
+        metrics.update({f"val_ic_{k}": v for k, v in log.val_ic.items()})
+        metrics.update({f"grad_norm_{k}": v for k, v in log.grad_norms.items()})
+        metrics.update(prediction_std=log.prediction_std, gate=log.gate, seconds=log.seconds, lr=log.lr)
+        mlflow.log_metrics({f"{prefix}{k}": v for k, v in metrics.items()}, step=log.epoch)
+
+    result = train(
+        data,
+        cfg,
+        split,
+        out_dir,
+        {**meta, "fold": split.fold, "member": member},
+        torch_device.precision,
+        on_epoch,
+        progress=sys.stderr.isatty(),
+    )
+    best = result.history[result.best_epoch]
+    mlflow.log_artifact(result.best_checkpoint, artifact_path=f"checkpoint/fold_{split.fold}/seed_{cfg.seed}")
+    return {
+        "fold": split.fold,
+        "seed": cfg.seed,
+        "run_id": context.run_id,
+        "checkpoint": result.best_checkpoint,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "best_val_rank_ic": result.best_val_rank_ic,
+        "val_rank_ic": json.dumps(best["val_rank_ic"]),
+        "val_ic": json.dumps(best["val_ic"]),
+        "split": json.dumps(split.describe(data.dates)),
+        "test_dates": json.dumps([str(data.dates[t]) for t in split.test]),
+        "config": json.dumps(cfg.model_dump()),
+        "feature_manifest_hash": meta["feature_manifest_hash"],
+        "n_parameters": result.n_parameters,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "samples_per_second": result.samples_per_second,
+        "device": torch_device.describe(data.device),
+        "data_end": str(data.dates[-1]),
+    }
 
 
 def _register(tracking: MlflowTracking, run) -> str:

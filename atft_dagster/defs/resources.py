@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from atft_dagster.market import SyntheticMarketConfig
+from atft_dagster.market import PRESET_NAMES, SyntheticMarketConfig, market_preset
 from atft_dagster.sources import JQuantsSource, LandingFileSource, MarketSource, SyntheticSource
 
 
@@ -21,27 +21,41 @@ class MarketSourceResource(dg.ConfigurableResource):
 
 
 class SyntheticMarketResource(MarketSourceResource):
-    """The embedded synthetic TSE market. The fields override :class:`SyntheticMarketConfig`."""
+    """The embedded synthetic TSE market: a named preset (``demo``: strong, stable effects; ``realistic``:
+    calibrated to real-market difficulty) with the fields below overriding it. An effect left empty keeps
+    the preset's strength."""
 
+    preset: str = Field(
+        "demo", pattern=f"^({'|'.join(PRESET_NAMES)})$", description=f"One of {', '.join(PRESET_NAMES)}."
+    )
     seed: int = 7
     n_stocks: int = 300
     start: str = "2022-01-04"
     n_days: int = Field(750, description="Trading days of history the demo ingests.")
-    reversal: float = SyntheticMarketConfig().effects.reversal
-    momentum: float = SyntheticMarketConfig().effects.momentum
-    volume_shock: float = SyntheticMarketConfig().effects.volume_shock
-    peer_lead_lag: float = SyntheticMarketConfig().effects.peer_lead_lag
+    reversal: float | None = Field(None, description="Effect strength; empty = the preset's.")
+    momentum: float | None = Field(None, description="Effect strength; empty = the preset's.")
+    volume_shock: float | None = Field(None, description="Effect strength; empty = the preset's.")
+    peer_lead_lag: float | None = Field(None, description="Effect strength; empty = the preset's.")
 
     def market_config(self) -> SyntheticMarketConfig:
-        base = SyntheticMarketConfig(
-            seed=self.seed, n_stocks=self.n_stocks, start=date.fromisoformat(self.start), n_days=self.n_days
+        base = market_preset(
+            self.preset,
+            seed=self.seed,
+            n_stocks=self.n_stocks,
+            start=date.fromisoformat(self.start),
+            n_days=self.n_days,
         )
-        return base.with_effects(
-            reversal=self.reversal,
-            momentum=self.momentum,
-            volume_shock=self.volume_shock,
-            peer_lead_lag=self.peer_lead_lag,
-        )
+        overrides = {
+            k: v
+            for k, v in {
+                "reversal": self.reversal,
+                "momentum": self.momentum,
+                "volume_shock": self.volume_shock,
+                "peer_lead_lag": self.peer_lead_lag,
+            }.items()
+            if v is not None
+        }
+        return base.with_effects(**overrides) if overrides else base
 
     def source(self) -> SyntheticSource:
         return SyntheticSource(self.market_config())

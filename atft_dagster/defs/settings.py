@@ -2,6 +2,7 @@
 
 ATFT_DATA_DIR       where Parquet tables, landing files and reports live (default: <repo>/data)
 ATFT_MARKET_SOURCE  synthetic (default) | jquants | files
+ATFT_MARKET_PRESET  the synthetic market's preset: demo (default) | realistic
 JQUANTS_API_KEY     the J-Quants API v2 key (read through dg.EnvVar, never logged)
 ATFT_NIGHTLY_CRON   cron of the nightly schedule in Asia/Tokyo (default "0 19 * * 1-5")
 """
@@ -32,7 +33,7 @@ def market_source_resource(kind: str | None = None, root: Path | None = None) ->
     kind = kind or os.environ.get("ATFT_MARKET_SOURCE", "synthetic")
     root = root or data_dir()
     if kind == "synthetic":
-        return SyntheticMarketResource()
+        return SyntheticMarketResource(preset=os.environ.get("ATFT_MARKET_PRESET", "demo"))
     if kind == "jquants":
         return JQuantsResource(api_key=dg.EnvVar("JQUANTS_API_KEY"))
     if kind == "files":

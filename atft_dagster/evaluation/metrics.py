@@ -2,10 +2,14 @@
 dates; a date with fewer than ``min_stocks`` stocks is excluded and counted.
 
 Conventions (Qlib / JPX): IC and RankIC are the per-day Pearson and Spearman correlations, averaged;
-ICIR = mean / std of the daily values (not annualised), t = ICIR · sqrt(days). Long-short: top and bottom
+ICIR = mean / std of the daily values (not annualised). The t-statistic of the mean daily IC is
+Newey–West with lag h − 1 for an h-day label (h-day labels of consecutive days overlap by h − 1 days, so
+their ICs are autocorrelated; lag 0 gives the plain t = ICIR · sqrt(days)). Long-short: top and bottom
 quintile, equal weight, daily return (long - short) / 2, annualised ×252, Sharpe ×sqrt(252). JPX: rank all
 stocks, top 200 long and bottom 200 short with weights linear from 2 to 1, daily spread = weighted long
-mean - weighted short mean, score = mean / std (sample std), not annualised.
+mean - weighted short mean, score = mean / std (sample std), not annualised. With fewer than 400 stocks a
+side holds ``min(200, n // 2)`` stocks, so the two sides cover the whole universe and the score is not
+comparable to the competition's (about 2000 stocks); ``jpx_side`` reports the mean side size.
 """
 
 from __future__ import annotations
@@ -95,38 +99,58 @@ class MetricReport:
     rank_ic: float
     icir: float
     rank_icir: float
-    ic_t: float
+    ic_t: float  # Newey–West, lag nw_lag
     rank_ic_t: float
+    nw_lag: int
     hit_rate: float
     ls_annual_return: float
     ls_sharpe: float
     ls_max_drawdown: float
     ls_turnover: float
     jpx_sharpe: float
+    jpx_side: float  # mean stocks per side of the JPX portfolio (200 only with >= 400 stocks)
     deciles: list[float]
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def _ir(x: np.ndarray) -> tuple[float, float, float]:
+def newey_west_t(x: np.ndarray, lag: int) -> float:
+    """t-statistic of mean(x) with the Newey–West (Bartlett kernel) long-run variance up to ``lag``:
+    var(mean) = (g0 + 2 sum_{l=1..lag} (1 - l / (lag + 1)) g_l) / (n - 1), g_l the lag-l autocovariance
+    (sum over n - l products, divided by n). Dividing by n - 1, not n, makes lag 0 the plain
+    t = mean / (sd / sqrt(n)) with the sample standard deviation."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n < 2:
+        return float("nan")
+    d = x - x.mean()
+    lrv = float(d @ d) / n
+    for lag_l in range(1, min(lag, n - 1) + 1):
+        lrv += 2.0 * (1.0 - lag_l / (lag + 1)) * float(d[lag_l:] @ d[:-lag_l]) / n
+    return float(x.mean() / np.sqrt(lrv / (n - 1))) if lrv > 0 else float("nan")
+
+
+def _ir(x: np.ndarray, nw_lag: int = 0) -> tuple[float, float, float]:
+    """(mean, IR, Newey–West t with ``nw_lag``)."""
     x = x[np.isfinite(x)]
     if len(x) < 2:
         return float(np.mean(x)) if len(x) else float("nan"), float("nan"), float("nan")
     sd = x.std(ddof=1)
     ir = float(x.mean() / sd) if sd > 0 else float("nan")
-    return float(x.mean()), ir, ir * np.sqrt(len(x))
+    return float(x.mean()), ir, newey_west_t(x, nw_lag)
 
 
 def evaluate_predictions(
-    frame: pl.DataFrame, pred: str, label: str, min_stocks: int = 20
+    frame: pl.DataFrame, pred: str, label: str, min_stocks: int = 20, nw_lag: int = 0
 ) -> tuple[MetricReport, pl.DataFrame]:
     """All metrics of one prediction column against one label column, and the per-day series
-    (date, ic, rank_ic, ls_return, jpx_spread)."""
+    (date, ic, rank_ic, ls_return, jpx_spread). ``nw_lag``: h - 1 for an h-day label."""
     rows, deciles, hits = [], [], []
     prev_long: set | None = None
     prev_short: set | None = None
-    turnovers, excluded = [], 0
+    turnovers, excluded, sides = [], 0, []
     for part in (
         frame.select("date", "code", pred, label)
         .drop_nulls()
@@ -145,6 +169,7 @@ def evaluate_predictions(
             turnovers.append((len(lset - prev_long) / len(lset) + len(sset - prev_short) / len(sset)) / 2)
         prev_long, prev_short = lset, sset
         rows.append((part["date"][0], pearson(p, y), spearman(p, y), ls, jpx_spread(p, y)))
+        sides.append(min(JPX_PORTFOLIO, len(p) // 2))
         deciles.append(decile_means(p, y))
         hits.append(float(np.mean(np.sign(p - np.median(p)) == np.sign(y - np.median(y)))))
     daily = pl.DataFrame(
@@ -158,8 +183,8 @@ def evaluate_predictions(
         },
         orient="row",
     )
-    ic_m, ic_ir, ic_t = _ir(daily["ic"].to_numpy())
-    ric_m, ric_ir, ric_t = _ir(daily["rank_ic"].to_numpy())
+    ic_m, ic_ir, ic_t = _ir(daily["ic"].to_numpy(), nw_lag)
+    ric_m, ric_ir, ric_t = _ir(daily["rank_ic"].to_numpy(), nw_lag)
     ls = daily["ls_return"].to_numpy()
     jpx = daily["jpx_spread"].to_numpy()
     sd = ls.std(ddof=1) if len(ls) > 1 else float("nan")
@@ -172,6 +197,7 @@ def evaluate_predictions(
         rank_icir=ric_ir,
         ic_t=ic_t,
         rank_ic_t=ric_t,
+        nw_lag=nw_lag,
         hit_rate=float(np.mean(hits)) if hits else float("nan"),
         ls_annual_return=float(ls.mean() * TRADING_DAYS) if len(ls) else float("nan"),
         ls_sharpe=float(ls.mean() / sd * np.sqrt(TRADING_DAYS)) if sd and sd > 0 else float("nan"),
@@ -180,6 +206,7 @@ def evaluate_predictions(
         jpx_sharpe=float(jpx.mean() / jpx.std(ddof=1))
         if len(jpx) > 1 and jpx.std(ddof=1) > 0
         else float("nan"),
+        jpx_side=float(np.mean(sides)) if sides else float("nan"),
         deciles=[float(v) for v in np.mean(deciles, axis=0)] if deciles else [],
     )
     return report, daily

@@ -22,23 +22,24 @@ TABLE_METRICS = (
     "ls_max_drawdown",
     "ls_turnover",
     "jpx_sharpe",
+    "jpx_side",
     "days",
     "days_excluded",
 )
 
 
 def score_models(
-    frame: pl.DataFrame, models: dict[str, str], label: str, min_stocks: int
+    frame: pl.DataFrame, models: dict[str, str], label: str, min_stocks: int, nw_lag: int = 0
 ) -> tuple[dict[str, MetricReport], dict[str, pl.DataFrame]]:
     """``models``: display name -> prediction column. Every model is scored on the same rows."""
     common = frame.drop_nulls([label, *models.values()])
     reports, daily = {}, {}
     for name, col in models.items():
-        reports[name], daily[name] = evaluate_predictions(common, col, label, min_stocks)
+        reports[name], daily[name] = evaluate_predictions(common, col, label, min_stocks, nw_lag)
     return reports, daily
 
 
-def table_md(reports: dict[str, MetricReport], horizon: int) -> str:
+def table_md(reports: dict[str, MetricReport], horizon: int, window: str = "test") -> str:
     head = "| model | " + " | ".join(TABLE_METRICS) + " |\n|---|" + "---|" * len(TABLE_METRICS) + "\n"
     rows = []
     for name, r in reports.items():
@@ -48,7 +49,14 @@ def table_md(reports: dict[str, MetricReport], horizon: int) -> str:
             + " | ".join(f"{d[m]:.4f}" if isinstance(d[m], float) else str(d[m]) for m in TABLE_METRICS)
             + " |"
         )
-    return f"### Horizon {horizon}d\n\n" + head + "\n".join(rows) + "\n"
+    lag = next(iter(reports.values())).nw_lag if reports else horizon - 1
+    note = (
+        f"Window: **{window}**. `rank_ic_t`: Newey–West t of the mean daily RankIC, lag {lag} "
+        f"({horizon}-day labels of consecutive days overlap). `jpx_side`: stocks per side of the JPX portfolio "
+        "(`min(200, n // 2)`; below 400 stocks the two sides cover the whole universe, so `jpx_sharpe` is not "
+        "comparable with the competition's ~2000-stock score).\n\n"
+    )
+    return f"### Horizon {horizon}d — {window} window\n\n" + note + head + "\n".join(rows) + "\n"
 
 
 def plots(

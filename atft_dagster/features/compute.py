@@ -112,7 +112,7 @@ def compute_features(
             f"TOPIX is missing {len(missing)} panel date(s), e.g. {missing['date'].sort().head(3).to_list()}"
         )
     total = panel.height
-    df = _targets(panel.select(PANEL_INPUTS).sort("code", "date"), topix, horizons)
+    df = _targets(panel.select(PANEL_INPUTS).sort("code", "date"), topix, calendar, horizons)
     df = df.with_columns(pl.int_range(pl.len()).over("code").alias(ROW))
     df = df.join(mkt, on="date", how="left", maintain_order="left")
     df = df.join(calendar_frame(calendar, reg), on="date", how="left", maintain_order="left")
@@ -190,29 +190,33 @@ def _per_date_stages(df: pl.DataFrame, feats: list, helpers: list) -> pl.DataFra
     return df
 
 
-def _targets(df: pl.DataFrame, topix: pl.DataFrame, horizons: tuple[int, ...]) -> pl.DataFrame:
-    """target_hd = AdjClose(t+h)/AdjClose(t) - 1 over the code's next h rows; ..._excess minus TOPIX over
-    the same dates. The last h rows of every code are null."""
-    idx = topix.select(pl.col("date").alias("_fdate"), pl.col("close").alias("_fmkt"))
-    df = df.join(
+def _targets(
+    df: pl.DataFrame, topix: pl.DataFrame, calendar: pl.DataFrame, horizons: tuple[int, ...]
+) -> pl.DataFrame:
+    """target_hd = AdjClose(s_h)/AdjClose(t) - 1 where s_h is the h-th XTKS session after t (from the
+    calendar, not the stock's own rows): null when the stock has no price on s_h (halted, delisted, or s_h
+    not yet observed), so a halt never stretches a target over more sessions. ``..._excess`` subtracts
+    TOPIX over the same two sessions."""
+    sessions = calendar.filter("is_trading_day").select("date").sort("date")
+    sessions = sessions.with_columns([pl.col("date").shift(-hz).alias(f"_s{hz}") for hz in horizons])
+    df = df.join(sessions, on="date", how="left", maintain_order="left").join(
         topix.select("date", pl.col("close").alias("_mkt_close")),
         on="date",
         how="left",
         maintain_order="left",
     )
     for hz in horizons:
-        fut = pl.col("adj_close").shift(-hz).over("code")
-        df = df.with_columns(
-            (fut / pl.col("adj_close") - 1).alias(f"{TARGET_PREFIX}{hz}d"),
-            pl.col("date").shift(-hz).over("code").alias("_fdate"),
-        )
+        fut = df.select("code", pl.col("date").alias(f"_s{hz}"), pl.col("adj_close").alias("_fclose"))
+        mkt = topix.select(pl.col("date").alias(f"_s{hz}"), pl.col("close").alias("_fmkt"))
         df = (
-            df.join(idx, on="_fdate", how="left")
+            df.join(fut, on=["code", f"_s{hz}"], how="left", maintain_order="left")
+            .join(mkt, on=f"_s{hz}", how="left", maintain_order="left")
+            .with_columns((pl.col("_fclose") / pl.col("adj_close") - 1).alias(f"{TARGET_PREFIX}{hz}d"))
             .with_columns(
                 (pl.col(f"{TARGET_PREFIX}{hz}d") - (pl.col("_fmkt") / pl.col("_mkt_close") - 1)).alias(
                     f"{TARGET_PREFIX}{hz}d_excess"
                 )
             )
-            .drop("_fdate", "_fmkt")
+            .drop(f"_s{hz}", "_fclose", "_fmkt")
         )
     return df

@@ -1,6 +1,21 @@
 """The embedded synthetic TSE market (pure core)."""
 
-from atft_dagster.market.config import EffectStrengths, SyntheticMarketConfig
+from atft_dagster.market.config import (
+    PRESET_NAMES,
+    EffectDynamics,
+    EffectStrengths,
+    SyntheticMarketConfig,
+    market_preset,
+)
 from atft_dagster.market.simulator import SyntheticMarket, cached_market, simulate
 
-__all__ = ["EffectStrengths", "SyntheticMarket", "SyntheticMarketConfig", "cached_market", "simulate"]
+__all__ = [
+    "PRESET_NAMES",
+    "EffectDynamics",
+    "EffectStrengths",
+    "market_preset",
+    "SyntheticMarket",
+    "SyntheticMarketConfig",
+    "cached_market",
+    "simulate",
+]

@@ -65,6 +65,7 @@ class SyntheticMarket:
     topix: np.ndarray  # (T, 4) open, high, low, close
     regime: np.ndarray  # (T,)
     reclassifications: list[Reclassification] = field(default_factory=list)
+    strength_drift: np.ndarray | None = None  # (T, 4) a_t of reversal, momentum, volume shock, peers
 
     @property
     def n_days(self) -> int:
@@ -192,8 +193,20 @@ class SyntheticMarket:
         ).sort("src", "dst")
 
 
-def _day_rng(seed: int, day: int) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 1, day])))
+def _day_rng(seed: int, day: int, stream: int = 1) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, stream, day])))
+
+
+DYNAMICS_STREAM = 2  # the effect dynamics draw from their own stream: switching them on changes nothing else
+N_DYNAMIC_EFFECTS = 4  # reversal, momentum, volume shock, peer lead-lag
+
+
+def _cross_z(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Cross-sectional z-score over ``mask`` (0 elsewhere)."""
+    if mask.sum() < 2:
+        return np.zeros_like(x)
+    m, sd = x[mask].mean(), x[mask].std()
+    return np.where(mask, (x - m) / sd, 0.0) if sd > 0 else np.zeros_like(x)
 
 
 def _next_regime(regime: int, u: float, stay: tuple[float, float, float], to_stress: float) -> int:
@@ -281,6 +294,12 @@ def simulate(config: SyntheticMarketConfig, n_days: int | None = None) -> Synthe
     mu_next = beta * cfg.market_drift
     topix_level = cfg.topix_base
     regime_vol = np.asarray(cfg.regime_vol)
+    dyn = cfg.dynamics
+    phi = 0.5 ** (1.0 / dyn.strength_half_life)
+    drift_state = np.zeros(N_DYNAMIC_EFFECTS)  # a_t of reversal, momentum, volume shock, peer lead-lag
+    drift_arr = np.zeros((T, N_DYNAMIC_EFFECTS))
+    mom_coef = np.full(T, eff.momentum)  # the momentum strength in force at each close (for the h-day oracle)
+    listed_prev = np.ones(N, bool)
 
     for t in range(T):
         rng = _day_rng(cfg.seed, t)
@@ -310,7 +329,18 @@ def simulate(config: SyntheticMarketConfig, n_days: int | None = None) -> Synthe
         c = cfg.cluster_vol * rv * _student_t(rng, cfg.t_dof, n_clusters)
         z = _student_t(rng, cfg.t_dof, N)
         eps = idio_vol * np.sqrt(h) * rv * z
-        r = np.clip(mu + beta * m + s[sector] + c[cluster] + eps, *RETURN_CLIP)
+        crash = 0.0
+        if not dyn.is_off():
+            drng = _day_rng(cfg.seed, t, DYNAMICS_STREAM)
+            shocks = drng.standard_normal(N_DYNAMIC_EFFECTS)
+            drift_state = (
+                shocks * dyn.strength_drift_vol
+                if t == 0
+                else phi * drift_state + np.sqrt(1 - phi**2) * dyn.strength_drift_vol * shocks
+            )
+            g = dyn.signal_factor_vol * rv * _student_t(drng, cfg.t_dof, 1)[0]
+            crash = g * _cross_z(mu, listed_prev)
+        r = np.clip(mu + beta * m + s[sector] + c[cluster] + eps + crash, *RETURN_CLIP)
         h = np.minimum(
             (1 - cfg.garch_alpha - cfg.garch_beta) + cfg.garch_alpha * h * z**2 + cfg.garch_beta * h,
             GARCH_CAP,
@@ -377,10 +407,15 @@ def simulate(config: SyntheticMarketConfig, n_days: int | None = None) -> Synthe
         denom = ccnt[cluster] - lw
         peer_mean = np.divide(csum[cluster] - e * lw, denom, out=np.zeros(N), where=denom > 0)
         stress = eff.reversal_stress_multiplier if regime == STRESS_REGIME else 1.0
-        p_rev = -eff.reversal * stress * e
-        p_mom = eff.momentum * mom_sum / MOMENTUM_WINDOW
-        p_vs = eff.volume_shock * np.maximum(abn, 0.0) * np.where(e > 0, e, eff.volume_shock_down * e)
-        p_peer = eff.peer_lead_lag * peer_mean
+        k_rev, k_mom, k_vs, k_peer = 1.0 + drift_state
+        if regime == STRESS_REGIME:
+            k_mom *= dyn.momentum_stress_multiplier
+        drift_arr[t] = drift_state
+        mom_coef[t] = eff.momentum * k_mom
+        p_rev = -eff.reversal * k_rev * stress * e
+        p_mom = mom_coef[t] * mom_sum / MOMENTUM_WINDOW
+        p_vs = eff.volume_shock * k_vs * np.maximum(abn, 0.0) * np.where(e > 0, e, eff.volume_shock_down * e)
+        p_peer = eff.peer_lead_lag * k_peer * peer_mean
         p_drift = beta * cfg.market_drift
         for name, val in (
             ("reversal", p_rev),
@@ -392,8 +427,12 @@ def simulate(config: SyntheticMarketConfig, n_days: int | None = None) -> Synthe
             parts[name][t] = val
         mu_next = p_rev + p_mom + p_vs + p_peer + p_drift
         oracle1[t] = mu_next
+        listed_prev = listed
 
-    oracle = _horizon_oracle(oracle1, excess, beta * cfg.market_drift, eff.momentum, cfg.horizons)
+    # expected momentum strength k days after t: the drift decays towards 1 (first order; regimes ignored)
+    oracle = _horizon_oracle(
+        oracle1, excess, beta * cfg.market_drift, eff.momentum, drift_arr[:, 1], phi, cfg.horizons
+    )
     return SyntheticMarket(
         config=cfg,
         days=days,
@@ -418,15 +457,23 @@ def simulate(config: SyntheticMarketConfig, n_days: int | None = None) -> Synthe
         topix=topix,
         regime=regime_arr,
         reclassifications=reclass,
+        strength_drift=drift_arr,
     )
 
 
 def _horizon_oracle(
-    oracle1: np.ndarray, excess: np.ndarray, drift: np.ndarray, momentum: float, horizons: tuple[int, ...]
+    oracle1: np.ndarray,
+    excess: np.ndarray,
+    drift: np.ndarray,
+    momentum: float,
+    momentum_drift: np.ndarray,
+    phi: float,
+    horizons: tuple[int, ...],
 ) -> np.ndarray:
     """E_t[sum of the next h daily returns]: exact for h = 1; for h > 1 first order in the effect
-    strengths (the known part of each future day's momentum window plus the beta drift; reversal,
-    volume and peer terms of days t+2.. act on returns not yet known and are second order)."""
+    strengths (the known part of each future day's momentum window, at the momentum strength expected
+    then, ``momentum · (1 + phi^(k-1) a_t)``, plus the beta drift; reversal, volume and peer terms of days
+    t+2.. act on returns not yet known and are second order)."""
     T, N = oracle1.shape
     cs = np.vstack([np.zeros((1, N)), np.cumsum(excess, axis=0)])  # cs[t+1] = sum_{s<=t} x_s
     tt = np.arange(T)
@@ -437,7 +484,8 @@ def _horizon_oracle(
             a = np.maximum(tt + k - MOMENTUM_WINDOW, 0)  # first known day in the window of day t+k
             known = cs[tt + 1] - cs[a]
             known = np.where((tt + k - MOMENTUM_WINDOW <= tt)[:, None], known, 0.0)
-            acc = acc + drift + momentum * known / MOMENTUM_WINDOW
+            coef = momentum * (1.0 + phi ** (k - 1) * momentum_drift)[:, None]
+            acc = acc + drift + coef * known / MOMENTUM_WINDOW
         out[:, :, j] = acc
     return out
 

@@ -45,11 +45,21 @@ class TrainingConfig(BaseModel):
 
     # ---- data and split ---------------------------------------------------------------------
     input_clip: float = Field(5.0, gt=0, description="Inputs: per-date robust z-score clipped at this value.")
-    val_days: int = Field(120, ge=5)
-    test_days: int = Field(150, ge=5)
+    val_days: int = Field(100, ge=5, description="Validation window: early stopping and checkpoint choice.")
+    selection_days: int = Field(
+        100,
+        ge=5,
+        description="Selection window after validation: champion promotion and every comparison between models.",
+    )
+    test_days: int = Field(120, ge=5, description="Test window: reported only, never used for a decision.")
     purge_days: int | None = Field(None, ge=0, description="Gap between splits; None = longest horizon.")
     embargo_days: int = Field(5, ge=0, description="Extra gap after the purge.")
-    n_folds: int = Field(1, ge=1, description="Walk-forward folds (each shifts the split back by test_days).")
+    n_folds: int = Field(
+        1,
+        ge=1,
+        description="Walk-forward folds; each shifts the split back by selection + test + 2 gaps, so no test "
+        "window overlaps a selection window.",
+    )
     fold_scheme: str = Field("expanding", pattern="^(expanding|rolling)$")
     min_stocks_per_date: int = Field(
         20, ge=2, description="Dates with fewer stocks are skipped (and counted)."
@@ -69,6 +79,12 @@ class TrainingConfig(BaseModel):
     patience: int = Field(6, ge=1, description="Epochs without a better validation RankIC before stopping.")
     primary_horizon: int = Field(1, description="Early stopping and champion metric horizon.")
     seed: int = 42
+    ensemble_seeds: int = Field(
+        3,
+        ge=1,
+        description="Training seeds per fold (seed, seed+1, ...); the model's score is the per-date mean of "
+        "the members' cross-sectional ranks.",
+    )
     keep_last_checkpoints: int = Field(2, ge=1, description="Retention: the best plus this many latest.")
     min_prediction_std: float = Field(
         1e-6, gt=0, description="Below this cross-sectional std the model has collapsed."

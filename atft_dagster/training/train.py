@@ -39,6 +39,7 @@ def config_folds(data: PanelTensors, cfg: TrainingConfig) -> list[Split]:
         cfg.embargo_days,
         cfg.n_folds,
         cfg.fold_scheme,
+        cfg.selection_days,
     )
 
 

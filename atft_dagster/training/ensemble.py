@@ -1,0 +1,56 @@
+"""Seed ensembles: the trained artefact of a fold is N models that differ only in their training seed.
+
+The ensemble's score of a stock on a date is the mean over members of the member's cross-sectional
+percentile rank of its point prediction (rank / count, ties averaged), per horizon. Averaging ranks, not raw
+outputs, keeps a member with a larger output scale from dominating. Quantiles are the members' mean.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import torch
+
+from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.train import load_model, predict
+
+
+def member_seeds(seed: int, n: int) -> list[int]:
+    return [seed + i for i in range(n)]
+
+
+def rank_average(members: list[pl.DataFrame], horizons: list[int]) -> pl.DataFrame:
+    """Per (date, code): ``pred_{h}d`` = mean of members' per-date percentile ranks of ``pred_{h}d``;
+    every other numeric column (labels, quantiles) = the members' mean (labels are equal anyway)."""
+    if not members:
+        raise ValueError("an ensemble needs at least one member")
+    keys = ["date", "code"]
+    ranked = []
+    for m in members:
+        pct = [
+            (pl.col(f"pred_{h}d").rank("average").over("date") / pl.len().over("date")).alias(f"pred_{h}d")
+            for h in horizons
+        ]
+        ranked.append(m.with_columns(pct))
+    allm = pl.concat(ranked)
+    values = [c for c in members[0].columns if c not in keys]
+    return allm.group_by(keys, maintain_order=True).agg([pl.col(c).mean() for c in values]).sort(keys)
+
+
+def ensemble_predict(
+    checkpoints: list[str] | tuple[str, ...],
+    data: PanelTensors,
+    date_indices: list[int],
+    precision: str = "fp32",
+    device: torch.device | str | None = None,
+) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """(ensemble frame, member frames) for ``date_indices``."""
+    device = device or data.device
+    frames = []
+    horizons: list[int] = []
+    for path in checkpoints:
+        model, _ = load_model(Path(path), device)
+        horizons = model.cfg.horizons
+        frames.append(predict(model, data, date_indices, model.cfg.batch_dates, precision))
+    return rank_average(frames, horizons), frames
