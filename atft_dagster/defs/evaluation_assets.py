@@ -263,6 +263,8 @@ def champion_model(
     if previous and previous["run_id"] != row["run_id"]:
         if previous.get("feature_manifest_hash") != row["feature_manifest_hash"]:
             decision = "champion built for another feature manifest: promoted"
+        elif "folds" not in previous:
+            decision = "champion written by an earlier version (no selection windows recorded): promoted"
         else:
             device = torch_device.resolve()
             data = PanelTensors(
