@@ -51,8 +51,9 @@ def table_md(reports: dict[str, MetricReport], horizon: int, window: str = "test
         )
     lag = next(iter(reports.values())).nw_lag if reports else horizon - 1
     note = (
-        f"Window: **{window}**. `rank_ic_t`: Newey–West t of the mean daily RankIC, lag {lag} "
-        f"({horizon}-day labels of consecutive days overlap). `jpx_side`: stocks per side of the JPX portfolio "
+        f"Window: **{window}**. `rank_ic_t`: Newey–West t of the mean daily RankIC, lag {lag}"
+        + (f" ({horizon}-day labels of consecutive days overlap)" if lag else " (the plain t)")
+        + ". `jpx_side`: stocks per side of the JPX portfolio "
         "(`min(200, n // 2)`; below 400 stocks the two sides cover the whole universe, so `jpx_sharpe` is not "
         "comparable with the competition's ~2000-stock score).\n\n"
     )
