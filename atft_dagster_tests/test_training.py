@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from atft_dagster.evaluation.metrics import evaluate_predictions
-from atft_dagster.evaluation.selection import TrainedFold, compare_on_selection, without_labels
+from atft_dagster.evaluation.selection import TrainedFold, compare_on_selection
 from atft_dagster.features import compute_features, default_registry
 from atft_dagster.graph import build_stock_graph
 from atft_dagster.market import SyntheticMarketConfig
@@ -236,7 +236,7 @@ def test_promotion_cannot_see_test_window_labels(setup, two_members):
     rng = np.random.default_rng(3)
 
     def relabel(days: list[int]):
-        d = without_labels(data, [])
+        d = data.without_labels([])
         noise = torch.from_numpy(rng.standard_normal(d.y[days].shape).astype(np.float32))
         d.y[days] = noise
         return d

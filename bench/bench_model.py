@@ -122,8 +122,8 @@ def quality(args, device: str) -> str:
         f"{' '.join(map(str, args.market_seeds))}`. Walk-forward fold 0 of each market: "
         f"{args.n_stocks} stocks x {args.n_days} days, validation {cfg.val_days}, selection {cfg.selection_days}, "
         f"test {cfg.test_days} days, gaps {cfg.purge + cfg.embargo_days}. Ensemble of {cfg.ensemble_seeds} training "
-        f"seeds. Cells: test-window mean daily RankIC, mean ± s.d. over the market seeds (never used in "
-        f"development), then the mean Newey-West t (lag h - 1) in brackets; `single_seed` is every ensemble "
+        f"seeds. Cells: test-window mean daily RankIC, mean ± s.d. over the market seeds (never used to tune the model or "
+        f"its config), then the mean Newey-West t (lag h - 1) in brackets; `single_seed` is every ensemble "
         f"member alone, mean ± s.d. over training seeds x market seeds.",
         "",
     ]
@@ -194,7 +194,7 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=TrainingConfig().patience)
     ap.add_argument("--ensemble-seeds", type=int, default=TrainingConfig().ensemble_seeds)
     ap.add_argument("--presets", nargs="+", default=["demo", "realistic", "pure_noise"])
-    ap.add_argument("--market-seeds", nargs="+", type=int, default=[101, 202, 303])
+    ap.add_argument("--market-seeds", nargs="+", type=int, default=[1001, 1002, 1003])
     ap.add_argument("--n-stocks", type=int, default=300)
     ap.add_argument("--n-days", type=int, default=750)
     ap.add_argument("--no-write", action="store_true", help="print the table, leave docs/benchmarks.md alone")

@@ -19,10 +19,11 @@ from atft_dagster.evaluation.selection import TrainedFold, compare_on_selection,
 from atft_dagster.features import default_registry
 from atft_dagster.model import TrainingConfig
 from atft_dagster.storage import write_json_atomic, write_parquet_atomic, write_text_atomic
+from atft_dagster.training.checkpoint import load_checkpoint
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.ensemble import ensemble_predict
 from atft_dagster.training.split import Split
-from atft_dagster.training.train import load_model, train
+from atft_dagster.training.train import train
 
 EVAL_GROUP = "evaluation"
 CHAMPION_FILE = "champion.json"
@@ -59,14 +60,15 @@ def _fold_frames(
     baselines. Learned baselines are fitted on the fold's training dates only."""
     precision = torch_device.precision
     single = {f"pred_{h}d": f"single_seed_{h}d" for h in cfg.horizons}
-    out = []
-    for window in (split.test, split.selection):
-        ens, members = ensemble_predict(fold.checkpoints, data, window, precision)
-        frame = _with_columns(ens, members[0], single)
-        keys = frame.select("date", "code")
-        frame = frame.join(factor_baselines(enriched_features, keys), on=["date", "code"], how="left")
-        out.append(frame.with_columns(pl.lit(fold.fold).alias("fold")))
-    test = out[0]
+    # one pass over both windows (each member is loaded once); ranks are per date, so splitting after is exact
+    ens, members = ensemble_predict(fold.checkpoints, data, split.selection + split.test, precision)
+    frame = _with_columns(ens, members[0], single)
+    frame = frame.join(
+        factor_baselines(enriched_features, frame.select("date", "code")), on=["date", "code"], how="left"
+    ).with_columns(pl.lit(fold.fold).alias("fold"))
+    test_dates = [data.dates[t] for t in split.test]
+    test = frame.filter(pl.col("date").is_in(test_dates))
+    selection = frame.filter(~pl.col("date").is_in(test_dates))
     keys = test.select("date", "code")
     train_dates = [data.dates[t] for t in split.train]
     test = test.join(
@@ -82,7 +84,7 @@ def _fold_frames(
             res = train(data, off_cfg, split, Path(tmp), {"baseline": "graph_off"}, precision)
             off, _ = ensemble_predict([res.best_checkpoint], data, split.test, precision)
         test = _with_columns(test, off, {f"pred_{h}d": f"graph_off_{h}d" for h in cfg.horizons})
-    return test, out[1]
+    return test, selection
 
 
 def _model_columns(h: int, frame: pl.DataFrame) -> dict[str, str]:
@@ -123,16 +125,14 @@ def evaluation_report(
 ) -> pl.DataFrame:
     device = torch_device.resolve()
     folds = folds_from_rows(model_checkpoint.to_dicts())
-    _, ck = load_model(Path(folds[0].checkpoints[0]), device)
-    cfg = TrainingConfig(**ck["config"])
+    cfg = TrainingConfig(**load_checkpoint(Path(folds[0].checkpoints[0]))["config"])
     registry = default_registry()
     data = PanelTensors(
         enriched_features, registry, stock_graph, cfg.horizons, cfg.seq_len, cfg.input_clip, device
     )
     tests, selections, splits = [], [], []
     for fold in folds:
-        _, fck = load_model(Path(fold.checkpoints[0]), device)
-        split = Split.from_dict(fck["split"])
+        split = Split.from_dict(load_checkpoint(Path(fold.checkpoints[0]))["split"])
         splits.append(split)
         test, sel = _fold_frames(fold, split, cfg, config, data, enriched_features, registry, torch_device)
         tests.append(test)
@@ -347,8 +347,7 @@ def _predict_day(
         )
     device = torch_device.resolve()
     members = champion["checkpoints"][0].to_list()
-    _, ck = load_model(Path(members[0]), device)
-    cfg = TrainingConfig(**ck["config"])
+    cfg = TrainingConfig(**load_checkpoint(Path(members[0]))["config"])
     data = PanelTensors(
         features.filter(pl.col("date") <= day),
         default_registry(),

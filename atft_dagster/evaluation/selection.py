@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
-import torch
 
 from atft_dagster.evaluation.metrics import evaluate_predictions
 from atft_dagster.training.data import PanelTensors
@@ -78,17 +77,6 @@ def window_indices(data: PanelTensors, first: date, last: date) -> list[int]:
     return [i for i, d in enumerate(data.dates) if first <= d <= last]
 
 
-def without_labels(data: PanelTensors, date_indices: list[int]) -> PanelTensors:
-    """A shallow copy of ``data`` whose labels on ``date_indices`` are NaN (features untouched)."""
-    clone = object.__new__(PanelTensors)
-    clone.__dict__.update(data.__dict__)
-    y = data.y.clone()
-    if date_indices:
-        y[torch.as_tensor(date_indices, device=y.device)] = float("nan")
-    clone.y = y
-    return clone
-
-
 def window_score(
     checkpoints: tuple[str, ...] | list[str],
     data: PanelTensors,
@@ -123,7 +111,7 @@ def compare_on_selection(
     precision: str = "fp32",
 ) -> Comparison:
     hidden = [i for f in candidate for i in window_indices(data, *f.test)]
-    blind = without_labels(data, hidden)
+    blind = data.without_labels(hidden)
     cand, champ, used = [], [], []
     for f in candidate:
         window = window_indices(blind, *f.selection)

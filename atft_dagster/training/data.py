@@ -83,6 +83,15 @@ class PanelTensors:
         self.snapshots = GraphSnapshots(graph) if graph is not None else None
         self._edges_cache: dict[date, tuple[np.ndarray, np.ndarray]] = {}
 
+    def without_labels(self, date_indices: list[int]) -> PanelTensors:
+        """A shallow copy whose labels on ``date_indices`` are NaN (features, masks and edges shared)."""
+        clone = object.__new__(PanelTensors)
+        clone.__dict__.update(self.__dict__)
+        clone.y = self.y.clone()
+        if date_indices:
+            clone.y[torch.as_tensor(date_indices, device=self.y.device)] = float("nan")
+        return clone
+
     @property
     def n_features(self) -> int:
         return len(self.names)
