@@ -27,7 +27,13 @@ RETRAIN_CONFIG = {
     "ops": {
         "model_checkpoint": {"config": TINY},
         "evaluation_report": {
-            "config": {"min_stocks_per_date": 10, "lightgbm_rounds": 10, "graph_off_baseline": False}
+            "config": {
+                "min_stocks_per_date": 10,
+                "lightgbm_max_rounds": 10,
+                "lightgbm_num_leaves": [7],
+                "lightgbm_min_child_samples": [50],
+                "graph_off_baseline": False,
+            }
         },
     }
 }

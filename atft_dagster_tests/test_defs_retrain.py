@@ -17,7 +17,14 @@ def _run_config(margin: float = 0.0, lr: float = 1e-3) -> dict:
     return {
         "ops": {
             "model_checkpoint": {"config": {**TINY, "lr": lr}},
-            "evaluation_report": {"config": {"min_stocks_per_date": 10, "lightgbm_rounds": 20}},
+            "evaluation_report": {
+                "config": {
+                    "min_stocks_per_date": 10,
+                    "lightgbm_max_rounds": 20,
+                    "lightgbm_num_leaves": [7],
+                    "lightgbm_min_child_samples": [50],
+                }
+            },
             "champion_model": {"config": {"margin": margin}},
         }
     }
@@ -55,11 +62,17 @@ def test_evaluation_report_scores_all_models_on_the_same_days(retrained):
     assert prim["days"].n_unique() == 1  # identical test days for every model
     assert prim.filter(pl.col("model") == "oracle")["rank_ic"][0] > 0.05
     assert report.filter(pl.col("window") == "selection", pl.col("model") == "atft_gat_fan").height == 4
+    sel_models = set(report.filter(pl.col("window") == "selection")["model"])
+    assert {"ridge", "lightgbm"} <= sel_models  # tuned there, so their selection figure is reported too
     md_file = root / "reports" / res.run_id / "report.md"
     text = md_file.read_text()
     assert "| atft_gat_fan |" in text and "of the oracle" in text
     assert "Test window (all folds pooled; reported only" in text and "Newey-West" in text
     assert "Horizon 20d — selection window" in text and "jpx_side" in text
+    assert (
+        "what the selection window chose" in text
+        and "| lightgbm | 20d | num_leaves 7, min_child_samples 50, rounds " in text
+    )
     assert (root / "reports" / res.run_id / "cumulative_ls_1d.png").exists()
     md = {e.asset_key.path[-1]: e.materialization.metadata for e in res.get_asset_materialization_events()}
     assert "data:image/png;base64" in md["evaluation_report"]["report_primary"].value

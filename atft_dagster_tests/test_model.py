@@ -146,6 +146,24 @@ def test_predictions_use_the_neighbours(tensors):
         assert (not torch.allclose(p1, p2)) == changes
 
 
+def test_raw_graph_inputs_reach_a_stock_from_its_neighbours_last_day(tensors):
+    data, _ = tensors
+    b = data.batch([90])
+    m = _model(data, graph_raw_inputs=True).eval()
+    assert m.graph.conv1.in_channels == 16 + data.n_features
+    assert _model(data).graph.conv1.in_channels == 16
+    src, dst = b.edge_index
+    i, j = int(dst[0]), int(src[0])
+    x = b.x.clone().requires_grad_(True)
+    m(x, b.mask, b.edge_index, b.edge_attr).point[i].sum().backward()
+    # the neighbour's last day reaches stock i; with the encoder frozen out (no raw path) only through z_j
+    assert x.grad[j, -1].abs().sum() > 0
+    raw_only = torch.autograd.grad(
+        m.graph(torch.zeros(b.x.shape[0], 16), b.edge_index, b.edge_attr, x[:, -1])[i, 0], x
+    )[0]
+    assert raw_only[j, -1].abs().sum() > 0 and raw_only[:, :-1].abs().sum() == 0
+
+
 def test_graph_block_refuses_missing_edges(tensors):
     data, _ = tensors
     b = data.batch([90])

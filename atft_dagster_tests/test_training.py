@@ -27,6 +27,7 @@ from atft_dagster.training.train import (
     evaluate,
     load_model,
     predict,
+    stopping_metric,
     train,
 )
 
@@ -108,6 +109,19 @@ def test_training_writes_checkpoints_and_logs(setup, tmp_path):
     preds = predict(model, data, split.test[:2], cfg.batch_dates)
     assert preds.height == int(data.present[split.test[:2]].sum())
     assert {"pred_1d", "q10_1d", "q90_20d", "label_5d"} <= set(preds.columns)
+
+
+def test_early_stopping_reads_the_weighted_horizons(setup, tmp_path):
+    cfg, data, _, split, _ = setup
+    assert stopping_metric({"1d": 0.1, "5d": 0.3, "10d": 0.0, "20d": 0.0}, cfg) == pytest.approx(0.1)
+    weighted = cfg.model_copy(update={"early_stopping_weights": [1.0, 3.0, 0.0, 0.0]})
+    assert stopping_metric({"1d": 0.1, "5d": 0.3, "10d": 0.0, "20d": 0.0}, weighted) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="early_stopping_weights"):
+        TrainingConfig(**FAST, early_stopping_weights=[1.0, 1.0])
+    long_only = cfg.model_copy(update={"early_stopping_weights": [0, 0, 0, 1], "epochs": 3, "patience": 3})
+    res = train(data, long_only, split, tmp_path, {})
+    by_epoch = [h["val_rank_ic"]["20d"] for h in res.history]
+    assert res.best_epoch == int(np.argmax(by_epoch)) and res.best_val_rank_ic == pytest.approx(max(by_epoch))
 
 
 def test_a_killed_run_resumes_where_it_stopped(setup, tmp_path):

@@ -12,6 +12,7 @@ Run: ./run shell, then python bench/bench_model.py [--epochs N] [--n-stocks N] [
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import tempfile
 import time
@@ -47,7 +48,7 @@ def inputs(cfg: SyntheticMarketConfig):
     return src, reg, feats, build_stock_graph(panel, topix)
 
 
-MODELS = ("ensemble", "single_seed", "graph_off", "ridge", "lightgbm", "momentum", "oracle")
+MODELS = ("ensemble", "single_seed", "graph_off", "ridge", "lightgbm", "momentum", "reversal", "oracle")
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 MARK = "<!-- bench_model quality table -->"
 
@@ -83,11 +84,20 @@ def market_run(market: SyntheticMarketConfig, cfg: TrainingConfig, device: str, 
                 on=["date", "code"],
             )
     keys = frame.select("date", "code")
-    train_dates = [data.dates[t] for t in split.train]
+    windows = {w: [data.dates[t] for t in getattr(split, w)] for w in ("train", "val", "selection")}
+    fit = learned_baselines(
+        feats,
+        reg,
+        windows,
+        keys,
+        cfg.horizons,
+        input_clip=cfg.input_clip,
+        label_clip=cfg.label_clip,
+        min_stocks=cfg.min_stocks_per_date,
+        seed=cfg.seed,
+    )
     frame = frame.join(factor_baselines(feats, keys), on=["date", "code"], how="left").join(
-        learned_baselines(feats, reg, train_dates, keys, cfg.horizons, 200, cfg.seed),
-        on=["date", "code"],
-        how="left",
+        fit.predictions, on=["date", "code"], how="left"
     )
     frame = frame.join(src.oracle(frame["date"].min(), frame["date"].max()), on=["date", "code"], how="left")
     out: dict = {}
@@ -99,6 +109,7 @@ def market_run(market: SyntheticMarketConfig, cfg: TrainingConfig, device: str, 
             "ridge": f"ridge_{h}d",
             "lightgbm": f"lightgbm_{h}d",
             "momentum": "momentum",
+            "reversal": "reversal",
             "oracle": f"oracle_{h}d",
         }
         cols = {k: v for k, v in cols.items() if v in frame.columns}
@@ -113,13 +124,22 @@ def market_run(market: SyntheticMarketConfig, cfg: TrainingConfig, device: str, 
 
 
 def quality(args, device: str) -> str:
-    cfg = TrainingConfig(epochs=args.epochs, patience=args.patience, ensemble_seeds=args.ensemble_seeds)
+    cfg = TrainingConfig(
+        **{
+            "epochs": args.epochs,
+            "patience": args.patience,
+            "ensemble_seeds": args.ensemble_seeds,
+            **json.loads(args.overrides),
+        }
+    )
     lines = [
         MARK,
         f"Measured {datetime.now():%Y-%m-%d %H:%M} on {platform.node()} ({platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} threads, device {device}) by `python bench/bench_model.py "
         f"--n-stocks {args.n_stocks} --epochs {args.epochs} --patience {args.patience} --market-seeds "
-        f"{' '.join(map(str, args.market_seeds))}`. Walk-forward fold 0 of each market: "
+        f"{' '.join(map(str, args.market_seeds))}"
+        + (f" --overrides '{args.overrides}'" if args.overrides != "{}" else "")
+        + "`. Walk-forward fold 0 of each market: "
         f"{args.n_stocks} stocks x {args.n_days} days, validation {cfg.val_days}, selection {cfg.selection_days}, "
         f"test {cfg.test_days} days, gaps {cfg.purge + cfg.embargo_days}. Ensemble of {cfg.ensemble_seeds} training "
         f"seeds. Cells: test-window mean daily RankIC, mean ± s.d. over the market seeds (never used to tune the model or "
@@ -193,6 +213,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=TrainingConfig().epochs)
     ap.add_argument("--patience", type=int, default=TrainingConfig().patience)
     ap.add_argument("--ensemble-seeds", type=int, default=TrainingConfig().ensemble_seeds)
+    ap.add_argument("--overrides", default="{}", help="JSON of TrainingConfig fields, e.g. a chosen variant")
     ap.add_argument("--presets", nargs="+", default=["demo", "realistic", "pure_noise"])
     ap.add_argument("--market-seeds", nargs="+", type=int, default=[1001, 1002, 1003])
     ap.add_argument("--n-stocks", type=int, default=300)

@@ -13,8 +13,15 @@ from atft_dagster.defs.mlflow_resource import MlflowTracking
 from atft_dagster.defs.model_assets import REGISTERED_MODEL, TorchDevice
 from atft_dagster.defs.partitions import partition_date, trading_days_partitions
 from atft_dagster.defs.resources import MarketSourceResource, ProjectPaths, SyntheticMarketResource
-from atft_dagster.evaluation.baselines import factor_baselines, learned_baselines
-from atft_dagster.evaluation.report import TABLE_METRICS, embed_png, plots, score_models, table_md
+from atft_dagster.evaluation.baselines import BaselineConfig, factor_baselines, learned_baselines
+from atft_dagster.evaluation.report import (
+    TABLE_METRICS,
+    baseline_choices_md,
+    embed_png,
+    plots,
+    score_models,
+    table_md,
+)
 from atft_dagster.evaluation.selection import TrainedFold, compare_on_selection, folds_from_rows
 from atft_dagster.features import default_registry
 from atft_dagster.model import TrainingConfig
@@ -29,12 +36,13 @@ EVAL_GROUP = "evaluation"
 CHAMPION_FILE = "champion.json"
 
 
-class EvaluationConfig(dg.Config):
+class EvaluationConfig(dg.Config, BaselineConfig):
+    """Report settings, and every field of :class:`atft_dagster.evaluation.baselines.BaselineConfig`."""
+
     min_stocks_per_date: int = Field(
         20, description="Test days with fewer stocks are excluded (and counted)."
     )
     graph_off_baseline: bool = Field(True, description="Also train the same model with the graph block off.")
-    lightgbm_rounds: int = Field(200, description="Boosting rounds of the LightGBM baseline.")
 
 
 def _with_columns(frame: pl.DataFrame, other: pl.DataFrame, names: dict[str, str]) -> pl.DataFrame:
@@ -55,9 +63,10 @@ def _fold_frames(
     enriched_features: pl.DataFrame,
     registry,
     torch_device: TorchDevice,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(test rows, selection rows) of one fold: the seed ensemble, its first member alone and the
-    baselines. Learned baselines are fitted on the fold's training dates only."""
+) -> tuple[pl.DataFrame, pl.DataFrame, list[dict]]:
+    """(test rows, selection rows, the learned baselines' choices) of one fold: the seed ensemble, its first
+    member alone and the baselines. Learned baselines are fitted on the fold's training dates, stopped on
+    its validation window and tuned on its selection window."""
     precision = torch_device.precision
     single = {f"pred_{h}d": f"single_seed_{h}d" for h in cfg.horizons}
     # one pass over both windows (each member is loaded once); ranks are per date, so splitting after is exact
@@ -67,24 +76,29 @@ def _fold_frames(
         factor_baselines(enriched_features, frame.select("date", "code")), on=["date", "code"], how="left"
     ).with_columns(pl.lit(fold.fold).alias("fold"))
     test_dates = [data.dates[t] for t in split.test]
+    windows = {w: [data.dates[t] for t in getattr(split, w)] for w in ("train", "val", "selection")}
+    fit = learned_baselines(
+        enriched_features,
+        registry,
+        windows,
+        frame.select("date", "code"),
+        cfg.horizons,
+        BaselineConfig(**{k: getattr(config, k) for k in BaselineConfig.model_fields}),
+        input_clip=cfg.input_clip,
+        label_clip=cfg.label_clip,
+        min_stocks=config.min_stocks_per_date,
+        seed=cfg.seed,
+    )
+    frame = frame.join(fit.predictions, on=["date", "code"], how="left")
     test = frame.filter(pl.col("date").is_in(test_dates))
     selection = frame.filter(~pl.col("date").is_in(test_dates))
-    keys = test.select("date", "code")
-    train_dates = [data.dates[t] for t in split.train]
-    test = test.join(
-        learned_baselines(
-            enriched_features, registry, train_dates, keys, cfg.horizons, config.lightgbm_rounds, cfg.seed
-        ),
-        on=["date", "code"],
-        how="left",
-    )
     if config.graph_off_baseline:
         off_cfg = cfg.model_copy(update={"use_graph": False})
         with tempfile.TemporaryDirectory() as tmp:
             res = train(data, off_cfg, split, Path(tmp), {"baseline": "graph_off"}, precision)
             off, _ = ensemble_predict([res.best_checkpoint], data, split.test, precision)
         test = _with_columns(test, off, {f"pred_{h}d": f"graph_off_{h}d" for h in cfg.horizons})
-    return test, selection
+    return test, selection, [{"fold": fold.fold, **c} for c in fit.choices]
 
 
 def _model_columns(h: int, frame: pl.DataFrame) -> dict[str, str]:
@@ -130,11 +144,14 @@ def evaluation_report(
     data = PanelTensors(
         enriched_features, registry, stock_graph, cfg.horizons, cfg.seq_len, cfg.input_clip, device
     )
-    tests, selections, splits = [], [], []
+    tests, selections, splits, choices = [], [], [], []
     for fold in folds:
         split = Split.from_dict(load_checkpoint(Path(fold.checkpoints[0]))["split"])
         splits.append(split)
-        test, sel = _fold_frames(fold, split, cfg, config, data, enriched_features, registry, torch_device)
+        test, sel, chosen = _fold_frames(
+            fold, split, cfg, config, data, enriched_features, registry, torch_device
+        )
+        choices += chosen
         tests.append(test)
         selections.append(sel)
     windows = {"test": pl.concat(tests, how="diagonal"), "selection": pl.concat(selections, how="diagonal")}
@@ -192,6 +209,8 @@ def evaluation_report(
         + "\n".join(sections["test"])
         + "\n## Selection window (all folds pooled; champion promotion reads the model's figure)\n\n"
         + "\n".join(sections["selection"])
+        + "\n"
+        + baseline_choices_md(choices)
     )
     report_path = out_dir / "report.md"
     write_text_atomic(header + body, report_path)

@@ -1,20 +1,86 @@
-"""Baselines scored on exactly the model's test days and universe: momentum, short-term reversal, ridge
-and LightGBM on the same features (fitted on the model's training dates only)."""
+"""Baselines scored on exactly the model's days and universe.
+
+- Factors, as they are: momentum (20-day return) and short-term reversal (minus the 1-day return).
+- Ridge and LightGBM on the model's inputs (same normalisation and clip) with per-date z-scored labels
+  (same clip), fitted on the fold's training dates only. Each is tuned with the model's own discipline:
+  LightGBM stops early on the validation window's mean daily RankIC, ridge's penalty and LightGBM's grid
+  point are chosen on the selection window's mean daily RankIC, and the test window is only predicted.
+"""
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass, field
+from datetime import date
+
 import numpy as np
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
 
-from atft_dagster.features.normalise import normalise, to_arrays
+from atft_dagster.evaluation.metrics import spearman
+from atft_dagster.features.normalise import NormaliserConfig, normalise, to_arrays
 from atft_dagster.features.registry import FeatureRegistry
 
-RIDGE_PENALTY = 1000.0
+
+class BaselineConfig(BaseModel):
+    """The learned baselines' search spaces and LightGBM's fixed settings."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ridge_penalties: list[float] = Field(
+        default=[1.0, 10.0, 100.0, 1e3, 1e4, 1e5], description="Ridge penalties tried; chosen on selection."
+    )
+    lightgbm_num_leaves: list[int] = Field(default=[7, 31], description="Grid, chosen on selection.")
+    lightgbm_min_child_samples: list[int] = Field(
+        default=[200, 1000], description="Grid, chosen on selection."
+    )
+    lightgbm_learning_rate: float = Field(0.05, gt=0)
+    lightgbm_max_rounds: int = Field(500, ge=1, description="Upper bound; validation stops it earlier.")
+    lightgbm_early_stopping: int = Field(
+        40, ge=1, description="Rounds without a better validation RankIC before stopping."
+    )
+    lightgbm_feature_fraction: float = Field(0.5, gt=0, le=1)
+    lightgbm_bagging_fraction: float = Field(0.8, gt=0, le=1)
+
+    def lightgbm_grid(self) -> list[dict[str, int]]:
+        return [
+            {"num_leaves": a, "min_child_samples": b}
+            for a, b in itertools.product(self.lightgbm_num_leaves, self.lightgbm_min_child_samples)
+        ]
 
 
-def _label_z(df: pl.DataFrame, label: str, clip: float = 3.0) -> np.ndarray:
-    z = (pl.col(label) - pl.col(label).mean().over("date")) / pl.col(label).std().over("date")
+@dataclass
+class BaselineFit:
+    """Predictions (one ``ridge_<h>d`` and ``lightgbm_<h>d`` column per horizon on the requested rows)
+    and, per model and horizon, what was chosen and the figures it was chosen on."""
+
+    predictions: pl.DataFrame
+    choices: list[dict] = field(default_factory=list)
+
+
+def label_z(df: pl.DataFrame, label: str, clip: float) -> np.ndarray:
+    """Per-date z-score of ``label``, clipped; a date with zero or undefined spread gets 0 (not NaN)."""
+    y = pl.col(label)
+    sd = y.std().over("date")
+    z = pl.when(sd > 0).then((y - y.mean().over("date")) / sd).otherwise(0.0)
     return df.select(z.clip(-clip, clip)).to_series().to_numpy()
+
+
+class DailyRankIC:
+    """Mean daily Spearman correlation of predictions with fixed labels, for rows grouped by date."""
+
+    def __init__(self, dates: np.ndarray, label: np.ndarray, min_stocks: int):
+        self.label = label
+        order = np.argsort(dates, kind="stable")
+        bounds = np.flatnonzero(dates[order][1:] != dates[order][:-1]) + 1
+        groups = np.split(order, bounds)
+        self.groups = [g[np.isfinite(label[g])] for g in groups]
+        self.groups = [g for g in self.groups if len(g) >= min_stocks]
+
+    def __call__(self, pred: np.ndarray) -> float:
+        vals = [spearman(pred[g], self.label[g]) for g in self.groups]
+        vals = [v for v in vals if v == v]
+        return float(np.mean(vals)) if vals else float("nan")
 
 
 def factor_baselines(features: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
@@ -25,42 +91,105 @@ def factor_baselines(features: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame
     return keys.join(f, on=["date", "code"], how="left")
 
 
+def _ridge_path(x: np.ndarray, y: np.ndarray, penalties: list[float]) -> list[np.ndarray]:
+    """Ridge weights for every penalty from one eigendecomposition of X'X."""
+    vals, vecs = np.linalg.eigh(x.T.astype(np.float64) @ x)
+    proj = vecs.T @ (x.T.astype(np.float64) @ y)
+    return [vecs @ (proj / (vals + lam)) for lam in penalties]
+
+
+def _fit_lightgbm(train, xv, val_score: DailyRankIC, params: dict, cfg: BaselineConfig, seed: int):
+    """LightGBM on the ``train`` Dataset, stopped at the round with the best validation mean daily RankIC."""
+    import lightgbm as lgb
+
+    full = {
+        "objective": "regression",
+        "learning_rate": cfg.lightgbm_learning_rate,
+        "bagging_fraction": cfg.lightgbm_bagging_fraction,
+        "bagging_freq": 1,
+        "feature_fraction": cfg.lightgbm_feature_fraction,
+        "metric": "None",  # only the validation RankIC below decides
+        "seed": seed,
+        "num_threads": 2,
+        "verbosity": -1,
+        **params,
+    }
+    valid = lgb.Dataset(xv, np.zeros(len(xv)), reference=train)
+    booster = lgb.train(
+        full,
+        train,
+        num_boost_round=cfg.lightgbm_max_rounds,
+        valid_sets=[valid],
+        feval=lambda pred, _data: ("rank_ic", val_score(pred), True),
+        callbacks=[lgb.early_stopping(cfg.lightgbm_early_stopping, verbose=False)],
+    )
+    return booster
+
+
 def learned_baselines(
     features: pl.DataFrame,
     registry: FeatureRegistry,
-    train_dates: list,
+    windows: dict[str, list[date]],
     keys: pl.DataFrame,
     horizons: list[int],
-    lgbm_rounds: int = 200,
+    cfg: BaselineConfig | None = None,
+    *,
+    input_clip: float = 5.0,
+    label_clip: float = 3.0,
+    min_stocks: int = 20,
     seed: int = 0,
-) -> pl.DataFrame:
-    """Ridge and LightGBM per horizon, fitted on ``train_dates`` (z-scored labels), predicting ``keys``."""
+) -> BaselineFit:
+    """Ridge and LightGBM per horizon. ``windows`` holds the fold's ``train``, ``val`` and ``selection``
+    dates; only their labels are read. ``keys`` (date, code) are the rows to predict (any window)."""
     import lightgbm as lgb
 
-    z = normalise(features, registry)
-    train = z.filter(pl.col("date").is_in(train_dates))
-    test = keys.join(z, on=["date", "code"], how="left")
-    xt, _ = to_arrays(test, registry.names)
-    out = keys.clone()
+    cfg = cfg or BaselineConfig()
+    z = normalise(features, registry, NormaliserConfig(clip=input_clip))
+    names = registry.names
+    part = {k: z.filter(pl.col("date").is_in(v)) for k, v in windows.items()}
+    xk, _ = to_arrays(keys.join(z, on=["date", "code"], how="left"), names)
+    out, choices = keys.clone(), []
     for h in horizons:
         label = f"target_{h}d"
-        tr = train.filter(pl.col(label).is_not_null())
-        x, _ = to_arrays(tr, registry.names)
-        y = _label_z(tr, label)
-        w = np.linalg.solve(x.T @ x + RIDGE_PENALTY * np.eye(x.shape[1]), x.T @ y)
-        model = lgb.LGBMRegressor(
-            n_estimators=lgbm_rounds,
-            learning_rate=0.05,
-            num_leaves=31,
-            subsample=0.8,
-            subsample_freq=1,
-            colsample_bytree=0.5,
-            random_state=seed,
-            verbose=-1,
-            n_jobs=2,
+        tr = part["train"].filter(pl.col(label).is_not_null())
+        x, _ = to_arrays(tr, names)
+        y = label_z(tr, label, label_clip)
+        scorers, xs = {}, {}
+        for w in ("val", "selection"):
+            frame = part[w]
+            xs[w], _ = to_arrays(frame, names)
+            scorers[w] = DailyRankIC(frame["date"].to_numpy(), frame[label].to_numpy(), min_stocks)
+        ridge = _ridge_path(x, y, cfg.ridge_penalties)
+        sel = [scorers["selection"](xs["selection"] @ w) for w in ridge]
+        best = int(np.nanargmax(sel))
+        choices.append(
+            {
+                "model": "ridge",
+                "horizon": h,
+                "penalty": cfg.ridge_penalties[best],
+                "selection_rank_ic": sel[best],
+            }
         )
-        model.fit(x, y)
+        dataset = lgb.Dataset(x, y, free_raw_data=False)
+        fits = []
+        for params in cfg.lightgbm_grid():
+            m = _fit_lightgbm(dataset, xs["val"], scorers["val"], params, cfg, seed)
+            fits.append(
+                (scorers["selection"](m.predict(xs["selection"], num_iteration=m.best_iteration)), params, m)
+            )
+        sel_ic, params, lgbm = max(fits, key=lambda f: -np.inf if f[0] != f[0] else f[0])
+        choices.append(
+            {
+                "model": "lightgbm",
+                "horizon": h,
+                **params,
+                "rounds": int(lgbm.best_iteration),
+                "val_rank_ic": float(lgbm.best_score["valid_0"]["rank_ic"]),
+                "selection_rank_ic": sel_ic,
+            }
+        )
         out = out.with_columns(
-            pl.Series(f"ridge_{h}d", xt @ w), pl.Series(f"lightgbm_{h}d", model.predict(xt))
+            pl.Series(f"ridge_{h}d", xk @ ridge[best]),
+            pl.Series(f"lightgbm_{h}d", lgbm.predict(xk, num_iteration=lgbm.best_iteration)),
         )
-    return out
+    return BaselineFit(out, choices)

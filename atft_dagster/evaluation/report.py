@@ -103,3 +103,23 @@ def plots(
 
 def embed_png(path: Path) -> str:
     return f"![{path.stem}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
+
+
+def baseline_choices_md(choices: list[dict]) -> str:
+    """What each learned baseline chose per fold and horizon, and the selection figure it chose on."""
+    head = (
+        "## Learned baselines: what the selection window chose\n\n"
+        "Ridge: the penalty with the best selection-window mean daily RankIC. LightGBM: each grid point is "
+        "stopped at its best validation-window RankIC; the grid point with the best selection-window RankIC "
+        "is kept. The test window is only predicted.\n\n"
+        "| fold | model | horizon | chosen | validation RankIC | selection RankIC |\n|---|---|---|---|---|---|\n"
+    )
+    skip = {"fold", "model", "horizon", "val_rank_ic", "selection_rank_ic"}
+    rows = []
+    for c in choices:
+        chosen = ", ".join(f"{k} {v:g}" for k, v in c.items() if k not in skip)
+        val = f"{c['val_rank_ic']:.4f}" if "val_rank_ic" in c else "—"
+        rows.append(
+            f"| {c.get('fold', 0)} | {c['model']} | {c['horizon']}d | {chosen} | {val} | {c['selection_rank_ic']:.4f} |"
+        )
+    return head + "\n".join(rows) + "\n"

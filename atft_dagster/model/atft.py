@@ -33,26 +33,30 @@ class ModelOutput:
 
 class GraphBlock(nn.Module):
     r"""Two GATv2Conv layers with edge attributes, fused into the temporal representation through a
-    learnable gate and a residual path, so the graph branch always receives gradient.
+    learnable gate and a residual path, so the graph branch always receives gradient. With ``raw_inputs``
+    the first layer also sees each stock's last-day inputs :math:`x_L`, so a neighbour's latest return
+    reaches a stock in one message instead of through the temporal encoder.
 
     .. math::
-        g = \mathrm{GATv2}_2(\mathrm{ELU}(\mathrm{GATv2}_1(z, E, e)), E, e),\quad
+        u = [z;\ x_L] \text{ (or } z\text{)},\quad
+        g = \mathrm{GATv2}_2(\mathrm{ELU}(\mathrm{GATv2}_1(u, E, e)), E, e),\quad
         z' = \mathrm{LN}(z + \sigma(\alpha) \odot g),\quad \sigma(\alpha_0) = \text{gate\_init}
     """
 
-    def __init__(self, hidden: int, heads: list[int], dropout: float, gate_init: float):
+    def __init__(self, hidden: int, heads: list[int], dropout: float, gate_init: float, raw_inputs: int = 0):
         super().__init__()
         self.gate_init = gate_init
-        self.conv1, self.conv2 = (self._conv(hidden, h, dropout) for h in heads)
+        self.conv1 = self._conv(hidden + raw_inputs, hidden, heads[0], dropout)
+        self.conv2 = self._conv(hidden, hidden, heads[1], dropout)
         self.alpha = nn.Parameter(torch.empty(hidden))
         self.norm = nn.LayerNorm(hidden)
         self.reset_parameters()
 
     @staticmethod
-    def _conv(hidden: int, heads: int, dropout: float) -> GATv2Conv:
+    def _conv(in_dim: int, hidden: int, heads: int, dropout: float) -> GATv2Conv:
         """Heads averaged (width stays ``hidden``); self-loops take the mean of the incoming edge attributes."""
         return GATv2Conv(
-            hidden,
+            in_dim,
             hidden,
             heads=heads,
             concat=False,
@@ -71,8 +75,15 @@ class GraphBlock(nn.Module):
     def gate(self) -> torch.Tensor:
         return torch.sigmoid(self.alpha)
 
-    def forward(self, z: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
-        g = F.elu(self.conv1(z, edge_index, edge_attr))
+    def forward(
+        self,
+        z: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_attr: torch.Tensor,
+        raw: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        u = z if raw is None else torch.cat([z, raw.to(z.dtype)], dim=-1)
+        g = F.elu(self.conv1(u, edge_index, edge_attr))
         g = self.conv2(g, edge_index, edge_attr)
         return self.norm(z + self.gate() * g)
 
@@ -88,7 +99,13 @@ class ATFTGATFAN(nn.Module):
         self.san = SliceAdaptiveNorm(n_features, h, cfg.san_slices) if cfg.use_san else None
         self.vsn = VariableSelection(n_features, h, cfg.dropout)
         self.encoder = TemporalEncoder(h, cfg.attn_heads, cfg.lstm_layers, cfg.dropout)
-        self.graph = GraphBlock(h, cfg.gat_heads, cfg.dropout, cfg.gate_init) if cfg.use_graph else None
+        self.graph = (
+            GraphBlock(
+                h, cfg.gat_heads, cfg.dropout, cfg.gate_init, n_features if cfg.graph_raw_inputs else 0
+            )
+            if cfg.use_graph
+            else None
+        )
         self.heads = QuantileHeads(h, len(cfg.horizons), len(cfg.quantiles))
 
     def reset_parameters(self) -> None:
@@ -117,6 +134,7 @@ class ATFTGATFAN(nn.Module):
         edge_index: torch.Tensor | None = None,
         edge_attr: torch.Tensor | None = None,
     ) -> ModelOutput:
+        last = x[:, -1]
         restore = torch.zeros(x.shape[0], self.cfg.hidden, device=x.device, dtype=x.dtype)
         if self.fan is not None:
             x, r = self.fan(x)
@@ -130,7 +148,7 @@ class ATFTGATFAN(nn.Module):
         if self.graph is not None:
             if edge_index is None or edge_attr is None:
                 raise ValueError("the graph block is on but no edges were given")
-            z = self.graph(z, edge_index, edge_attr)
+            z = self.graph(z, edge_index, edge_attr, last if self.cfg.graph_raw_inputs else None)
             gate = self.graph.gate().detach()
         point, quantiles = self.heads(z)
         return ModelOutput(point, quantiles, weights, gate)

@@ -21,6 +21,10 @@ class TrainingConfig(BaseModel):
     dropout: float = Field(0.1, ge=0, lt=1)
     use_graph: bool = Field(True, description="Graph block on/off (off = the no-graph baseline).")
     gate_init: float = Field(0.5, gt=0, lt=1, description="Initial value of the graph fusion gate.")
+    graph_raw_inputs: bool = Field(
+        False,
+        description="The first graph layer also reads each stock's last-day inputs (not only the encoding).",
+    )
     use_fan: bool = Field(True, description="Frequency adaptive normalisation of the input window.")
     fan_top_k: int = Field(2, ge=1, description="FAN: dominant Fourier components removed per feature.")
     use_san: bool = Field(False, description="Slice adaptive normalisation of the input window.")
@@ -77,7 +81,12 @@ class TrainingConfig(BaseModel):
     warmup_epochs: int = Field(2, ge=0)
     grad_clip: float = Field(1.0, gt=0)
     patience: int = Field(6, ge=1, description="Epochs without a better validation RankIC before stopping.")
-    primary_horizon: int = Field(1, description="Early stopping and champion metric horizon.")
+    primary_horizon: int = Field(1, description="Champion metric horizon; the report's headline.")
+    early_stopping_weights: list[float] | None = Field(
+        None,
+        description="Weights of the per-horizon validation RankICs whose weighted mean drives early stopping and "
+        "the best checkpoint (normalised to sum 1); None = the primary horizon alone.",
+    )
     seed: int = 42
     ensemble_seeds: int = Field(
         3,
@@ -94,6 +103,9 @@ class TrainingConfig(BaseModel):
     def _consistent(self) -> TrainingConfig:
         if len(self.horizon_weights) != len(self.horizons):
             raise ValueError("horizon_weights must have one weight per horizon")
+        w = self.early_stopping_weights
+        if w is not None and (len(w) != len(self.horizons) or min(w) < 0 or sum(w) <= 0):
+            raise ValueError("early_stopping_weights: one non-negative weight per horizon, not all zero")
         if self.primary_horizon not in self.horizons:
             raise ValueError("primary_horizon must be one of horizons")
         if self.hidden % self.attn_heads:
@@ -107,6 +119,13 @@ class TrainingConfig(BaseModel):
     @property
     def purge(self) -> int:
         return max(self.horizons) if self.purge_days is None else self.purge_days
+
+    def stopping_weights(self) -> dict[str, float]:
+        """Horizon label ("1d") -> weight of its validation RankIC in the early-stopping metric."""
+        if self.early_stopping_weights is None:
+            return {f"{self.primary_horizon}d": 1.0}
+        total = sum(self.early_stopping_weights)
+        return {f"{h}d": w / total for h, w in zip(self.horizons, self.early_stopping_weights, strict=True)}
 
     def normalised_horizon_weights(self) -> list[float]:
         total = sum(self.horizon_weights)

@@ -1,5 +1,5 @@
 """Training: whole-date batches, AdamW with warm-up and cosine decay, gradient clipping, optional bf16,
-early stopping on the validation mean daily RankIC of the primary horizon, a degeneracy guard, atomic
+early stopping on the validation mean daily RankIC (primary horizon, or a weighted mean over horizons), a degeneracy guard, atomic
 checkpoints with retention, and resumption of a killed run."""
 
 from __future__ import annotations
@@ -142,6 +142,11 @@ def evaluate(
     return rank_ic, ic, std
 
 
+def stopping_metric(rank_ic: dict[str, float], cfg: TrainingConfig) -> float:
+    """The weighted mean of the per-horizon validation RankICs that early stopping maximises."""
+    return float(sum(w * rank_ic[h] for h, w in cfg.stopping_weights().items()))
+
+
 def _grad_norms(model: ATFTGATFAN) -> dict[str, float]:
     out = {}
     for name, block in model.blocks().items():
@@ -239,7 +244,7 @@ def train(
             raise DegenerateModelError(
                 f"epoch {epoch}: cross-sectional prediction std {std:.2e} <= {cfg.min_prediction_std:.0e}: predictions collapsed to a constant"
             )
-        metric = rank_ic[f"{cfg.primary_horizon}d"]
+        metric = stopping_metric(rank_ic, cfg)
         payload = {
             **identity,
             "state_dict": model.state_dict(),

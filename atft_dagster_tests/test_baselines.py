@@ -1,0 +1,137 @@
+"""The learned baselines are tuned like the model: LightGBM stops on validation, ridge's penalty and
+LightGBM's grid point are chosen on selection, and the test window's labels are never read."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.linear_model import Ridge
+
+from atft_dagster.evaluation.baselines import BaselineConfig, DailyRankIC, label_z, learned_baselines
+from atft_dagster.features.normalise import NormaliserConfig, normalise, to_arrays
+from atft_dagster.features.registry import Feature, FeatureRegistry
+
+N_FEATURES, N_STOCKS, N_DATES = 6, 60, 100
+REGISTRY = FeatureRegistry(tuple(Feature(f"f{i}", "test", 0, pl.lit(0.0)) for i in range(N_FEATURES)))
+FAST = BaselineConfig(
+    ridge_penalties=[0.1, 100.0, 1e5],
+    lightgbm_num_leaves=[3, 7],
+    lightgbm_min_child_samples=[20],
+    lightgbm_max_rounds=120,
+    lightgbm_early_stopping=10,
+)
+
+
+def _frame(signal: float, seed: int = 0) -> pl.DataFrame:
+    """Stocks x dates with features f0..f5; target_1d = signal * f0 - signal * f1^2 + noise."""
+    rng = np.random.default_rng(seed)
+    dates = [date(2024, 1, 1) + timedelta(days=i) for i in range(N_DATES)]
+    x = rng.standard_normal((N_DATES * N_STOCKS, N_FEATURES))
+    y = signal * (x[:, 0] - x[:, 1] ** 2) + rng.standard_normal(len(x))
+    return pl.DataFrame(
+        {
+            "date": pl.Series([d for d in dates for _ in range(N_STOCKS)], dtype=pl.Date),
+            "code": np.tile([f"{1000 + i}" for i in range(N_STOCKS)], N_DATES),
+            **{f"f{i}": x[:, i] for i in range(N_FEATURES)},
+            "target_1d": y,
+        }
+    )
+
+
+def _windows(df: pl.DataFrame) -> tuple[dict[str, list[date]], list[date]]:
+    d = df["date"].unique().sort().to_list()
+    return {"train": d[:50], "val": d[50:65], "selection": d[65:80]}, d[80:]
+
+
+def _fit(df: pl.DataFrame, cfg: BaselineConfig = FAST):
+    windows, test = _windows(df)
+    keys = df.filter(pl.col("date").is_in(windows["selection"] + test)).select("date", "code")
+    return learned_baselines(df, REGISTRY, windows, keys, [1], cfg, min_stocks=10)
+
+
+def test_ridge_penalty_is_the_selection_argmax_and_matches_sklearn():
+    df = _frame(0.3)
+    fit = _fit(df)
+    windows, _ = _windows(df)
+    z = normalise(df, REGISTRY, NormaliserConfig(clip=5.0))
+    tr, sel = (z.filter(pl.col("date").is_in(windows[w])) for w in ("train", "selection"))
+    x, _ = to_arrays(tr, REGISTRY.names)
+    xs, _ = to_arrays(sel, REGISTRY.names)
+    y = label_z(tr, "target_1d", 3.0)
+    score = DailyRankIC(sel["date"].to_numpy(), sel["target_1d"].to_numpy(), 10)
+    by_penalty = {lam: Ridge(alpha=lam, fit_intercept=False).fit(x, y) for lam in FAST.ridge_penalties}
+    scores = {lam: score(xs @ m.coef_) for lam, m in by_penalty.items()}
+    chosen = next(c for c in fit.choices if c["model"] == "ridge")
+    assert chosen["penalty"] == max(scores, key=scores.get)
+    assert chosen["selection_rank_ic"] == pytest.approx(scores[chosen["penalty"]])
+    got = sel.select("date", "code").join(fit.predictions, on=["date", "code"])["ridge_1d"].to_numpy()
+    np.testing.assert_allclose(got, xs @ by_penalty[chosen["penalty"]].coef_, rtol=1e-4, atol=1e-6)
+
+
+def test_lightgbm_stops_on_validation_and_learns_the_nonlinear_term():
+    noise = next(c for c in _fit(_frame(0.0)).choices if c["model"] == "lightgbm")
+    assert noise["rounds"] < FAST.lightgbm_max_rounds  # stopped early on validation
+    df = _frame(0.5)
+    fit = _fit(df)
+    lgbm = next(c for c in fit.choices if c["model"] == "lightgbm")
+    assert lgbm["num_leaves"] in FAST.lightgbm_num_leaves
+    _, test = _windows(df)
+    rows = df.filter(pl.col("date").is_in(test)).join(fit.predictions, on=["date", "code"])
+    ic = DailyRankIC(rows["date"].to_numpy(), rows["target_1d"].to_numpy(), 10)
+    # the f1^2 term is invisible to ridge; trees find it
+    assert ic(rows["lightgbm_1d"].to_numpy()) > ic(rows["ridge_1d"].to_numpy()) + 0.1
+
+
+def test_test_window_labels_are_never_read_and_selection_labels_are():
+    df = _frame(0.3)
+    _, test = _windows(df)
+    base = _fit(df)
+    rng = np.random.default_rng(5)
+    in_test = pl.col("date").is_in(test)
+    scrambled = df.with_columns(
+        pl.when(in_test)
+        .then(pl.lit(rng.standard_normal(df.height)))
+        .otherwise(pl.col("target_1d"))
+        .alias("target_1d")
+    )
+    again = _fit(scrambled)
+    assert again.choices == base.choices
+    assert again.predictions.equals(base.predictions)
+    windows, _ = _windows(df)
+    in_sel = pl.col("date").is_in(windows["selection"])
+    sel_scrambled = df.with_columns(
+        pl.when(in_sel)
+        .then(pl.lit(rng.standard_normal(df.height)))
+        .otherwise(pl.col("target_1d"))
+        .alias("target_1d")
+    )
+    assert _fit(sel_scrambled).choices != base.choices  # the choice reads the selection labels
+
+
+def test_zero_spread_day_gives_zero_labels_not_nan():
+    df = _frame(0.3).with_columns(
+        pl.when(pl.col("date") == date(2024, 1, 3))
+        .then(0.01)
+        .otherwise(pl.col("target_1d"))
+        .alias("target_1d")
+    )
+    z = label_z(df, "target_1d", 3.0)
+    assert np.isfinite(z).all()
+    assert (z[df["date"].to_numpy() == np.datetime64("2024-01-03")] == 0).all()
+    assert np.isfinite(_fit(df).predictions["ridge_1d"].to_numpy()).all()
+
+
+def test_every_baseline_setting_changes_the_fit():
+    df = _frame(0.3)
+    base = _fit(df)
+    for change in (
+        {"ridge_penalties": [1e6]},
+        {"lightgbm_num_leaves": [15]},
+        {"lightgbm_max_rounds": 3},
+        {"lightgbm_learning_rate": 0.2},
+    ):
+        other = _fit(df, FAST.model_copy(update=change))
+        assert not other.predictions.equals(base.predictions), change

@@ -1,0 +1,137 @@
+"""Benchmark: model variants compared the honest way, on tuning markets only.
+
+Each variant is a set of TrainingConfig overrides. On every tuning market (walk-forward fold 0) each variant
+is trained with the same training seeds; the table gives, per horizon, the selection-window mean daily RankIC
+(what a choice reads) and the test-window figure of the same runs (shown, never chosen on). The tuning market
+seeds are disjoint from the held-out seeds of bench_model.py, where the chosen config is reported.
+Results are appended as JSON lines to --out, so a long sweep can be split over several invocations.
+
+Run: ./run shell, then python bench/bench_variants.py --variants base raw raw_es ... [--n-stocks 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from bench_model import inputs
+
+from atft_dagster.evaluation.report import score_models
+from atft_dagster.market import market_preset
+from atft_dagster.model import TrainingConfig
+from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.ensemble import ensemble_predict, member_seeds
+from atft_dagster.training.train import config_folds, train
+
+EQUAL4 = [1.0, 1.0, 1.0, 1.0]
+VARIANTS: dict[str, dict] = {
+    "base": {},
+    "raw": {"graph_raw_inputs": True},
+    "es_multi": {"early_stopping_weights": EQUAL4},
+    "raw_es": {"graph_raw_inputs": True, "early_stopping_weights": EQUAL4},
+    "raw_es_seq40": {"graph_raw_inputs": True, "early_stopping_weights": EQUAL4, "seq_len": 40},
+    "raw_es_hw_equal": {
+        "graph_raw_inputs": True,
+        "early_stopping_weights": EQUAL4,
+        "horizon_weights": EQUAL4,
+    },
+    "raw_es_h128": {"graph_raw_inputs": True, "early_stopping_weights": EQUAL4, "hidden": 128},
+    "raw_es_lr3e-4": {"graph_raw_inputs": True, "early_stopping_weights": EQUAL4, "lr": 3e-4},
+}
+
+
+def run_market(preset: str, seed: int, n_stocks: int, variants: list[str], base: dict) -> list[dict]:
+    src, reg, feats, graph = inputs(market_preset(preset, seed=seed, n_stocks=n_stocks))
+    out = []
+    for name in variants:
+        cfg = TrainingConfig(**{**base, **VARIANTS[name]})
+        data = PanelTensors(feats, reg, graph, cfg.horizons, cfg.seq_len, cfg.input_clip)
+        split = config_folds(data, cfg)[0]
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            results = [
+                train(data, cfg.model_copy(update={"seed": s}), split, Path(tmp) / str(s), {})
+                for s in member_seeds(cfg.seed, cfg.ensemble_seeds)
+            ]
+            paths = [r.best_checkpoint for r in results]
+            frames = {w: ensemble_predict(paths, data, getattr(split, w))[0] for w in ("selection", "test")}
+        row = {
+            "preset": preset,
+            "market_seed": seed,
+            "n_stocks": n_stocks,
+            "variant": name,
+            "overrides": VARIANTS[name],
+            "best_epochs": [r.best_epoch for r in results],
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        for w, frame in frames.items():
+            for h in cfg.horizons:
+                rep, _ = score_models(
+                    frame, {"m": f"pred_{h}d"}, f"label_{h}d", cfg.min_stocks_per_date, h - 1
+                )
+                row[f"{w}_{h}d"] = rep["m"].rank_ic
+        print(json.dumps(row), flush=True)
+        out.append(row)
+    return out
+
+
+def summarise(rows: list[dict], horizons=(1, 5, 10, 20)) -> str:
+    lines = [
+        "| variant | markets | "
+        + " | ".join(f"selection {h}d" for h in horizons)
+        + " | selection mean | "
+        + " | ".join(f"test {h}d" for h in horizons)
+        + " |",
+        "|---|---|" + "---|" * (2 * len(horizons) + 1),
+    ]
+    names = list(dict.fromkeys(r["variant"] for r in rows))
+    for name in names:
+        rs = [r for r in rows if r["variant"] == name]
+        sel = [np.mean([r[f"selection_{h}d"] for r in rs]) for h in horizons]
+        test = [np.mean([r[f"test_{h}d"] for r in rs]) for h in horizons]
+        lines.append(
+            f"| {name} | {len(rs)} | "
+            + " | ".join(f"{v:.4f}" for v in sel)
+            + f" | **{np.mean(sel):.4f}** | "
+            + " | ".join(f"{v:.4f}" for v in test)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--preset", default="demo")
+    ap.add_argument("--market-seeds", nargs="+", type=int, default=[11, 12])
+    ap.add_argument("--n-stocks", type=int, default=200)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--patience", type=int, default=2)
+    ap.add_argument("--ensemble-seeds", type=int, default=1)
+    ap.add_argument("--out", default="bench/variants.jsonl")
+    ap.add_argument("--summary-only", action="store_true")
+    args = ap.parse_args()
+    out = Path(args.out)
+    if not args.summary_only:
+        print(
+            f"# {datetime.now():%Y-%m-%d %H:%M} on {platform.node()}, {torch.get_num_threads()} threads",
+            flush=True,
+        )
+        base = {"epochs": args.epochs, "patience": args.patience, "ensemble_seeds": args.ensemble_seeds}
+        for seed in args.market_seeds:
+            for row in run_market(args.preset, seed, args.n_stocks, args.variants, base):
+                with out.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    print(summarise([r for r in rows if r["preset"] == args.preset]))
+
+
+if __name__ == "__main__":
+    main()
