@@ -151,7 +151,7 @@ def test_raw_graph_inputs_reach_a_stock_from_its_neighbours_last_day(tensors):
     b = data.batch([90])
     m = _model(data, graph_raw_inputs=True).eval()
     assert m.graph.conv1.in_channels == 16 + data.n_features
-    assert _model(data).graph.conv1.in_channels == 16
+    assert _model(data, graph_raw_inputs=False).graph.conv1.in_channels == 16
     src, dst = b.edge_index
     i, j = int(dst[0]), int(src[0])
     x = b.x.clone().requires_grad_(True)

@@ -113,9 +113,12 @@ def test_training_writes_checkpoints_and_logs(setup, tmp_path):
 
 def test_early_stopping_reads_the_weighted_horizons(setup, tmp_path):
     cfg, data, _, split, _ = setup
-    assert stopping_metric({"1d": 0.1, "5d": 0.3, "10d": 0.0, "20d": 0.0}, cfg) == pytest.approx(0.1)
+    ric = {"1d": 0.1, "5d": 0.3, "10d": 0.0, "20d": 0.2}
+    assert stopping_metric(ric, cfg) == pytest.approx(0.15)  # default: equal weights
+    one_day = cfg.model_copy(update={"early_stopping_weights": [1, 0, 0, 0]})
+    assert stopping_metric(ric, one_day) == pytest.approx(0.1)
     weighted = cfg.model_copy(update={"early_stopping_weights": [1.0, 3.0, 0.0, 0.0]})
-    assert stopping_metric({"1d": 0.1, "5d": 0.3, "10d": 0.0, "20d": 0.0}, weighted) == pytest.approx(0.25)
+    assert stopping_metric(ric, weighted) == pytest.approx(0.25)
     with pytest.raises(ValueError, match="early_stopping_weights"):
         TrainingConfig(**FAST, early_stopping_weights=[1.0, 1.0])
     long_only = cfg.model_copy(update={"early_stopping_weights": [0, 0, 0, 1], "epochs": 3, "patience": 3})

@@ -31,19 +31,23 @@ from atft_dagster.training.ensemble import ensemble_predict, member_seeds
 from atft_dagster.training.train import config_folds, train
 
 EQUAL4 = [1.0, 1.0, 1.0, 1.0]
+# Overrides are explicit (not relative to today's defaults), so a row means the same after defaults change.
+BEFORE = {"graph_raw_inputs": False, "early_stopping_weights": [1.0, 0, 0, 0], "lr": 1e-3}
 VARIANTS: dict[str, dict] = {
-    "base": {},
-    "raw": {"graph_raw_inputs": True},
-    "es_multi": {"early_stopping_weights": EQUAL4},
-    "raw_es": {"graph_raw_inputs": True, "early_stopping_weights": EQUAL4},
-    "raw_es_seq40": {"graph_raw_inputs": True, "early_stopping_weights": EQUAL4, "seq_len": 40},
+    "base": BEFORE,
+    "raw": {**BEFORE, "graph_raw_inputs": True},
+    "es_multi": {**BEFORE, "early_stopping_weights": EQUAL4},
+    "raw_es": {**BEFORE, "graph_raw_inputs": True, "early_stopping_weights": EQUAL4},
+    "raw_es_seq40": {**BEFORE, "graph_raw_inputs": True, "early_stopping_weights": EQUAL4, "seq_len": 40},
     "raw_es_hw_equal": {
+        **BEFORE,
         "graph_raw_inputs": True,
         "early_stopping_weights": EQUAL4,
         "horizon_weights": EQUAL4,
     },
-    "raw_es_h128": {"graph_raw_inputs": True, "early_stopping_weights": EQUAL4, "hidden": 128},
-    "raw_es_lr3e-4": {"graph_raw_inputs": True, "early_stopping_weights": EQUAL4, "lr": 3e-4},
+    "raw_es_h128": {**BEFORE, "graph_raw_inputs": True, "early_stopping_weights": EQUAL4, "hidden": 128},
+    "raw_es_lr3e-4": {**BEFORE, "graph_raw_inputs": True, "early_stopping_weights": EQUAL4, "lr": 3e-4},
+    "raw_es_drop03": {**BEFORE, "graph_raw_inputs": True, "early_stopping_weights": EQUAL4, "dropout": 0.3},
 }
 
 

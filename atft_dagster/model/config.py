@@ -22,7 +22,7 @@ class TrainingConfig(BaseModel):
     use_graph: bool = Field(True, description="Graph block on/off (off = the no-graph baseline).")
     gate_init: float = Field(0.5, gt=0, lt=1, description="Initial value of the graph fusion gate.")
     graph_raw_inputs: bool = Field(
-        False,
+        True,
         description="The first graph layer also reads each stock's last-day inputs (not only the encoding).",
     )
     use_fan: bool = Field(True, description="Frequency adaptive normalisation of the input window.")
@@ -76,7 +76,7 @@ class TrainingConfig(BaseModel):
         description="Upper bound on epochs; the cosine schedule spans them (validation peaks by epoch ~5).",
     )
     batch_dates: int = Field(4, ge=1, description="Whole dates per batch (never partial cross-sections).")
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(3e-4, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     warmup_epochs: int = Field(2, ge=0)
     grad_clip: float = Field(1.0, gt=0)
@@ -85,7 +85,8 @@ class TrainingConfig(BaseModel):
     early_stopping_weights: list[float] | None = Field(
         None,
         description="Weights of the per-horizon validation RankICs whose weighted mean drives early stopping and "
-        "the best checkpoint (normalised to sum 1); None = the primary horizon alone.",
+        "the best checkpoint (normalised to sum 1); None = equal weights over all horizons (chosen on the "
+        "selection window, docs/benchmarks.md). [1, 0, 0, 0] stops on the 1-day head alone.",
     )
     seed: int = 42
     ensemble_seeds: int = Field(
@@ -122,10 +123,8 @@ class TrainingConfig(BaseModel):
 
     def stopping_weights(self) -> dict[str, float]:
         """Horizon label ("1d") -> weight of its validation RankIC in the early-stopping metric."""
-        if self.early_stopping_weights is None:
-            return {f"{self.primary_horizon}d": 1.0}
-        total = sum(self.early_stopping_weights)
-        return {f"{h}d": w / total for h, w in zip(self.horizons, self.early_stopping_weights, strict=True)}
+        w = self.early_stopping_weights or [1.0] * len(self.horizons)
+        return {f"{h}d": x / sum(w) for h, x in zip(self.horizons, w, strict=True)}
 
     def normalised_horizon_weights(self) -> list[float]:
         total = sum(self.horizon_weights)
