@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from atft_dagster.evaluation.metrics import spearman
+from atft_dagster.evaluation.metrics import daily_ic
 from atft_dagster.features.normalise import NormaliserConfig, normalise, to_arrays
 from atft_dagster.features.registry import FeatureRegistry
 
@@ -67,20 +67,18 @@ def label_z(df: pl.DataFrame, label: str, clip: float) -> np.ndarray:
 
 
 class DailyRankIC:
-    """Mean daily Spearman correlation of predictions with fixed labels, for rows grouped by date."""
+    """Mean daily RankIC (``metrics.daily_ic``) of predictions against fixed labels, rows grouped by date once."""
 
     def __init__(self, dates: np.ndarray, label: np.ndarray, min_stocks: int):
-        self.label = label
+        self.label, self.min_stocks = label, min_stocks
         order = np.argsort(dates, kind="stable")
-        bounds = np.flatnonzero(dates[order][1:] != dates[order][:-1]) + 1
-        groups = np.split(order, bounds)
-        self.groups = [g[np.isfinite(label[g])] for g in groups]
-        self.groups = [g for g in self.groups if len(g) >= min_stocks]
+        self.groups = np.split(order, np.flatnonzero(dates[order][1:] != dates[order][:-1]) + 1)
 
     def __call__(self, pred: np.ndarray) -> float:
-        vals = [spearman(pred[g], self.label[g]) for g in self.groups]
-        vals = [v for v in vals if v == v]
-        return float(np.mean(vals)) if vals else float("nan")
+        ics = daily_ic(
+            [pred[g] for g in self.groups], [self.label[g] for g in self.groups], self.min_stocks, True
+        )
+        return float(np.nanmean(ics)) if np.isfinite(ics).any() else float("nan")
 
 
 def factor_baselines(features: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
