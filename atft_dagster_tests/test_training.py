@@ -9,12 +9,12 @@ import polars as pl
 import pytest
 import torch
 
-from atft_dagster.evaluation.metrics import evaluate_predictions
+from atft_dagster.evaluation.metrics import daily_ic, evaluate_predictions
 from atft_dagster.evaluation.selection import TrainedFold, compare_on_selection
 from atft_dagster.features import compute_features, default_registry
 from atft_dagster.graph import build_stock_graph
 from atft_dagster.market import SyntheticMarketConfig
-from atft_dagster.model import TrainingConfig
+from atft_dagster.model import ATFTGATFAN, TrainingConfig
 from atft_dagster.panel import build_market_panel
 from atft_dagster.sources import SyntheticSource
 from atft_dagster.training.checkpoint import BEST, LAST, load_checkpoint
@@ -23,6 +23,7 @@ from atft_dagster.training.ensemble import ensemble_predict, member_seeds
 from atft_dagster.training.split import Split, all_test_dates, walk_forward
 from atft_dagster.training.train import (
     DegenerateModelError,
+    _forward,
     config_folds,
     evaluate,
     load_model,
@@ -109,6 +110,16 @@ def test_training_writes_checkpoints_and_logs(setup, tmp_path):
     preds = predict(model, data, split.test[:2], cfg.batch_dates)
     assert preds.height == int(data.present[split.test[:2]].sum())
     assert {"pred_1d", "q10_1d", "q90_20d", "label_5d"} <= set(preds.columns)
+    assert set(logs[0].phase_seconds) == {"batch", "forward", "backward", "optimiser", "validation"}
+    # the validation metric computed on the device equals the report's per-date metric on the frame
+    rank_ic, ic, std = evaluate(model, data, split.val, cfg.batch_dates)
+    frame = predict(model, data, split.val, cfg.batch_dates).partition_by("date", maintain_order=True)
+    for h in cfg.horizons:
+        p, y = [f[f"pred_{h}d"].to_numpy() for f in frame], [f[f"label_{h}d"].to_numpy() for f in frame]
+        want = np.nanmean(daily_ic(p, y, cfg.min_stocks_per_date, rank=True))
+        assert rank_ic[f"{h}d"] == pytest.approx(want, abs=1e-7)  # the frame holds float32
+        assert ic[f"{h}d"] == pytest.approx(np.nanmean(daily_ic(p, y, cfg.min_stocks_per_date)), abs=1e-7)
+    assert std == pytest.approx(np.mean([f["pred_1d"].std() for f in frame]), rel=1e-6)
 
 
 def test_early_stopping_reads_the_weighted_horizons(setup, tmp_path):
@@ -267,3 +278,19 @@ def test_promotion_cannot_see_test_window_labels(setup, two_members):
     scrambled_selection = decide(relabel(split.selection))
     assert scrambled_selection.candidate != base.candidate
     assert data.y[split.test].isfinite().any()  # the original data is untouched
+
+
+def test_gpu_row_padding_leaves_the_real_rows_unchanged(setup):
+    """On a GPU a batch is padded to ``cuda_row_bucket`` rows. The test runs on the CPU: a "cuda" device
+    argument only switches the padding on (fp32 precision means no autocast)."""
+    cfg, data, _, split, _ = setup
+    torch.manual_seed(0)
+    model = ATFTGATFAN(data.n_features, cfg.model_copy(update={"cuda_row_bucket": 64})).eval()
+    b = data.batch(split.val[:3])
+    assert b.x.shape[0] % 64, "the batch must need padding"
+    with torch.no_grad():
+        plain = _forward(model, b, torch.device("cpu"), "fp32")
+        padded = _forward(model, b, torch.device("cuda"), "fp32")
+    assert padded.point.shape == plain.point.shape == (b.x.shape[0], len(cfg.horizons))
+    assert torch.allclose(padded.point, plain.point, atol=1e-5)
+    assert torch.allclose(padded.quantiles, plain.quantiles, atol=1e-5)

@@ -4,8 +4,8 @@
    (seed ensemble, its first member alone, graph block off, ridge, LightGBM, momentum, oracle), one column
    per horizon: test-window mean daily RankIC, mean ± s.d. over held-out market seeds, and the mean
    Newey-West t. The table is written into docs/benchmarks.md between two markers, with date and machine.
-2. Speed: seconds per epoch on this machine for 1000 stocks x 750 days (one epoch), and on a GPU when run
-   there (pass --gpu-scale for 4000 x 1250).
+2. Speed: seconds per epoch, split into phases, on this machine for 1000 stocks x 750 days, and on a GPU
+   when run there (pass --gpu-scale for 4000 x 1250); bench_throughput.py has the full set of sizes.
 Run: ./run shell, then python bench/bench_model.py [--epochs N] [--n-stocks N] [--skip-speed] [--gpu-scale]
 """
 
@@ -16,7 +16,7 @@ import json
 import platform
 import tempfile
 import time
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -194,18 +194,16 @@ def write_doc(table: str) -> None:
 
 
 def speed(n_stocks: int, n_days: int, device: str) -> None:
-    src, reg, feats, graph = inputs(
-        SyntheticMarketConfig(n_stocks=n_stocks, n_days=n_days, start=date(2019, 1, 4))
+    """Seconds per epoch with the per-phase split (batch assembly, forward, backward, optimiser,
+    validation), samples/s and peak GPU memory: ``bench_throughput.py`` at one size, default batch."""
+    import bench_throughput
+
+    feats, graph = bench_throughput.market_inputs(n_stocks, n_days)
+    args = argparse.Namespace(
+        epochs=2, batch_dates=[TrainingConfig().batch_dates], no_phases=False, profile_steps=0, out=None
     )
-    cfg = TrainingConfig(epochs=1, val_days=20, test_days=20)
-    data = PanelTensors(feats, reg, graph, cfg.horizons, cfg.seq_len, cfg.input_clip, device)
-    split = config_folds(data, cfg)[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        res = train(data, cfg, split, Path(tmp), {}, precision="bf16" if device == "cuda" else "fp32")
-    name = torch.cuda.get_device_name() if device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(
-        f"{n_stocks} stocks x {n_days} days on {name}: {res.seconds_per_epoch:.1f} s per epoch ({len(split.train)} training dates), {res.samples_per_second:,.0f} stock-samples/s"
-    )
+    bench_throughput.run_size(feats, graph, args, device, "bench_model --skip-quality")
+    print(bench_throughput.table(bench_throughput.ROWS))
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from atft_dagster.features import default_registry
 from atft_dagster.model import TrainingConfig
 from atft_dagster.storage import write_json_atomic, write_parquet_atomic, write_text_atomic
 from atft_dagster.training.checkpoint import load_checkpoint
+from atft_dagster.training.daily import predict_day, ranking_csv
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.ensemble import ensemble_predict
 from atft_dagster.training.split import Split
@@ -364,33 +365,19 @@ def _predict_day(
         raise ValueError(
             f"no enriched features for {day}: ingest that trading day first (features cover {have.min()} .. {have.max()})"
         )
-    device = torch_device.resolve()
     members = champion["checkpoints"][0].to_list()
-    cfg = TrainingConfig(**load_checkpoint(Path(members[0]))["config"])
-    data = PanelTensors(
-        features.filter(pl.col("date") <= day),
+    preds = predict_day(
+        members,
+        features,
         default_registry(),
         graph,
-        cfg.horizons,
-        cfg.seq_len,
-        cfg.input_clip,
-        device,
+        day,
+        torch_device.resolve(),
+        torch_device.precision,
     )
-    t = data.dates.index(day)
-    if t < cfg.seq_len - 1:
-        raise ValueError(f"{day} has fewer than {cfg.seq_len} trading days of history")
-    preds, _ = ensemble_predict(members, data, [t], torch_device.precision)
-    preds = preds.drop([f"label_{h}d" for h in cfg.horizons])
-    preds = preds.sort([f"pred_{cfg.primary_horizon}d", "code"], descending=[True, False]).with_columns(
-        pl.int_range(pl.len()).cast(pl.Int32).alias("rank")
-    )
-    csv = preds.select(
-        pl.col("date").dt.strftime("%Y-%m-%d").alias("Date"),
-        pl.col("code").alias("SecuritiesCode"),
-        pl.col("rank").alias("Rank"),
-    )
+    csv = ranking_csv(preds)
     csv_path = paths.root / "predictions" / f"{day}.csv"
-    write_text_atomic(csv.write_csv(), csv_path)
+    write_text_atomic(csv, csv_path)
     context.add_output_metadata(
         {
             "date": str(day),

@@ -8,6 +8,7 @@ against their own trailing window of past dates instead. Missing values become 0
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -24,13 +25,18 @@ class NormaliserConfig:
 
 
 def normalise(
-    df: pl.DataFrame, registry: FeatureRegistry, cfg: NormaliserConfig = NormaliserConfig()
+    df: pl.DataFrame,
+    registry: FeatureRegistry,
+    cfg: NormaliserConfig = NormaliserConfig(),
+    from_date: date | None = None,
 ) -> pl.DataFrame:
-    """Same rows and columns; features normalised (Float32, nulls kept for the mask)."""
+    """Same columns; features normalised (Float32, nulls kept for the mask). With ``from_date`` only the rows
+    from that date on are returned (and normalised); earlier rows still feed the date-level windows."""
     stock = [f.name for f in registry.features if f.scope == Scope.STOCK]
     dated = [f.name for f in registry.features if f.scope == Scope.DATE]
+    rows = df if from_date is None else df.filter(pl.col("date") >= from_date)
     # medians first, as columns: a window nested in a window is evaluated group by group
-    out = df.with_columns([pl.col(n).median().over("date").alias(f"_med_{n}") for n in stock])
+    out = rows.with_columns([pl.col(n).median().over("date").alias(f"_med_{n}") for n in stock])
     exprs = []
     for n in stock:
         dev = pl.col(n) - pl.col(f"_med_{n}")

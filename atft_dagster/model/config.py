@@ -100,6 +100,13 @@ class TrainingConfig(BaseModel):
         description="Training seeds per fold (seed, seed+1, ...); the model's score is the per-date mean of "
         "the members' cross-sectional ranks.",
     )
+    cuda_row_bucket: int = Field(
+        1024,
+        ge=0,
+        description="On a GPU, each batch is padded with empty rows (no inputs, no edges, not in the loss) up to a "
+        "multiple of this, so batch shapes repeat and per-shape kernel set-up (cuDNN's LSTM plans) is paid once; "
+        "0 = off. Real rows' outputs do not depend on it.",
+    )
     keep_last_checkpoints: int = Field(2, ge=1, description="Retention: the best plus this many latest.")
     min_prediction_std: float = Field(
         1e-6, gt=0, description="Below this cross-sectional std the model has collapsed."

@@ -1,5 +1,10 @@
 """The training loss, computed per date (a cross-section) and averaged; the Sharpe term spans the batch's
-dates. Every term's value is returned for logging."""
+dates. Every term's value is returned for logging.
+
+All dates of a batch are handled at once: rows are scattered into a (dates, max stocks) layout with a
+validity mask, so no step waits for the device (no boolean indexing, no ``.item()``). A date counts when it
+has at least ``MIN_ROWS`` finite labels; its terms are the same as those of its rows taken alone.
+"""
 
 from __future__ import annotations
 
@@ -9,40 +14,55 @@ import torch.nn.functional as F
 from atft_dagster.model.config import TrainingConfig
 
 EPS = 1e-8
+MIN_ROWS = 3
 TERMS = ("huber", "pinball", "rank_ic", "ic", "sharpe")
 
 
-def zscore(y: torch.Tensor, clip: float) -> torch.Tensor:
-    """Cross-sectional z-score of one date's labels, clipped."""
-    return ((y - y.mean()) / (y.std(unbiased=False) + EPS)).clamp(-clip, clip)
+def pad_by_date(values: torch.Tensor, counts: list[int], fill: float) -> torch.Tensor:
+    """Rows grouped by date (``counts`` rows each, in order) -> (dates, max count, ...), padded with ``fill``."""
+    n_max = max(counts)
+    slot = torch.cat([torch.arange(c, device=values.device) + k * n_max for k, c in enumerate(counts)])
+    out = values.new_full((len(counts) * n_max, *values.shape[1:]), fill)
+    return out.index_copy(0, slot, values).view(len(counts), n_max, *values.shape[1:])
 
 
-def pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    a, b = a - a.mean(), b - b.mean()
-    return (a * b).sum() / (a.norm() * b.norm() + EPS)
+def masked_mean(x: torch.Tensor, w: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Mean of x over ``dim`` where w is 1 (0 where w is all 0)."""
+    return (x * w).sum(dim) / w.sum(dim).clamp(min=1)
 
 
-def soft_rank(x: torch.Tensor, temperature: float) -> torch.Tensor:
-    r"""Differentiable ranks: :math:`r_i = \tfrac12 + \sum_{j \ne i} \sigma((x_i - x_j)/\tau)` (O(n²))."""
-    diff = (x[:, None] - x[None, :]) / temperature
-    return torch.sigmoid(diff).sum(dim=1)  # the j = i term adds sigma(0) = 1/2: ranks start at 1
+def masked_pearson(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Per row of (D, n) inputs: Pearson correlation over the entries where w is 1."""
+    a = (a - masked_mean(a, w)[:, None]) * w
+    b = (b - masked_mean(b, w)[:, None]) * w
+    den = torch.linalg.vector_norm(a, dim=1) * torch.linalg.vector_norm(b, dim=1)
+    return (a * b).sum(1) / (den + EPS)
 
 
-def hard_rank(x: torch.Tensor) -> torch.Tensor:
-    return x.argsort().argsort().to(x.dtype)
+def soft_rank(x: torch.Tensor, w: torch.Tensor, temperature: float) -> torch.Tensor:
+    r"""Differentiable ranks among the valid entries of each row (O(n²)):
+    :math:`r_i = \tfrac12 + \sum_{j \ne i,\ w_j = 1} \sigma((x_i - x_j)/\tau)` (the j = i term is σ(0) = 1/2)."""
+    diff = (x[:, :, None] - x[:, None, :]) / temperature
+    return (torch.sigmoid(diff) * w[:, None, :]).sum(dim=2)
+
+
+def hard_rank(y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """0-based ranks of the valid entries of each row (ties in row order); invalid entries rank last."""
+    key = torch.where(valid, y, torch.full_like(y, torch.inf))
+    return key.argsort(dim=1, stable=True).argsort(dim=1).to(y.dtype)
 
 
 def pinball(q: torch.Tensor, y: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-    """q (n, Q), y (n,): mean of max(τ (y - q), (τ - 1)(y - q))."""
-    err = y[:, None] - q
-    return torch.maximum(levels * err, (levels - 1) * err).mean()
+    """q (..., Q), y (...): per entry, the mean over levels of max(τ (y - q), (τ - 1)(y - q))."""
+    err = y[..., None] - q
+    return torch.maximum(levels * err, (levels - 1) * err).mean(-1)
 
 
-def long_short_return(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Dollar-neutral portfolio with weights ∝ demeaned prediction (gross exposure 1)."""
-    w = pred - pred.mean()
-    w = w / (w.abs().sum() + EPS)
-    return (w * y).sum()
+def long_short_return(pred: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Per date: dollar-neutral portfolio with weights ∝ demeaned prediction (gross exposure 1)."""
+    pos = (pred - masked_mean(pred, w)[:, None]) * w
+    pos = pos / (pos.abs().sum(1, keepdim=True) + EPS)
+    return (pos * y).sum(1)
 
 
 class MultiHorizonLoss:
@@ -50,42 +70,59 @@ class MultiHorizonLoss:
         self.cfg = cfg
         self.weights = cfg.normalised_horizon_weights()
         self.levels = torch.tensor(cfg.quantiles)
-
-    def __call__(
-        self, point: torch.Tensor, quantiles: torch.Tensor, y: torch.Tensor, date_index: torch.Tensor
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """point (n, H), quantiles (n, H, Q), y (n, H) raw forward returns (NaN = missing),
-        date_index (n,) which date of the batch each row belongs to."""
-        cfg = self.cfg
-        levels = self.levels.to(point.device, point.dtype)
-        terms = {t: point.new_zeros(()) for t in TERMS}
-        n_dates = int(date_index.max().item()) + 1
-        for h, wh in enumerate(self.weights):
-            ls_returns = []
-            per_date = {t: [] for t in ("huber", "pinball", "rank_ic", "ic")}
-            for d in range(n_dates):
-                rows = (date_index == d) & torch.isfinite(y[:, h])
-                if rows.sum() < 3:
-                    continue
-                p, yr = point[rows, h], y[rows, h]
-                yz = zscore(yr, cfg.label_clip)
-                per_date["huber"].append(F.huber_loss(p, yz, delta=cfg.huber_delta))
-                per_date["pinball"].append(pinball(quantiles[rows, h], yz, levels))
-                per_date["rank_ic"].append(-pearson(soft_rank(p, cfg.soft_rank_temperature), hard_rank(yr)))
-                per_date["ic"].append(-pearson(p, yr))
-                ls_returns.append(long_short_return(p, yr))
-            for t, vals in per_date.items():
-                if vals:
-                    terms[t] = terms[t] + wh * torch.stack(vals).mean()
-            if len(ls_returns) >= 2:
-                r = torch.stack(ls_returns)
-                terms["sharpe"] = terms["sharpe"] + wh * (-r.mean() / (r.std() + EPS))
-        weight = {
+        self.term_weights = {
             "huber": cfg.w_huber,
             "pinball": cfg.w_pinball,
             "rank_ic": cfg.w_rank_ic,
             "ic": cfg.w_ic,
             "sharpe": cfg.w_sharpe,
         }
-        total = sum(weight[t] * terms[t] for t in TERMS)
-        return total, {t: float(v.detach()) for t, v in terms.items()}
+
+    def __call__(
+        self,
+        point: torch.Tensor,
+        quantiles: torch.Tensor,
+        y: torch.Tensor,
+        date_index: torch.Tensor,
+        counts: list[int] | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """point (n, H), quantiles (n, H, Q), y (n, H) raw forward returns (NaN = missing), date_index (n,)
+        which date of the batch each row belongs to (rows grouped by date, in order). ``counts`` (rows per
+        date) saves a device sync when given. Returns the loss and each term's detached value."""
+        cfg = self.cfg
+        if counts is None:
+            counts = torch.bincount(date_index).tolist()
+        levels = self.levels.to(point.device, point.dtype)
+        P = pad_by_date(point, counts, 0.0)  # (D, n, H)
+        Q = pad_by_date(quantiles, counts, 0.0)  # (D, n, H, Q)
+        Y = pad_by_date(y, counts, float("nan"))  # (D, n, H)
+        terms = {t: point.new_zeros(()) for t in TERMS}
+        for h, wh in enumerate(self.weights):
+            p, yr, finite = P[..., h], Y[..., h], torch.isfinite(Y[..., h])
+            date_ok = (finite.sum(1) >= MIN_ROWS).to(p.dtype)  # (D,)
+            valid = finite & (date_ok[:, None] > 0)
+            w = valid.to(p.dtype)
+            y0 = torch.where(valid, yr, torch.zeros_like(yr))
+            mu = masked_mean(y0, w)[:, None]
+            sd = torch.sqrt(masked_mean((y0 - mu) ** 2, w))[:, None]
+            yz = (((y0 - mu) / (sd + EPS)).clamp(-cfg.label_clip, cfg.label_clip)) * w
+            per_date = {
+                "huber": masked_mean(F.huber_loss(p, yz, reduction="none", delta=cfg.huber_delta), w),
+                "pinball": masked_mean(pinball(Q[:, :, h], yz, levels), w),
+                "rank_ic": -masked_pearson(
+                    soft_rank(p, w, cfg.soft_rank_temperature), hard_rank(yr, valid), w
+                ),
+                "ic": -masked_pearson(p, y0, w),
+            }
+            for t, v in per_date.items():
+                terms[t] = terms[t] + wh * masked_mean(v, date_ok, dim=0)
+            r = long_short_return(p, y0, w)
+            k = date_ok.sum()
+            r_mean = masked_mean(r, date_ok, dim=0)
+            var = ((r - r_mean) ** 2 * date_ok).sum() / (k - 1).clamp(min=1)
+            r_sd = torch.sqrt(torch.where(k >= 2, var, torch.ones_like(var)))  # no inf gradient at k < 2
+            terms["sharpe"] = terms["sharpe"] + wh * torch.where(
+                k >= 2, -r_mean / (r_sd + EPS), torch.zeros_like(r_mean)
+            )
+        total = sum(self.term_weights[t] * terms[t] for t in TERMS)
+        return total, {t: v.detach() for t, v in terms.items()}

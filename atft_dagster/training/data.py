@@ -1,5 +1,7 @@
-"""Model inputs preloaded as dense tensors: (date, code, feature) features and masks, (date, code,
-horizon) targets, and each rebuild date's edges. A batch is one or several whole dates."""
+"""Model inputs preloaded as dense device tensors: (date, code, feature) features and masks, (date, code,
+horizon) targets, each date's stock rows and each rebuild date's edges. A batch is one or several whole
+dates, assembled on the device by gathers whose sizes are known on the host, so building one never waits
+for the device."""
 
 from __future__ import annotations
 
@@ -27,10 +29,25 @@ class Batch:
     edge_attr: torch.Tensor  # (E, 5)
     codes: list[np.ndarray]  # per date, the codes in row order
     dates: list[date]
+    counts: list[int]  # per date, its number of rows (host-side, so no device sync is needed)
+
+
+@dataclass
+class _Edges:
+    """One rebuild date's edges as global code indices, on the device."""
+
+    src: torch.Tensor  # (E,)
+    dst: torch.Tensor  # (E,)
+    attr: torch.Tensor  # (E, 5)
+
+
+def _index_of(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Positions of ``values`` in the sorted unique ``keys`` (every value must be a key)."""
+    return np.searchsorted(keys, values)
 
 
 class PanelTensors:
-    """Everything training and prediction need, preloaded once."""
+    """Everything training and prediction need, preloaded once on ``device``."""
 
     def __init__(
         self,
@@ -41,7 +58,10 @@ class PanelTensors:
         seq_len: int,
         input_clip: float,
         device: torch.device | str = "cpu",
+        from_date: date | None = None,
     ):
+        """``from_date``: keep only the dates from then on (earlier rows still feed the normaliser's
+        date-level windows)."""
         self.names = input_columns(features.columns, registry)
         if self.names != registry.names:
             missing = sorted(set(registry.names) - set(self.names))
@@ -57,13 +77,12 @@ class PanelTensors:
             )
         self.seq_len = seq_len
         self.device = torch.device(device)
-        z = normalise(features, registry, NormaliserConfig(clip=input_clip))
-        self.dates: list[date] = z["date"].unique().sort().to_list()
+        z = normalise(features, registry, NormaliserConfig(clip=input_clip), from_date)
+        day_keys = z["date"].unique().sort()
+        self.dates: list[date] = day_keys.to_list()
         self.codes = z["code"].unique().sort().to_numpy()
-        d_idx = {d: i for i, d in enumerate(self.dates)}
-        c_idx = {c: j for j, c in enumerate(self.codes.tolist())}
-        ti = np.fromiter((d_idx[d] for d in z["date"].to_list()), np.int64, z.height)
-        ci = np.fromiter((c_idx[c] for c in z["code"].to_list()), np.int64, z.height)
+        ti = _index_of(z["date"].to_physical().to_numpy(), day_keys.to_physical().to_numpy())
+        ci = _index_of(z["code"].to_numpy(), self.codes)
         T, N, Fn = len(self.dates), len(self.codes), len(self.names)
         vals = z.select(self.names).to_numpy().astype(np.float32)
         ok = np.isfinite(vals)
@@ -71,6 +90,7 @@ class PanelTensors:
         m = np.zeros((T, N, Fn), np.float32)
         x[ti, ci] = np.where(ok, vals, 0.0)
         m[ti, ci] = ok
+        del vals, ok
         y = np.full((T, N, len(horizons)), np.nan, np.float32)
         y[ti, ci] = z.select([f"target_{h}d" for h in horizons]).to_numpy().astype(np.float32)
         present = np.zeros((T, N), bool)
@@ -79,9 +99,79 @@ class PanelTensors:
         self.mask = torch.from_numpy(m).to(self.device)
         self.y = torch.from_numpy(y).to(self.device)
         self.present = present
-        self.code_index = c_idx
+        self.code_index = {c: j for j, c in enumerate(self.codes.tolist())}
+        # per date: its stocks' code indices (sorted), flat on the device; offsets on the host
+        self.counts = present.sum(axis=1)
+        self.offsets = np.concatenate([[0], np.cumsum(self.counts)])
+        self._rows = torch.from_numpy(np.nonzero(present)[1]).to(self.device)
+        # (T, N): a stock's row position within its date, -1 when it does not trade
+        local = np.full((T, N), -1, np.int64)
+        local[present] = np.concatenate([np.arange(c) for c in self.counts]) if T else []
+        self._local = torch.from_numpy(local).to(self.device)
         self.snapshots = GraphSnapshots(graph) if graph is not None else None
-        self._edges_cache: dict[date, tuple[np.ndarray, np.ndarray]] = {}
+        self._rebuild_of = np.full(T, -1, np.int64)  # date -> index into self._edges
+        self._kept = np.zeros(T, np.int64)  # date -> edges with both ends trading that day
+        self._all_kept = np.zeros(T, bool)
+        self._edges: list[_Edges] = []
+        if self.snapshots is not None:
+            self._load_edges()
+
+    @classmethod
+    def for_day(
+        cls,
+        features: pl.DataFrame,
+        registry: FeatureRegistry,
+        graph: pl.DataFrame | None,
+        day: date,
+        horizons: list[int],
+        seq_len: int,
+        input_clip: float,
+        device: torch.device | str = "cpu",
+    ) -> tuple[PanelTensors, int]:
+        """Only what a prediction for ``day`` reads: its ``seq_len``-day input window (normalised from the
+        trailing date-level window it needs, no more) and the graph rebuild in force on ``day``. Returns
+        the tensors and the index of ``day`` in them; the inputs equal those of the full history's tensors."""
+        days = features.select(pl.col("date").unique().sort()).to_series()
+        days = days.filter(days <= day)
+        if days.is_empty() or days[-1] != day:
+            raise ValueError(f"no features for {day}")
+        if len(days) < seq_len:
+            raise ValueError(f"{day} has fewer than {seq_len} trading days of history")
+        reach = seq_len + NormaliserConfig().date_feature_window - 1
+        first = days[max(0, len(days) - reach)]
+        window = features.filter(pl.col("date").is_between(first, day))
+        if graph is not None:
+            rebuilds = graph.filter(pl.col("date") <= day)["date"]
+            graph = graph.filter(pl.col("date") == rebuilds.max()) if len(rebuilds) else graph.clear()
+        data = cls(window, registry, graph, horizons, seq_len, input_clip, device, days[-seq_len])
+        return data, len(data.dates) - 1
+
+    def _load_edges(self) -> None:
+        assert self.snapshots is not None
+        by_rebuild: dict[date, int] = {}
+        host: list[tuple[np.ndarray, np.ndarray]] = []
+        for t, d in enumerate(self.dates):
+            rebuild = self.snapshots.rebuild_date_for(d)
+            if rebuild is None:
+                continue
+            if rebuild not in by_rebuild:
+                e = self.snapshots.edges_for(d)
+                src = np.array([self.code_index.get(c, -1) for c in e["src"].to_list()], np.int64)
+                dst = np.array([self.code_index.get(c, -1) for c in e["dst"].to_list()], np.int64)
+                attr = e.select([pl.col(c).cast(pl.Float32) for c in EDGE_ATTR_COLUMNS]).to_numpy()
+                keep = (src >= 0) & (dst >= 0)
+                by_rebuild[rebuild] = len(self._edges)
+                self._edges.append(
+                    _Edges(
+                        torch.from_numpy(src[keep]).to(self.device),
+                        torch.from_numpy(dst[keep]).to(self.device),
+                        torch.from_numpy(np.ascontiguousarray(attr[keep])).to(self.device),
+                    )
+                )
+                host.append((src[keep], dst[keep]))
+            r = by_rebuild[rebuild]
+            both = self.present[t, host[r][0]] & self.present[t, host[r][1]]
+            self._rebuild_of[t], self._kept[t], self._all_kept[t] = r, both.sum(), both.all()
 
     def without_labels(self, date_indices: list[int]) -> PanelTensors:
         """A shallow copy whose labels on ``date_indices`` are NaN (features, masks and edges shared)."""
@@ -98,59 +188,54 @@ class PanelTensors:
 
     def usable_dates(self, min_stocks: int) -> list[int]:
         """Date indices with a full window and enough stocks (the rest are skipped)."""
-        counts = self.present.sum(axis=1)
-        return [t for t in range(self.seq_len - 1, len(self.dates)) if counts[t] >= min_stocks]
+        return [t for t in range(self.seq_len - 1, len(self.dates)) if self.counts[t] >= min_stocks]
 
-    def _global_edges(self, t: int) -> tuple[np.ndarray, np.ndarray]:
-        assert self.snapshots is not None
-        rebuild = self.snapshots.rebuild_date_for(self.dates[t])
-        if rebuild is None:
-            return np.empty((2, 0), np.int64), np.empty((0, len(EDGE_ATTR_COLUMNS)), np.float32)
-        if rebuild not in self._edges_cache:
-            e = self.snapshots.edges_for(self.dates[t])
-            src = np.array([self.code_index.get(c, -1) for c in e["src"].to_list()])
-            dst = np.array([self.code_index.get(c, -1) for c in e["dst"].to_list()])
-            attr = e.select([pl.col(c).cast(pl.Float32) for c in EDGE_ATTR_COLUMNS]).to_numpy()
-            keep = (src >= 0) & (dst >= 0)
-            self._edges_cache[rebuild] = (np.stack([src[keep], dst[keep]]), attr[keep])
-        return self._edges_cache[rebuild]
+    def _date_edges(self, t: int, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Date t's edges in both directions as batch row indices (rows of t start at ``offset``)."""
+        e = self._edges[self._rebuild_of[t]]
+        local = self._local[t]
+        s, d, a = local[e.src], local[e.dst], e.attr
+        if not self._all_kept[t]:  # drop edges to stocks absent that day; the count is known on the host
+            keep = (s >= 0) & (d >= 0)
+            pos = torch.argsort((~keep).to(torch.int32), stable=True)[: int(self._kept[t])]
+            s, d, a = s[pos], d[pos], a[pos]
+        s, d = s + offset, d + offset
+        return torch.stack([torch.cat([s, d]), torch.cat([d, s])]), torch.cat([a, a])
 
     def batch(self, date_indices: list[int]) -> Batch:
-        xs, ms, ys, di, eis, eas, codes = [], [], [], [], [], [], []
-        offset = 0
-        N = len(self.codes)
-        for k, t in enumerate(date_indices):
-            idx = np.flatnonzero(self.present[t])
-            it = torch.from_numpy(idx).to(self.device)
-            lo = t - self.seq_len + 1
-            xs.append(self.x[lo : t + 1, it].transpose(0, 1))
-            ms.append(self.mask[lo : t + 1, it].transpose(0, 1))
-            ys.append(self.y[t, it])
-            di.append(torch.full((len(idx),), k, dtype=torch.long, device=self.device))
-            codes.append(self.codes[idx])
-            if self.snapshots is not None:
-                gi, attr = self._global_edges(t)
-                local = np.full(N, -1)
-                local[idx] = np.arange(len(idx))
-                s, d = local[gi[0]], local[gi[1]]
-                keep = (s >= 0) & (d >= 0)
-                s, d, a = s[keep], d[keep], attr[keep]
-                eis.append(np.stack([np.concatenate([s, d]), np.concatenate([d, s])]) + offset)
-                eas.append(np.concatenate([a, a]))
-            offset += len(idx)
+        counts = [int(self.counts[t]) for t in date_indices]
+        rows = torch.cat([self._rows[self.offsets[t] : self.offsets[t + 1]] for t in date_indices])
+        day = torch.cat(
+            [
+                torch.full((c,), t, dtype=torch.long, device=self.device)
+                for t, c in zip(date_indices, counts, strict=True)
+            ]
+        )
+        steps = torch.arange(-self.seq_len + 1, 1, device=self.device)
+        window = day[:, None] + steps[None, :]  # (n, L) date indices of each row's input window
+        date_index = torch.cat(
+            [torch.full((c,), k, dtype=torch.long, device=self.device) for k, c in enumerate(counts)]
+        )
+        eis, eas, offset = [], [], 0
+        for t, c in zip(date_indices, counts, strict=True):
+            if self._rebuild_of[t] >= 0:
+                ei, ea = self._date_edges(t, offset)
+                eis.append(ei)
+                eas.append(ea)
+            offset += c
         if eis:
-            edge_index = torch.from_numpy(np.concatenate(eis, axis=1)).long().to(self.device)
-            edge_attr = torch.from_numpy(np.concatenate(eas)).float().to(self.device)
+            edge_index, edge_attr = torch.cat(eis, dim=1), torch.cat(eas)
         else:
             edge_index = torch.empty((2, 0), dtype=torch.long, device=self.device)
             edge_attr = torch.empty((0, len(EDGE_ATTR_COLUMNS)), device=self.device)
         return Batch(
-            torch.cat(xs),
-            torch.cat(ms),
-            torch.cat(ys),
-            torch.cat(di),
+            self.x[window, rows[:, None]],
+            self.mask[window, rows[:, None]],
+            self.y[day, rows],
+            date_index,
             edge_index,
             edge_attr,
-            codes,
+            [self.codes[self.present[t]] for t in date_indices],
             [self.dates[t] for t in date_indices],
+            counts,
         )

@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 import torch
+import torch.nn.functional as F
 
-from atft_dagster.evaluation.metrics import daily_ic
-from atft_dagster.model.atft import ATFTGATFAN
+from atft_dagster.model.atft import ATFTGATFAN, ModelOutput
 from atft_dagster.model.config import TrainingConfig
-from atft_dagster.model.loss import MultiHorizonLoss
+from atft_dagster.model.loss import MultiHorizonLoss, pad_by_date
 from atft_dagster.training.checkpoint import BEST, LAST, epoch_path, load_checkpoint, retain, save_checkpoint
 from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.ic import daily_ic_device
 from atft_dagster.training.split import Split, walk_forward
 
 
@@ -55,6 +56,7 @@ class EpochLog:
     prediction_std: float
     gate: float
     grad_norms: dict[str, float]
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -90,13 +92,22 @@ def _autocast(device: torch.device, precision: str):
 
 
 def _forward(model: ATFTGATFAN, batch, device: torch.device, precision: str):
+    """The model on a batch; on a GPU the rows are padded to ``cuda_row_bucket`` and the padding cut off."""
+    x, mask, n = batch.x, batch.mask, batch.x.shape[0]
+    bucket = model.cfg.cuda_row_bucket if device.type == "cuda" else 0
+    if bucket and n % bucket:
+        pad = (0, 0, 0, 0, 0, bucket - n % bucket)
+        x, mask = F.pad(x, pad), F.pad(mask, pad)
     with _autocast(device, precision):
-        return model(
-            batch.x,
-            batch.mask,
+        out = model(
+            x,
+            mask,
             batch.edge_index if model.graph is not None else None,
             batch.edge_attr if model.graph is not None else None,
         )
+    if x.shape[0] == n:
+        return out
+    return ModelOutput(out.point[:n], out.quantiles[:n], out.feature_weights[:n], out.gate)
 
 
 @torch.no_grad()
@@ -106,40 +117,66 @@ def predict(
     """Point predictions and quantiles for every stock of every date: one row per (date, code)."""
     model.eval()
     cfg = model.cfg
-    frames = []
+    points, quants, labels, dates, codes = [], [], [], [], []
     for i in range(0, len(date_indices), batch_dates):
         batch = data.batch(date_indices[i : i + batch_dates])
         out = _forward(model, batch, data.device, precision)
-        point, q = out.point.float().cpu().numpy(), out.quantiles.float().cpu().numpy()
-        di = batch.date_index.cpu().numpy()
-        y = batch.y.cpu().numpy()
-        for k, d in enumerate(batch.dates):
-            rows = di == k
-            cols: dict[str, Any] = {"date": [d] * int(rows.sum()), "code": batch.codes[k]}
-            for j, h in enumerate(cfg.horizons):
-                cols[f"pred_{h}d"] = point[rows, j]
-                cols[f"label_{h}d"] = y[rows, j]
-                for qi, level in enumerate(cfg.quantiles):
-                    cols[f"q{int(round(level * 100)):02d}_{h}d"] = q[rows, j, qi]
-            frames.append(pl.DataFrame(cols))
-    return pl.concat(frames) if frames else pl.DataFrame()
+        points.append(out.point.float())
+        quants.append(out.quantiles.float())
+        labels.append(batch.y)
+        dates += [d for d, c in zip(batch.dates, batch.counts, strict=True) for _ in range(c)]
+        codes += batch.codes
+    if not points:
+        return pl.DataFrame()
+    point = torch.cat(points).cpu().numpy()
+    q = torch.cat(quants).cpu().numpy()
+    y = torch.cat(labels).cpu().numpy()
+    cols: dict[str, Any] = {"date": pl.Series(dates, dtype=pl.Date), "code": np.concatenate(codes)}
+    for j, h in enumerate(cfg.horizons):
+        cols[f"pred_{h}d"] = point[:, j]
+        cols[f"label_{h}d"] = y[:, j]
+        for qi, level in enumerate(cfg.quantiles):
+            cols[f"q{int(round(level * 100)):02d}_{h}d"] = q[:, j, qi]
+    return pl.DataFrame(cols)
 
 
+@torch.no_grad()
 def evaluate(
     model: ATFTGATFAN, data: PanelTensors, date_indices: list[int], batch_dates: int, precision: str = "fp32"
 ) -> tuple[dict[str, float], dict[str, float], float]:
-    """Mean daily RankIC and IC per horizon, and the mean cross-sectional std of the primary prediction."""
-    preds = predict(model, data, date_indices, batch_dates, precision)
+    """Mean daily RankIC and IC per horizon, and the mean cross-sectional std of the primary prediction,
+    computed on the device (one transfer of a few numbers at the end)."""
+    model.eval()
     cfg = model.cfg
-    by_date = preds.partition_by("date", maintain_order=True)
-    rank_ic, ic = {}, {}
-    for h in cfg.horizons:
-        p = [f[f"pred_{h}d"].to_numpy() for f in by_date]
-        y = [f[f"label_{h}d"].to_numpy() for f in by_date]
-        rank_ic[f"{h}d"] = float(np.nanmean(daily_ic(p, y, cfg.min_stocks_per_date, rank=True)))
-        ic[f"{h}d"] = float(np.nanmean(daily_ic(p, y, cfg.min_stocks_per_date)))
-    std = float(np.mean([f[f"pred_{cfg.primary_horizon}d"].std() for f in by_date]))
-    return rank_ic, ic, std
+    points, labels, counts = [], [], []
+    for i in range(0, len(date_indices), batch_dates):
+        batch = data.batch(date_indices[i : i + batch_dates])
+        points.append(_forward(model, batch, data.device, precision).point.float())
+        labels.append(batch.y)
+        counts += batch.counts
+    point, y = torch.cat(points), torch.cat(labels)
+    stats = []
+    for j in range(len(cfg.horizons)):
+        for rank in (True, False):
+            daily = daily_ic_device(point[:, j], y[:, j], counts, cfg.min_stocks_per_date, rank)
+            stats.append(daily.nanmean())
+    primary = cfg.horizons.index(cfg.primary_horizon)
+    spread = pad_by_date(point[:, primary].double(), counts, torch.nan)
+    stats.append(torch.nanmean(_nanstd(spread)))
+    values = torch.stack(stats).cpu().tolist()
+    rank_ic = {f"{h}d": values[2 * j] for j, h in enumerate(cfg.horizons)}
+    ic = {f"{h}d": values[2 * j + 1] for j, h in enumerate(cfg.horizons)}
+    return rank_ic, ic, values[-1]
+
+
+def _nanstd(x: torch.Tensor) -> torch.Tensor:
+    """Per row, the sample standard deviation (ddof 1) of the finite entries."""
+    ok = torch.isfinite(x)
+    n = ok.sum(1)
+    x0 = torch.where(ok, x, 0.0)
+    mu = x0.sum(1) / n.clamp(min=1)
+    var = (torch.where(ok, x - mu[:, None], 0.0) ** 2).sum(1) / (n - 1).clamp(min=1)
+    return torch.where(n >= 2, var.sqrt(), torch.full_like(var, torch.nan))
 
 
 def stopping_metric(rank_ic: dict[str, float], cfg: TrainingConfig) -> float:
@@ -147,12 +184,33 @@ def stopping_metric(rank_ic: dict[str, float], cfg: TrainingConfig) -> float:
     return float(sum(w * rank_ic[h] for h, w in cfg.stopping_weights().items()))
 
 
-def _grad_norms(model: ATFTGATFAN) -> dict[str, float]:
+def _grad_norms(model: ATFTGATFAN) -> dict[str, torch.Tensor]:
+    """Per block, the L2 norm of its gradient, as device scalars (no host sync)."""
     out = {}
     for name, block in model.blocks().items():
-        sq = sum(float(p.grad.detach().float().norm() ** 2) for p in block.parameters() if p.grad is not None)
-        out[name] = math.sqrt(sq)
+        grads = [p.grad.detach() for p in block.parameters() if p.grad is not None]
+        norms = torch._foreach_norm(grads) if grads else []
+        out[name] = torch.linalg.vector_norm(torch.stack(norms).float()) if norms else torch.zeros(())
     return out
+
+
+class PhaseTimer:
+    """Wall time per training phase; with ``sync`` it waits for the device at each phase boundary
+    (accurate per-phase figures, slower steps), else it only reads the clock."""
+
+    PHASES = ("batch", "forward", "backward", "optimiser")
+
+    def __init__(self, device: torch.device, sync: bool):
+        self.sync = sync and device.type == "cuda"
+        self.seconds = dict.fromkeys(self.PHASES, 0.0)
+        self._t = time.perf_counter()
+
+    def mark(self, phase: str) -> None:
+        if self.sync:
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        self.seconds[phase] += now - self._t
+        self._t = now
 
 
 def train(
@@ -164,14 +222,18 @@ def train(
     precision: str = "fp32",
     on_epoch: Callable[[EpochLog], None] | None = None,
     progress: bool = False,
+    profile_phases: bool = False,
 ) -> TrainResult:
     """Train one fold. ``meta`` (feature manifest hash, graph config, ...) is stored in every checkpoint;
-    a ``last.pt`` written for the same config, meta and split is resumed."""
+    a ``last.pt`` written for the same config, meta and split is resumed. ``profile_phases`` makes the
+    per-phase times in each epoch's log exact on a GPU (it waits for the device between phases)."""
     device = data.device
     torch.manual_seed(cfg.seed)
     model = ATFTGATFAN(data.n_features, cfg).to(device)
     loss_fn = MultiHorizonLoss(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda"
+    )
     steps = math.ceil(len(split.train) / cfg.batch_dates)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, steps))
     identity = {"config": cfg.model_dump(), "meta": meta, "split": split.as_dict()}
@@ -205,17 +267,23 @@ def train(
             break
         model.train()
         t0 = time.perf_counter()
+        timer = PhaseTimer(device, profile_phases)
         order = rng.permutation(len(split.train))
-        sums: dict[str, float] = {}
-        norms: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}
+        norms: dict[str, torch.Tensor] = {}
         samples = 0
         for b in range(steps):
             ix = [split.train[i] for i in order[b * cfg.batch_dates : (b + 1) * cfg.batch_dates]]
             batch = data.batch(ix)
+            timer.mark("batch")
             out = _forward(model, batch, device, precision)
-            loss, terms = loss_fn(out.point.float(), out.quantiles.float(), batch.y, batch.date_index)
+            loss, terms = loss_fn(
+                out.point.float(), out.quantiles.float(), batch.y, batch.date_index, batch.counts
+            )
+            timer.mark("forward")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            timer.mark("backward")
             for k, v in _grad_norms(model).items():
                 norms[k] = norms.get(k, 0.0) + v / steps
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -224,20 +292,24 @@ def train(
             samples += batch.x.shape[0]
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v / steps
+            timer.mark("optimiser")
         seconds = time.perf_counter() - t0
+        t_val = time.perf_counter()
         rank_ic, ic, std = evaluate(model, data, split.val, cfg.batch_dates, precision)
+        phases = {**timer.seconds, "validation": time.perf_counter() - t_val}
         gate = float(model.graph.gate().detach().mean()) if model.graph is not None else 0.0
         log = EpochLog(
             epoch,
             seconds,
             samples / seconds,
             float(sched.get_last_lr()[0]),
-            sums,
+            {k: float(v) for k, v in sums.items()},
             rank_ic,
             ic,
             std,
             gate,
-            norms,
+            {k: float(v) for k, v in norms.items()},
+            phases,
         )
         history.append(asdict(log))
         if not std > cfg.min_prediction_std:

@@ -1,0 +1,124 @@
+"""The batched, sync-free computations equal their straightforward per-date definitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from atft_dagster.evaluation.metrics import daily_ic
+from atft_dagster.model import MultiHorizonLoss, TrainingConfig
+from atft_dagster.model.layers import FrequencyAdaptiveNorm, TemporalEncoder, top_k_mask_by_argmax
+from atft_dagster.training.ic import daily_ic_device
+
+EPS = 1e-8
+
+
+def reference_loss(cfg: TrainingConfig, point, quantiles, y, date_index):
+    """The loss written date by date, with boolean row selection (the former implementation)."""
+
+    def pearson(a, b):
+        a, b = a - a.mean(), b - b.mean()
+        return (a * b).sum() / (a.norm() * b.norm() + EPS)
+
+    levels = torch.tensor(cfg.quantiles).to(point.dtype)  # float32 levels, as the loss stores them
+    weights = cfg.normalised_horizon_weights()
+    terms = dict.fromkeys(("huber", "pinball", "rank_ic", "ic", "sharpe"), 0.0)
+    for h, wh in enumerate(weights):
+        per: dict[str, list] = {t: [] for t in ("huber", "pinball", "rank_ic", "ic")}
+        ls = []
+        for d in range(int(date_index.max()) + 1):
+            rows = (date_index == d) & torch.isfinite(y[:, h])
+            if rows.sum() < 3:
+                continue
+            p, yr = point[rows, h], y[rows, h]
+            yz = ((yr - yr.mean()) / (yr.std(unbiased=False) + EPS)).clamp(-cfg.label_clip, cfg.label_clip)
+            per["huber"].append(F.huber_loss(p, yz, delta=cfg.huber_delta))
+            err = yz[:, None] - quantiles[rows, h]
+            per["pinball"].append(torch.maximum(levels * err, (levels - 1) * err).mean())
+            soft = torch.sigmoid((p[:, None] - p[None, :]) / cfg.soft_rank_temperature).sum(1)
+            per["rank_ic"].append(-pearson(soft, yr.argsort().argsort().to(p.dtype)))
+            per["ic"].append(-pearson(p, yr))
+            w = p - p.mean()
+            ls.append(((w / (w.abs().sum() + EPS)) * yr).sum())
+        for t, v in per.items():
+            if v:
+                terms[t] = terms[t] + wh * torch.stack(v).mean()
+        if len(ls) >= 2:
+            r = torch.stack(ls)
+            terms["sharpe"] = terms["sharpe"] + wh * (-r.mean() / (r.std() + EPS))
+    w = {"huber": cfg.w_huber, "pinball": cfg.w_pinball, "rank_ic": cfg.w_rank_ic, "ic": cfg.w_ic}
+    return sum(w.get(t, cfg.w_sharpe) * v for t, v in terms.items())
+
+
+@pytest.mark.parametrize("counts", [[50, 37, 61], [2, 40], [30], [5, 5, 5, 5], [1, 1]])
+def test_batched_loss_equals_the_per_date_loss_and_its_gradient(counts):
+    torch.manual_seed(sum(counts))
+    n = sum(counts)
+    point = torch.randn(n, 4, dtype=torch.float64, requires_grad=True)
+    quantiles = torch.randn(n, 4, 5, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(n, 4, dtype=torch.float64)
+    y[torch.rand(n, 4) < 0.2] = float("nan")
+    date_index = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+    cfg = TrainingConfig()
+    ref = reference_loss(cfg, point, quantiles, y, date_index)
+    got, terms = MultiHorizonLoss(cfg)(point, quantiles, y, date_index, counts)
+    assert set(terms) == {"huber", "pinball", "rank_ic", "ic", "sharpe"}
+    if not torch.is_tensor(ref):  # no date has 3 labels: nothing to learn from
+        assert float(got.detach()) == 0.0
+        return
+    assert abs(float((got - ref).detach())) < 1e-12
+    grads = torch.autograd.grad(got, [point, quantiles]), torch.autograd.grad(ref, [point, quantiles])
+    for a, b in zip(*grads, strict=True):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+        assert torch.isfinite(a).all()
+    again, _ = MultiHorizonLoss(cfg)(point, quantiles, y, date_index)  # counts found from date_index
+    assert torch.equal(again, got)
+
+
+@pytest.mark.parametrize("rank", [False, True])
+def test_device_daily_ic_equals_the_report_metric(rank):
+    rng = np.random.default_rng(3)
+    counts = [30, 5, 44, 12, 25]
+    p = [np.round(rng.normal(size=c), 1) for c in counts]  # rounded: ties in both
+    y = [np.round(rng.normal(size=c), 1) for c in counts]
+    y[0][:4] = np.nan
+    p[2][3] = np.nan
+    p[4][:] = 1.0  # constant predictions: undefined, NaN in both
+    want = daily_ic(p, y, 10, rank=rank)
+    got = daily_ic_device(
+        torch.tensor(np.concatenate(p)), torch.tensor(np.concatenate(y)), counts, 10, rank
+    ).numpy()
+    assert np.isnan(want[1]) and np.isnan(want[4])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("L", [20, 9, 2])
+def test_fan_matrix_transform_equals_the_fft(L):
+    torch.manual_seed(L)
+    x = torch.randn(64, L, 7, dtype=torch.float32) + torch.linspace(0, 3, L)[None, :, None]
+    fan = FrequencyAdaptiveNorm(7, 8, top_k=2)
+    spec = torch.fft.rfft(x.double(), dim=1)
+    keep = torch.zeros_like(spec.real).scatter_(1, spec.abs().topk(2, dim=1).indices, 1.0)
+    dominant = torch.fft.irfft(spec * keep, n=L, dim=1)
+    filtered, restore = fan(x)
+    assert torch.allclose(filtered.double(), x.double() - dominant, atol=2e-5)
+    want = fan.restore(torch.cat([dominant[:, -1], dominant.mean(dim=1)], dim=-1).float())
+    assert torch.allclose(restore, want, atol=2e-5)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_top_k_by_argmax_equals_topk(k):
+    power = torch.rand(50, 11, 9)
+    want = torch.zeros_like(power).scatter_(1, power.topk(k, dim=1).indices, 1.0)
+    assert torch.equal(top_k_mask_by_argmax(power, k), want)
+
+
+def test_written_out_attention_equals_torchs_multihead_attention():
+    torch.manual_seed(0)
+    enc = TemporalEncoder(hidden=16, heads=4, layers=1, dropout=0.0).eval()
+    a = torch.randn(30, 12, 16)
+    causal = torch.triu(torch.ones(12, 12, dtype=torch.bool), diagonal=1)
+    want, _ = enc.attn(a, a, a, attn_mask=causal, need_weights=False)
+    assert torch.allclose(enc._causal_attention(a), want, atol=1e-6)
