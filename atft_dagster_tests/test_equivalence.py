@@ -122,3 +122,38 @@ def test_written_out_attention_equals_torchs_multihead_attention():
     causal = torch.triu(torch.ones(12, 12, dtype=torch.bool), diagonal=1)
     want, _ = enc.attn(a, a, a, attn_mask=causal, need_weights=False)
     assert torch.allclose(enc._causal_attention(a), want, atol=1e-6)
+
+
+def test_edge_projection_equals_pygs_linear_with_its_gradients():
+    from torch_geometric.nn.dense.linear import Linear
+
+    from atft_dagster.model.atft import EdgeProjection
+
+    torch.manual_seed(0)
+    fast, plain = EdgeProjection(5, 32, bias=False, weight_initializer="glorot"), Linear(5, 32, bias=False)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(400, 5, requires_grad=True)
+    g = torch.randn(400, 32)
+    for m in (fast, plain):
+        x.grad = None
+        m(x).backward(g)
+        m.x_grad = x.grad.clone()
+    assert torch.allclose(fast(x), plain(x), atol=1e-6)
+    assert torch.allclose(fast.weight.grad, plain.weight.grad, atol=1e-5)
+    assert torch.allclose(fast.x_grad, plain.x_grad, atol=1e-6)
+
+
+def test_the_edge_projection_swap_keeps_pygs_initialisation():
+    from torch_geometric.nn import GATv2Conv
+
+    from atft_dagster.model.atft import EDGE_DIM, GraphBlock
+
+    torch.manual_seed(5)
+    ours = GraphBlock._conv(12, 8, 2, 0.0)
+    after_ours = torch.rand(1)
+    torch.manual_seed(5)
+    pyg = GATv2Conv(12, 8, heads=2, concat=False, edge_dim=EDGE_DIM, add_self_loops=True, fill_value="mean")
+    assert torch.equal(torch.rand(1), after_ours)  # no extra random draws
+    theirs = pyg.state_dict()
+    assert set(ours.state_dict()) == set(theirs)
+    assert all(torch.equal(v, theirs[k]) for k, v in ours.state_dict().items())

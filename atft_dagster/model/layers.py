@@ -118,10 +118,11 @@ class FrequencyAdaptiveNorm(nn.Module):
         fwd, inv = self._basis(L, x.device)
         K = fwd.shape[0] // 2
         with torch.autocast(x.device.type, enabled=False):
-            coef = torch.matmul(fwd, x.float())  # (B, 2K, F): real and imaginary parts
-            power = coef[:, :K] ** 2 + coef[:, K:] ** 2  # (B, K, F)
-            keep = _top_k_mask(power, min(self.top_k, K))
-            dominant = torch.matmul(inv, coef * torch.cat([keep, keep], dim=1)).to(x.dtype)
+            coef = torch.matmul(fwd, x.float())  # (B, 2K, F): real parts, then imaginary parts
+            parts = coef.unflatten(1, (2, K))  # (B, 2, K, F)
+            keep = _top_k_mask(parts.square().sum(dim=1), min(self.top_k, K))  # by power |X_k|^2
+            kept = (parts * keep[:, None]).flatten(1, 2)
+            dominant = torch.matmul(inv, kept).to(x.dtype)
         restore = self.restore(torch.cat([dominant[:, -1], dominant.mean(dim=1)], dim=-1))
         return x - dominant, restore
 
