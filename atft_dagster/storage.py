@@ -1,18 +1,40 @@
-"""Atomic Parquet writes: write to a temporary file beside the target, then rename."""
+"""Atomic writes: write to a temporary file beside the target (``.<name>.<32 hex>.tmp``), then rename; and
+the clean-up of temporary files that a killed process left behind."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")
+
 
 def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
+def remove_stale_temp_files(root: Path, older_than_s: float, now: float | None = None) -> list[Path]:
+    """Delete the atomic writers' temporary files under ``root`` last modified more than ``older_than_s``
+    ago (a live writer's file is younger; other files are never touched). Returns what was deleted."""
+    now = time.time() if now is None else now
+    removed = []
+    if not root.exists():
+        return removed
+    for p in root.rglob(".*.tmp"):
+        try:
+            if TEMP_NAME.match(p.name) and p.is_file() and now - p.stat().st_mtime > older_than_s:
+                p.unlink()
+                removed.append(p)
+        except FileNotFoundError:  # another process removed or renamed it meanwhile
+            continue
+    return removed
 
 
 def write_parquet_atomic(df: pl.DataFrame, path: Path) -> int:

@@ -68,6 +68,29 @@ def test_landing_sensor_new_file_same_file_malformed_and_nothing(tmp_path):
     assert (paths.quarantine_dir / "daily_quotes_bad.csv.reason.txt").exists() and not bad.exists()
 
 
+def test_a_header_only_file_is_quarantined_and_the_good_file_beside_it_still_runs(tmp_path):
+    paths = ProjectPaths(data_dir=str(tmp_path))
+    src = SMALL.source()
+    land_days(src, paths.landing_dir, next_days_to_land(src, paths.landing_dir, 1))
+    (paths.landing_dir / "daily_quotes_empty.csv").write_text("Date,Code,O,H,L,C,Vo,Va,AdjFactor\n")
+    (paths.landing_dir / "nothing.parquet").write_bytes(b"")
+    result, _ = _sensor(landing_sensor, paths)
+    assert len(result.run_requests) == 1  # the good quotes file
+    assert (paths.quarantine_dir / "daily_quotes_empty.csv.reason.txt").exists()
+    assert "no data rows" in (paths.quarantine_dir / "daily_quotes_empty.csv.reason.txt").read_text()
+    assert (paths.quarantine_dir / "nothing.parquet.reason.txt").exists()
+
+
+def test_upper_case_suffixes_are_landing_files(tmp_path):
+    paths = ProjectPaths(data_dir=str(tmp_path))
+    src = SMALL.source()
+    land_days(src, paths.landing_dir, next_days_to_land(src, paths.landing_dir, 1))
+    for f in list(paths.landing_dir.glob("daily_quotes_*.csv")):
+        f.rename(f.with_suffix(".CSV"))
+    result, _ = _sensor(landing_sensor, paths)
+    assert len(result.run_requests) == 1 and result.run_requests[0].run_key.split(":")[0].endswith(".CSV")
+
+
 # ---- schedule --------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("when", "runs"),

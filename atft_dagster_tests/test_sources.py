@@ -131,6 +131,22 @@ def test_landed_jquants_files_round_trip(landed):
     assert days[0] > syn.history_days()[-1]
 
 
+def test_shift_jis_files_are_decoded(landed, tmp_path):
+    files, syn, days = landed
+    master = next(tmp_path.glob("equity_master_*.csv"))
+    frame = pl.read_csv(master, infer_schema=False)
+    frame = frame.with_columns(pl.lit("トヨタ自動車").alias("CoName"))
+    if "CoNameEn" in frame.columns:
+        frame = frame.drop("CoNameEn")
+    master.write_bytes(frame.write_csv().encode("cp932"))
+    with pytest.raises(UnicodeDecodeError):
+        master.read_bytes().decode("utf-8")
+    landed_master = files.check(master)
+    assert set(landed_master.frame["name"].to_list()) == {"トヨタ自動車"}
+    q = _canonical(files, days[0], days[-1])  # the quotes beside it still read
+    assert q.height > 0
+
+
 def test_land_continues_after_the_last_landed_day(landed, tmp_path):
     _, syn, days = landed
     assert next_days_to_land(syn, tmp_path, 1)[0] > days[-1]
@@ -208,6 +224,10 @@ def _write(tmp_path: Path, name: str, **changes) -> Path:
         ({"Date": (1, "2024-13-45")}, None, 3, "Date", "cannot parse as date"),
         ({"Date": (2, "2024-06-27")}, None, 2, None, "multiple_fields_uniqueness"),
         ({"Date": (0, "2024-06-29")}, None, 2, "Date", "not an XTKS trading day"),
+        ({"C": (1, "inf")}, None, 3, "C", "not a finite number"),
+        ({"O": (2, "1e300"), "H": (2, "1e300")}, None, 4, "O", "price above the bound"),
+        ({"AdjFactor": (2, "")}, None, 4, "AdjFactor", "cut short"),
+        ({"L": (0, ""), "C": (0, "")}, None, 2, "L", "row incomplete (missing L, C)"),
     ],
     ids=[
         "missing-column",
@@ -217,6 +237,10 @@ def _write(tmp_path: Path, name: str, **changes) -> Path:
         "bad-date",
         "duplicate-key",
         "holiday",
+        "infinite-price",
+        "absurd-price",
+        "cut-short-adjfactor",
+        "cut-short-prices",
     ],
 )
 def test_malformed_quotes_file_is_rejected_and_quarantined(tmp_path, changes, drop, line, column, text):
@@ -270,3 +294,53 @@ def test_duplicates_across_files_are_refused(tmp_path):
     _write(tmp_path, "b.csv")
     with pytest.raises(ValueError, match="duplicate"):
         LandingFileSource(tmp_path).daily_quotes(D1, D3)
+
+
+def test_quarantine_is_safe_when_another_process_moved_the_file_first(tmp_path):
+    from atft_dagster.sources.files import FileRejected, quarantine
+
+    bad = tmp_path / "daily_quotes_x.csv"
+    bad.write_text("Date,Code\n")
+    first = quarantine(bad, tmp_path / "_q", "reason one")
+    assert first == tmp_path / "_q" / "daily_quotes_x.csv" and first.exists()
+    assert quarantine(bad, tmp_path / "_q", "reason two") is None  # the loser of the race
+    bad.write_text("again\n")  # same name lands again: kept beside the first, not over it
+    second = quarantine(bad, tmp_path / "_q", "reason three")
+    assert second != first and second.exists() and first.exists()
+    assert "another process" in str(FileRejected(bad, "r", None))
+
+
+def test_a_line_cut_mid_row_and_a_future_session_are_quarantined(tmp_path):
+    from atft_dagster.sources.files import QuoteLimits
+
+    path = _write(tmp_path, "daily_quotes_cut.csv")
+    text = path.read_text().rstrip("\n")
+    path.write_text(text[: text.rindex(",", 0, len(text) - 8)] + "\n")  # the last line loses its tail
+    with pytest.raises(FileRejected, match=r"line 4.*cut short"):
+        LandingFileSource(tmp_path).daily_quotes(date(2024, 6, 27), date(2024, 6, 28))
+    future = _write(tmp_path, "daily_quotes_future.csv")
+    src = LandingFileSource(tmp_path, limits=QuoteLimits(not_after=date(2024, 6, 27)))
+    with pytest.raises(FileRejected, match=r"line 4, column 'Date': session after 2024-06-27"):
+        src.daily_quotes(date(2024, 6, 27), date(2024, 6, 28))
+    assert not future.exists()
+    assert LandingFileSource(tmp_path).files() == []  # both quarantined
+
+
+def test_every_codes_first_master_interval_is_open_to_the_past():
+    from atft_dagster.sources.files import FIRST_INTERVAL_START, snapshots_to_intervals
+
+    snaps = pl.DataFrame(
+        {
+            "snapshot": [date(2020, 1, 6), date(2021, 1, 4), date(2020, 1, 6), date(2020, 6, 1)],
+            "code": ["1301", "1301", "7203", "9999"],
+            "name": ["A", "A", "T", "N"],
+            "sector33_code": ["0050", "0050", "3700", "9050"],
+            "market_segment": ["Prime", "Standard", "Prime", "Prime"],
+        }
+    )
+    iv = snapshots_to_intervals(snaps).sort("code", "valid_from")
+    firsts = iv.group_by("code").agg(pl.col("valid_from").min())
+    assert set(firsts["valid_from"].to_list()) == {FIRST_INTERVAL_START}  # the first code too
+    a = iv.filter(pl.col("code") == "1301")
+    assert a["valid_from"].to_list() == [FIRST_INTERVAL_START, date(2021, 1, 4)]
+    assert a["valid_to"].to_list() == [date(2021, 1, 4), None]

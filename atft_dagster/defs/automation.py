@@ -18,7 +18,7 @@ import dagster as dg
 from atft_dagster.calendar import is_trading_day, trading_days
 from atft_dagster.defs.evaluation_assets import CHAMPION_FILE
 from atft_dagster.defs.partitions import TIMEZONE
-from atft_dagster.defs.resources import ProjectPaths
+from atft_dagster.defs.resources import ProjectPaths, landing_limits
 from atft_dagster.sources.files import FileRejected, LandingFileSource, Layout
 
 DEFAULT_NIGHTLY_CRON = "0 19 * * 1-5"  # 19:00 Asia/Tokyo, after the 15:30 close and data publication
@@ -43,7 +43,7 @@ def _range_tags(days: list[date]) -> dict[str, str]:
 )
 def landing_sensor(context: dg.SensorEvaluationContext, paths: ProjectPaths) -> dg.SensorResult:
     seen: dict[str, float] = json.loads(context.cursor) if context.cursor else {}
-    source = LandingFileSource(paths.landing_dir, paths.quarantine_dir)
+    source = LandingFileSource(paths.landing_dir, paths.quarantine_dir, limits=landing_limits())
     requests, notes = [], []
     for path in source.files():
         key = f"{path.name}:{path.stat().st_mtime}"

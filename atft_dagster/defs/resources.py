@@ -3,14 +3,18 @@ comes from (synthetic by default, J-Quants API, or a landing directory of files)
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 from pydantic import Field
 
+from atft_dagster.defs.partitions import TIMEZONE
 from atft_dagster.market import PRESET_NAMES, SyntheticMarketConfig, market_preset
 from atft_dagster.sources import JQuantsSource, LandingFileSource, MarketSource, SyntheticSource
+from atft_dagster.sources.files import QuoteLimits
+from atft_dagster.storage import remove_stale_temp_files
 
 
 class MarketSourceResource(dg.ConfigurableResource):
@@ -77,16 +81,38 @@ class LandingFilesResource(MarketSourceResource):
     landing_dir: str
     quarantine_dir: str | None = None
 
+    max_price: float = Field(1e9, gt=0, description="Quote rows priced above this (JPY) are quarantined.")
+
     def source(self) -> LandingFileSource:
         return LandingFileSource(
-            Path(self.landing_dir), Path(self.quarantine_dir) if self.quarantine_dir else None
+            Path(self.landing_dir),
+            Path(self.quarantine_dir) if self.quarantine_dir else None,
+            limits=landing_limits(self.max_price),
         )
+
+
+def landing_limits(max_price: float = QuoteLimits.max_price) -> QuoteLimits:
+    """Today's bounds for landed quotes: no session after today in Tokyo."""
+    return QuoteLimits(max_price=max_price, not_after=datetime.now(ZoneInfo(TIMEZONE)).date())
 
 
 class ProjectPaths(dg.ConfigurableResource):
     """Where the project keeps its data (Parquet tables, landing files, reports)."""
 
     data_dir: str
+    stale_temp_hours: float = Field(
+        6.0,
+        gt=0,
+        description="At the start of every run, temporary files of interrupted atomic writes older than this "
+        "are deleted from the data directory.",
+    )
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        removed = remove_stale_temp_files(self.root, self.stale_temp_hours * 3600)
+        if removed and context.log:
+            context.log.info(
+                f"removed {len(removed)} stale temporary file(s): {[str(p) for p in removed[:5]]}"
+            )
 
     @property
     def root(self) -> Path:

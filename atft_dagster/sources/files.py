@@ -8,6 +8,7 @@ a rejected file is ingested.
 from __future__ import annotations
 
 import shutil
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -27,6 +28,7 @@ from atft_dagster.sources.schema import (
     Violation,
     validate,
 )
+from atft_dagster.storage import write_text_atomic
 
 FIRST_INTERVAL_START = date(1900, 1, 1)
 SUFFIXES = (".csv", ".parquet")
@@ -92,6 +94,26 @@ COLUMN_TYPES: dict[Layout, dict[str, str]] = {
     Layout.JQUANTS_TOPIX: {"Date": DATE, "O": FLOAT, "H": FLOAT, "L": FLOAT, "C": FLOAT},
 }
 QUOTE_LAYOUTS = (Layout.JQUANTS_BARS, Layout.KAGGLE_PRICES)
+# canonical quote column -> the column that carries it in each quote layout
+PRICE_SOURCE = {
+    Layout.JQUANTS_BARS: {
+        "open": "O",
+        "high": "H",
+        "low": "L",
+        "close": "C",
+        "volume": "Vo",
+        "turnover": "Va",
+        "adj_factor": "AdjFactor",
+    },
+    Layout.KAGGLE_PRICES: {
+        "open": "Open",
+        "high": "High",
+        "low": "Low",
+        "close": "Close",
+        "volume": "Volume",
+        "adj_factor": "AdjustmentFactor",
+    },
+}
 MASTER_LAYOUTS = (Layout.JQUANTS_MASTER, Layout.KAGGLE_LIST)
 KAGGLE_SEGMENTS = {"Prime Market": "Prime", "Standard Market": "Standard", "Growth Market": "Growth"}
 
@@ -101,7 +123,9 @@ class FileRejected(ValueError):
 
     def __init__(self, path: Path, reason: str, quarantined_to: Path | None = None):
         self.path, self.reason, self.quarantined_to = path, reason, quarantined_to
-        where = f"; moved to {quarantined_to}" if quarantined_to else ""
+        where = (
+            f"; moved to {quarantined_to}" if quarantined_to else "; already quarantined by another process"
+        )
         super().__init__(f"rejected {path.name}: {reason}{where}")
 
 
@@ -131,15 +155,26 @@ def detect_layout(columns: list[str]) -> Layout | None:
     return None
 
 
+def _decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else Shift-JIS as Windows writes it (CP932), common from Japanese tools."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as utf8:
+        try:
+            return data.decode("cp932")
+        except UnicodeDecodeError:
+            raise ValueError(f"text is neither UTF-8 nor Shift-JIS/CP932 ({utf8})") from None
+
+
 def _read_raw(path: Path) -> pl.DataFrame:
-    if path.suffix == ".csv":
-        return pl.read_csv(path, infer_schema=False)
+    if path.suffix.lower() == ".csv":
+        return pl.read_csv(_decode(path.read_bytes()).encode("utf-8"), infer_schema=False)
     return pl.read_parquet(path).with_columns(pl.all().cast(pl.String))
 
 
 def _row_label(path: Path) -> tuple[str, int]:
     """How rows are named in messages: CSV line numbers (header = line 1) or 0-based Parquet rows."""
-    return ("line", 2) if path.suffix == ".csv" else ("row", 0)
+    return ("line", 2) if path.suffix.lower() == ".csv" else ("row", 0)
 
 
 def _parse_date(col: pl.Expr) -> pl.Expr:
@@ -176,26 +211,7 @@ def _norm_code(col: pl.Expr) -> pl.Expr:
 
 def _to_canonical(layout: Layout, df: pl.DataFrame) -> pl.DataFrame:
     if layout in QUOTE_LAYOUTS:
-        names = (
-            {
-                "O": "open",
-                "H": "high",
-                "L": "low",
-                "C": "close",
-                "Vo": "volume",
-                "Va": "turnover",
-                "AdjFactor": "adj_factor",
-            }
-            if layout == Layout.JQUANTS_BARS
-            else {
-                "Open": "open",
-                "High": "high",
-                "Low": "low",
-                "Close": "close",
-                "Volume": "volume",
-                "AdjustmentFactor": "adj_factor",
-            }
-        )
+        names = {src: canon for canon, src in PRICE_SOURCE[layout].items()}
         code = "Code" if layout == Layout.JQUANTS_BARS else "SecuritiesCode"
         out = df.select(
             pl.col("Date").alias("date"),
@@ -238,6 +254,52 @@ def _to_canonical(layout: Layout, df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class QuoteLimits:
+    """Bounds a landed quote row must respect; a row outside them is quarantined with its line."""
+
+    max_price: float = 1e9  # JPY per share; the highest TSE prices ever were around 1.7e8
+    not_after: date | None = None  # no session after this date (the landing day, in Tokyo); None = no check
+
+
+def _quote_row_checks(
+    layout: Layout, canon: pl.DataFrame, typed: pl.DataFrame, limits: QuoteLimits
+) -> list[Violation]:
+    """Non-finite or absurd numbers, rows cut short (some prices or the adjustment factor missing), and
+    sessions after ``limits.not_after``."""
+    problems: list[Violation] = []
+    source = PRICE_SOURCE[layout]
+    for col, src in source.items():
+        values = canon[col]
+        bad = (values.is_not_null() & ~values.is_finite()).arg_true()
+        problems += [Violation(src, i, "not a finite number", str(values[i])) for i in bad.head(20).to_list()]
+        if col in ("open", "high", "low", "close"):
+            big = (values.is_finite() & (values > limits.max_price)).arg_true()
+            problems += [
+                Violation(src, i, f"price above the bound {limits.max_price:g}", str(values[i]))
+                for i in big.head(20).to_list()
+            ]
+    prices = ["open", "high", "low", "close"]
+    partial = canon.select(pl.any_horizontal(pl.col(prices).is_null())).to_series()
+    for i in partial.arg_true().head(20).to_list():
+        missing = [source[c] for c in prices if canon[c][i] is None]
+        problems.append(
+            Violation(missing[0], i, f"row incomplete (missing {', '.join(missing)}): cut short?", "")
+        )
+    no_adj = typed[source["adj_factor"]].is_null().arg_true()
+    problems += [
+        Violation(source["adj_factor"], i, "adjustment factor missing on a traded row: cut short?", "")
+        for i in no_adj.head(20).to_list()
+    ]
+    if limits.not_after is not None:
+        late = (canon["date"] > limits.not_after).arg_true()
+        problems += [
+            Violation("Date", i, f"session after {limits.not_after} (in the future)", str(canon["date"][i]))
+            for i in late.head(20).to_list()
+        ]
+    return problems
+
+
 def _semantic_checks(layout: Layout, canon: pl.DataFrame) -> list[Violation]:
     problems: list[Violation] = []
     if layout in MASTER_LAYOUTS:
@@ -259,7 +321,7 @@ def _semantic_checks(layout: Layout, canon: pl.DataFrame) -> list[Violation]:
     return problems
 
 
-def read_landed_file(path: Path) -> LandedFile:
+def read_landed_file(path: Path, limits: QuoteLimits = QuoteLimits()) -> LandedFile:
     """Parse and check one file; raise :class:`DataValidationError` naming line/row and column."""
     label, offset = _row_label(path)
     try:
@@ -268,6 +330,9 @@ def read_landed_file(path: Path) -> LandedFile:
         raise DataValidationError(
             "file", [Violation(None, None, f"unreadable: {exc}", "")], path.name
         ) from None
+    if raw.height == 0:
+        msg = f"no data rows (columns {raw.columns})" if raw.width else "empty file"
+        raise DataValidationError("file", [Violation(None, None, msg, "")], path.name)
     layout = detect_layout(raw.columns)
     if layout is None:
         expected = " | ".join(f"{k.value}: {', '.join(v)}" for k, v in SIGNATURES.items())
@@ -289,9 +354,10 @@ def read_landed_file(path: Path) -> LandedFile:
         typed = typed.with_row_index("_row")
     canon = _to_canonical(layout, typed)
     rows = typed["_row"]
-    problems += [
-        Violation(v.column, int(rows[v.row]), v.check, v.value) for v in _semantic_checks(layout, canon)
-    ]
+    checks = _semantic_checks(layout, canon)
+    if layout in QUOTE_LAYOUTS:
+        checks += _quote_row_checks(layout, canon, typed, limits)
+    problems += [Violation(v.column, int(rows[v.row]), v.check, v.value) for v in checks]
     if not problems:
         model = {Layout.JQUANTS_TOPIX: IndexBars}.get(
             layout, DailyQuotes if layout in QUOTE_LAYOUTS else None
@@ -321,29 +387,9 @@ def _source_column(layout: Layout, canonical: str | None) -> str | None:
     """Name a failing canonical column as the file names it."""
     if canonical is None:
         return None
-    if layout == Layout.JQUANTS_BARS:
-        return {
-            "open": "O",
-            "high": "H",
-            "low": "L",
-            "close": "C",
-            "volume": "Vo",
-            "turnover": "Va",
-            "adj_factor": "AdjFactor",
-            "date": "Date",
-            "code": "Code",
-        }.get(canonical, canonical)
-    if layout == Layout.KAGGLE_PRICES:
-        return {
-            "open": "Open",
-            "high": "High",
-            "low": "Low",
-            "close": "Close",
-            "volume": "Volume",
-            "adj_factor": "AdjustmentFactor",
-            "date": "Date",
-            "code": "SecuritiesCode",
-        }.get(canonical, canonical)
+    if layout in PRICE_SOURCE:
+        code = "Code" if layout == Layout.JQUANTS_BARS else "SecuritiesCode"
+        return {**PRICE_SOURCE[layout], "date": "Date", "code": code}.get(canonical, canonical)
     if layout == Layout.JQUANTS_TOPIX:
         return {"open": "O", "high": "H", "low": "L", "close": "C", "date": "Date"}.get(canonical, canonical)
     return canonical
@@ -357,14 +403,19 @@ def _located(table: str, problems: list[Violation], source: str, label: str) -> 
     return err
 
 
-def quarantine(path: Path, quarantine_dir: Path, reason: str) -> Path:
-    """Move ``path`` into ``quarantine_dir`` and write the reason beside it."""
+def quarantine(path: Path, quarantine_dir: Path, reason: str) -> Path | None:
+    """Move ``path`` into ``quarantine_dir`` and write the reason beside it. Returns where it went, or None
+    when another process (a second sensor tick, a concurrent run) moved it first."""
     quarantine_dir.mkdir(parents=True, exist_ok=True)
     target = quarantine_dir / path.name
     if target.exists():
-        target = quarantine_dir / f"{path.stem}.{datetime.now():%Y%m%dT%H%M%S%f}{path.suffix}"
-    shutil.move(str(path), target)
-    target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
+        stamp = f"{datetime.now():%Y%m%dT%H%M%S%f}.{uuid.uuid4().hex[:8]}"
+        target = quarantine_dir / f"{path.stem}.{stamp}{path.suffix}"
+    try:
+        shutil.move(str(path), target)
+    except FileNotFoundError:
+        return None
+    write_text_atomic(reason + "\n", target.with_name(target.name + ".reason.txt"))
     return target
 
 
@@ -375,12 +426,9 @@ def snapshots_to_intervals(snapshots: pl.DataFrame) -> pl.DataFrame:
     s = snapshots.sort("code", "snapshot").unique(["code", "snapshot"], keep="last", maintain_order=True)
     changed = pl.any_horizontal([pl.col(a).ne_missing(pl.col(a).shift(1).over("code")) for a in attrs])
     s = s.filter(changed | (pl.col("code") != pl.col("code").shift(1)).fill_null(True))
+    first = (pl.col("code") != pl.col("code").shift(1)).fill_null(True)  # the very first row has no previous
     s = s.with_columns(
-        pl.when(pl.col("code") != pl.col("code").shift(1))
-        .then(pl.lit(FIRST_INTERVAL_START))
-        .otherwise(pl.col("snapshot"))
-        .fill_null(FIRST_INTERVAL_START)
-        .alias("valid_from"),
+        pl.when(first).then(pl.lit(FIRST_INTERVAL_START)).otherwise(pl.col("snapshot")).alias("valid_from"),
         pl.col("snapshot").shift(-1).over("code").alias("valid_to"),
     )
     return s.select(
@@ -405,6 +453,7 @@ class LandingFileSource:
     landing_dir: Path
     quarantine_dir: Path | None = None
     name: str = "files"
+    limits: QuoteLimits = QuoteLimits()
 
     def __post_init__(self) -> None:
         self.landing_dir = Path(self.landing_dir)
@@ -415,12 +464,12 @@ class LandingFileSource:
     def files(self) -> list[Path]:
         if not self.landing_dir.exists():
             return []
-        return sorted(p for p in self.landing_dir.iterdir() if p.is_file() and p.suffix in SUFFIXES)
+        return sorted(p for p in self.landing_dir.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
 
     def check(self, path: Path) -> LandedFile:
         """Read one file; on failure quarantine it and raise :class:`FileRejected`."""
         try:
-            return read_landed_file(path)
+            return read_landed_file(path, self.limits)
         except DataValidationError as err:
             reason = str(err)
             moved = quarantine(path, self.quarantine_dir, reason)
