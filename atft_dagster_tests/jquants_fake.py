@@ -17,6 +17,24 @@ def _load(name: str) -> dict:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
+def recorded_response(path: str, q: dict[str, str]) -> tuple[int, dict]:
+    """The recorded v2 response for a request path (with or without /v2) and its query."""
+    path = path.removeprefix("/v2")
+    if path == "/equities/bars/daily":
+        name = (
+            "eq_bars_daily_page2.json" if q.get("pagination_key") == "page2" else "eq_bars_daily_page1.json"
+        )
+    elif path == "/equities/master":
+        name = "eq_master_before.json" if q.get("date", "99999999") < "20240601" else "eq_master_after.json"
+    elif path == "/indices/bars/daily/topix":
+        name = "idx_bars_daily_topix.json"
+    elif path == "/markets/calendar":
+        name = "mkt_calendar.json"
+    else:
+        return 404, {"message": f"unknown path {path}"}
+    return 200, _load(name)
+
+
 class RecordedJQuants(BaseAdapter):
     """Routes by path; ``failures`` is a list of status codes (or 'timeout') returned before success."""
 
@@ -33,25 +51,8 @@ class RecordedJQuants(BaseAdapter):
                 raise requests.Timeout("recorded timeout")
             return self._response(request, failure, {"message": "recorded failure"})
         url = urlparse(request.url)
-        q = {k: v[0] for k, v in parse_qs(url.query).items()}
-        path = url.path.removeprefix("/v2")
-        if path == "/equities/bars/daily":
-            body = _load(
-                "eq_bars_daily_page2.json"
-                if q.get("pagination_key") == "page2"
-                else "eq_bars_daily_page1.json"
-            )
-        elif path == "/equities/master":
-            body = _load(
-                "eq_master_before.json" if q.get("date", "99999999") < "20240601" else "eq_master_after.json"
-            )
-        elif path == "/indices/bars/daily/topix":
-            body = _load("idx_bars_daily_topix.json")
-        elif path == "/markets/calendar":
-            body = _load("mkt_calendar.json")
-        else:
-            return self._response(request, 404, {"message": f"unknown path {path}"})
-        return self._response(request, 200, body)
+        status, body = recorded_response(url.path, {k: v[0] for k, v in parse_qs(url.query).items()})
+        return self._response(request, status, body)
 
     @staticmethod
     def _response(request, status: int, body: dict) -> requests.Response:

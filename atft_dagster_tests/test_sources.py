@@ -83,7 +83,7 @@ def test_jquants_calendar_uses_holdiv():
 def test_jquants_retries_with_backoff(failures):
     client, adapter = recorded_client(failures)
     sleeps: list[float] = []
-    src = JQuantsSource(client=client, retry=RetryPolicy(sleep=sleeps.append, base_delay_s=0.5))
+    src = JQuantsSource(client=client, retry=RetryPolicy(sleep=sleeps.append, base_delay_s=0.5, jitter=0.0))
     assert src.topix(D1, D3).height == 3
     assert sleeps == [0.5 * 2**k for k in range(len(failures))]
 
@@ -344,3 +344,77 @@ def test_every_codes_first_master_interval_is_open_to_the_past():
     a = iv.filter(pl.col("code") == "1301")
     assert a["valid_from"].to_list() == [FIRST_INTERVAL_START, date(2021, 1, 4)]
     assert a["valid_to"].to_list() == [date(2021, 1, 4), None]
+
+
+# ---- J-Quants against a real HTTP server on 127.0.0.1 (the client's own HTTP stack runs) ---------
+def _served(server, **retry) -> tuple[JQuantsSource, list[float]]:
+    sleeps: list[float] = []
+    policy = RetryPolicy(sleep=sleeps.append, **{"jitter": 0.0, **retry})
+    return JQuantsSource.from_api_key("test-key-not-real", base_url=server.base_url, retry=policy), sleeps
+
+
+def test_the_real_client_pages_and_parses_over_http():
+    from atft_dagster_tests.jquants_server import FakeJQuants
+
+    with FakeJQuants() as server:
+        src, _ = _served(server)
+        q = src.daily_quotes(D1, D3)
+        assert set(q["code"]) == {"7203", "6758"}
+        assert server.paths.count("/v2/equities/bars/daily") == 2  # two pages over the wire
+        assert src.topix(D1, D3).height == 3
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_persistent_server_errors_go_through_our_backoff_only(status):
+    from atft_dagster_tests.jquants_server import FakeJQuants
+
+    with FakeJQuants([status] * 10) as server:
+        src, sleeps = _served(server, attempts=4, base_delay_s=0.5)
+        with pytest.raises(JQuantsError, match=f"TOPIX bars {D1}..{D3} failed with HTTP {status}"):
+            src.topix(D1, D3)
+        assert len(server.paths) == 4  # one request per attempt: the library adds no retries of its own
+        assert sleeps == [0.5, 1.0, 2.0]
+    # the same holds for the real API's https: the library mounts a 3-retry urllib3 adapter there
+    session = src.client._request_session()
+    assert session.get_adapter("https://api.jquants.com/v2").max_retries.total == 0
+
+
+def test_retry_after_is_honoured_and_jitter_stays_bounded():
+    from atft_dagster_tests.jquants_server import FakeJQuants
+
+    with FakeJQuants([(429, 7)]) as server:
+        src, sleeps = _served(server, base_delay_s=0.5)
+        assert src.topix(D1, D3).height == 3
+        assert sleeps == [7.0] and len(server.paths) == 2
+    policy = RetryPolicy(base_delay_s=1.0, max_delay_s=5.0, jitter=0.5)
+    waits = [policy.delay(a) for a in range(1, 8) for _ in range(20)]
+    assert all(w <= 5.0 for w in waits) and len({round(w, 6) for w in waits}) > 5
+    assert policy.delay(1, retry_after=60.0) == 5.0  # capped
+
+
+@pytest.mark.parametrize(
+    ("fault", "call", "message"),
+    [
+        ("bad-json", "topix", "/indices/bars/daily/topix .*not JSON"),
+        ("empty", "topix", f"TOPIX bars {D1}..{D3}: no rows returned"),
+        ("empty", "calendar", "market calendar .*no Date/HolDiv rows"),
+        ("loop", "daily_quotes", "pagination_key 'same' repeated"),
+    ],
+)
+def test_malformed_responses_are_clear_errors(fault, call, message):
+    from atft_dagster_tests.jquants_server import FakeJQuants
+
+    with FakeJQuants([fault]) as server:
+        src, _ = _served(server)
+        with pytest.raises(JQuantsError, match=message):
+            getattr(src, call)(D1, D3)
+        assert len(server.paths) <= 3  # neither retried nor followed for ever
+
+
+def test_pagination_has_a_page_limit():
+    from atft_dagster_tests.jquants_server import FakeJQuants
+
+    with FakeJQuants() as server:
+        src = JQuantsSource.from_api_key("k", base_url=server.base_url, max_pages=1)
+        with pytest.raises(JQuantsError, match="more than 1 pages"):
+            src.daily_quotes(D1, D3)
