@@ -73,3 +73,20 @@ def missing_sessions(days: pl.Series, calendar: pl.DataFrame) -> list:
         "date"
     ]
     return sorted(set(sessions.to_list()) - set(days.unique().to_list()))
+
+
+def missing_stock_days(panel: pl.DataFrame, calendar: pl.DataFrame) -> pl.DataFrame:
+    """Per code, the trading days between its first and last row that have no row: no-trade days (a halt,
+    a file that left the stock out). Columns ``code``, ``missing_days``, ``first_missing``; only codes with
+    at least one, most first."""
+    sessions = calendar.filter(pl.col("is_trading_day")).select("date").sort("date")
+    span = panel.group_by("code").agg(pl.col("date").min().alias("first"), pl.col("date").max().alias("last"))
+    expected = span.join(sessions, how="cross").filter(
+        pl.col("date").is_between(pl.col("first"), pl.col("last"))
+    )
+    gaps = expected.select("code", "date").join(panel.select("code", "date"), on=["code", "date"], how="anti")
+    return (
+        gaps.group_by("code")
+        .agg(pl.len().alias("missing_days"), pl.col("date").min().alias("first_missing"))
+        .sort(["missing_days", "code"], descending=[True, False])
+    )

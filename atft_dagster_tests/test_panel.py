@@ -7,7 +7,13 @@ from datetime import date
 import polars as pl
 import pytest
 
-from atft_dagster.panel import PanelError, build_market_panel, missing_sessions, sector_as_of
+from atft_dagster.panel import (
+    PanelError,
+    build_market_panel,
+    missing_sessions,
+    missing_stock_days,
+    sector_as_of,
+)
 from atft_dagster.sources import SyntheticSource
 
 
@@ -74,3 +80,20 @@ def test_missing_sessions_found(small_config):
     d = src.history_days()
     days = pl.Series([d[0], d[1], d[4]])
     assert missing_sessions(days, src.calendar(d[0], d[4])) == [d[2], d[3]]
+
+
+def test_a_stock_missing_on_a_session_is_a_counted_no_trade_day(small_config):
+    src = SyntheticSource(small_config)
+    d = src.history_days()
+    q = src.daily_quotes(d[0], d[9])
+    codes = sorted(q["code"].unique().to_list())
+    a, b = codes[0], codes[1]
+    # a misses two sessions inside its span; b misses one; a session missing for everyone is not here
+    q = q.filter(~((pl.col("code") == a) & pl.col("date").is_in([d[3], d[6]])))
+    q = q.filter(~((pl.col("code") == b) & (pl.col("date") == d[5])))
+    panel = build_market_panel(q, src.sector_master(d[9]), src.calendar(d[0], d[9]))
+    gaps = missing_stock_days(panel, src.calendar(d[0], d[9]))
+    assert gaps.filter(pl.col("code").is_in([a, b])).rows() == [(a, 2, d[3]), (b, 1, d[5])]
+    assert set(gaps["code"]) >= {a, b}
+    full = build_market_panel(src.daily_quotes(d[0], d[9]), src.sector_master(d[9]), src.calendar(d[0], d[9]))
+    assert missing_stock_days(full, src.calendar(d[0], d[9])).filter(pl.col("code").is_in([a, b])).is_empty()

@@ -10,7 +10,7 @@ import polars as pl
 from atft_dagster.calendar import calendar_horizon
 from atft_dagster.defs.partitions import TIMEZONE, partition_date, trading_days_partitions
 from atft_dagster.defs.resources import MarketSourceResource, SyntheticMarketResource
-from atft_dagster.panel import build_market_panel, missing_sessions
+from atft_dagster.panel import build_market_panel, missing_sessions, missing_stock_days
 from atft_dagster.sources.synthetic import SyntheticSource
 
 MARKET_GROUP = "market_data"
@@ -119,8 +119,17 @@ def market_panel(
             f"raw_daily_quotes has {len(gaps)} missing trading day(s) inside its range: {[str(d) for d in gaps[:10]]}"
         )
     panel = build_market_panel(raw_daily_quotes, sector_master, trading_calendar)
+    no_trade = missing_stock_days(panel, trading_calendar)
+    if no_trade.height:
+        context.log.info(
+            f"{int(no_trade['missing_days'].sum())} stock-days without a row (no-trade days) in "
+            f"{no_trade.height} codes; most: {no_trade.head(3).to_dicts()}"
+        )
     context.add_output_metadata(
         {
+            "no_trade_stock_days": int(no_trade["missing_days"].sum()),
+            "codes_with_no_trade_days": no_trade.height,
+            "no_trade_days_by_code": dg.MetadataValue.md(_markdown(no_trade.head(20))),
             "first_date": str(panel["date"].min()),
             "last_date": str(panel["date"].max()),
             "trading_days": panel["date"].n_unique(),
@@ -130,6 +139,13 @@ def market_panel(
         }
     )
     return panel
+
+
+def _markdown(df: pl.DataFrame) -> str:
+    if df.is_empty():
+        return "none"
+    head = "| " + " | ".join(df.columns) + " |\n|" + "---|" * df.width
+    return head + "".join("\n| " + " | ".join(str(v) for v in row) + " |" for row in df.iter_rows())
 
 
 @dg.asset_check(
