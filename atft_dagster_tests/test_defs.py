@@ -15,6 +15,7 @@ from atft_dagster.defs import io_manager as io_mod
 from atft_dagster.defs.partitions import trading_days_partitions
 from atft_dagster.defs.resources import LandingFilesResource, SyntheticMarketResource
 from atft_dagster.landing import land_days
+from atft_dagster.panel import missing_stock_days
 from atft_dagster.sources import SyntheticSource
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,6 +98,8 @@ def test_ingest_single_run_backfill_and_panel(tmp_path):
     mats = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["market_panel"]]
     md = mats[0].materialization.metadata
     assert md["rows"].value == panel.height and md["trading_days"].value == 40
+    expected_gaps = int(missing_stock_days(panel, src.calendar(days[0], days[39]))["missing_days"].sum())
+    assert md["no_trade_stock_days"].value == expected_gaps
 
 
 def test_rematerialising_is_idempotent(tmp_path):
