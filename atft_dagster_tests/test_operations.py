@@ -26,3 +26,33 @@ def test_production_dagster_yaml_parses_and_limits_the_gpu_pool(tmp_path, monkey
 
     parsed, _ = parse(str(tmp_path))
     assert parsed["storage"]["postgres"]["postgres_db"]["port"] == 5432
+    assert parsed["run_monitoring"]["free_slots_after_run_end_seconds"] > 0
+
+
+def test_the_local_instance_frees_pool_slots_of_ended_runs(tmp_path):
+    from dagster._core.instance.config import dagster_instance_config as parse
+
+    (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    parsed, _ = parse(str(tmp_path))
+    monitoring = parsed["run_monitoring"]
+    assert monitoring["enabled"] and monitoring["free_slots_after_run_end_seconds"] > 0
+    assert monitoring["max_runtime_seconds"] > 0
+
+
+def test_descriptions_render_and_the_failure_sensor_is_on(tmp_path):
+    """The UI renders descriptions as Markdown: an angle-bracket placeholder would vanish as an HTML tag."""
+    import re
+
+    import dagster as dg
+
+    from atft_dagster.definitions import build_definitions
+    from atft_dagster_tests.helpers import SMALL
+
+    repo = build_definitions(tmp_path, SMALL).get_repository_def()
+    texts = [a.descriptions_by_key.get(k) or "" for a in repo.assets_defs_by_key.values() for k in a.keys]
+    texts += [j.description or "" for j in repo.get_all_jobs()]
+    texts += [s.description or "" for s in repo.sensor_defs]
+    assert texts and not [t for t in texts if re.search(r"<[A-Za-z][^>]*>", t)]
+    sensors = {s.name: s.default_status for s in repo.sensor_defs}
+    assert sensors["ops_failure_sensor"] == dg.DefaultSensorStatus.RUNNING
+    assert sensors["landing_sensor"] == dg.DefaultSensorStatus.STOPPED  # starting ingests stays opt-in

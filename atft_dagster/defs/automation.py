@@ -123,6 +123,7 @@ def retrain_sensor(
 
 @dg.run_failure_sensor(
     monitor_all_code_locations=False,
+    default_status=dg.DefaultSensorStatus.RUNNING,  # recording failures needs no opt-in
     description="Record failures of the project's jobs in data/ops/failures.jsonl.",
 )
 def ops_failure_sensor(context: dg.RunFailureSensorContext, paths: ProjectPaths) -> None:

@@ -125,7 +125,7 @@ def _model_columns(h: int, frame: pl.DataFrame) -> dict[str, str]:
     "block off, ridge, LightGBM, momentum, reversal, and the oracle on the synthetic market), on exactly the same "
     "days and stocks: IC, RankIC, ICIR, Newey-West t, hit rate, quintile long-short, JPX Sharpe, deciles. The "
     "test window (all walk-forward folds pooled) is reported only; the selection window is what champion "
-    "promotion reads. Plots and a Markdown report under data/reports/<run id>/.",
+    "promotion reads. Plots and a Markdown report in data/reports, in a folder named after the run id.",
 )
 def evaluation_report(
     context: dg.AssetExecutionContext,

@@ -48,7 +48,7 @@ retrain_job = dg.define_asset_job(
         "latest_predictions",
     ),
     description="market panel -> features -> graph -> model checkpoint -> evaluation report -> champion -> "
-    "predictions for the latest day. Configure every step in the launchpad (ops.<asset>.config).",
+    "predictions for the latest day. Configure every step in the launchpad, under ops, then the asset's name, then config.",
 )
 
 nightly_job = dg.define_asset_job(
