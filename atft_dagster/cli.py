@@ -40,7 +40,16 @@ def _run_job(name: str, tags: dict[str, str] | None = None, run_config: dict | N
 def ingest(start: date, end: date) -> None:
     from atft_dagster.defs.partitions import trading_days_partitions
 
-    keys = [k for k in trading_days_partitions.get_partition_keys() if start <= date.fromisoformat(k) <= end]
+    if end < start:
+        raise SystemExit(f"--end {end} is before --start {start}")
+    every = trading_days_partitions.get_partition_keys()
+    first, last = date.fromisoformat(every[0]), date.fromisoformat(every[-1])
+    if start < first or end > last:
+        raise SystemExit(
+            f"{start} .. {end} reaches outside the daily partitions, {first} .. {last}: ingest a range inside "
+            "them (days before the first partition are not kept; nothing was ingested)"
+        )
+    keys = [k for k in every if start <= date.fromisoformat(k) <= end]
     if not keys:
         raise SystemExit(f"no XTKS trading days between {start} and {end}")
     print(f"[atft] ingest {len(keys)} trading days {keys[0]} .. {keys[-1]}", flush=True)

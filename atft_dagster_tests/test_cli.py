@@ -52,3 +52,21 @@ def test_demo_config_is_valid_for_the_retrain_job():
 def test_cli_rejects_unknown_commands():
     with pytest.raises(SystemExit):
         cli.main(["nonsense"])
+
+
+def test_ingest_outside_the_partitions_fails_naming_the_allowed_range(monkeypatch):
+    from datetime import date
+
+    from atft_dagster.defs.partitions import DEFAULT_HISTORY_START
+
+    started = []
+    monkeypatch.setattr(cli, "_run_job", lambda *a, **k: started.append(a))
+    with pytest.raises(SystemExit, match=f"outside the daily partitions, {DEFAULT_HISTORY_START} .."):
+        cli.ingest(date(2015, 1, 5), date(2022, 12, 30))  # history before the first partition
+    with pytest.raises(SystemExit, match="before --start"):
+        cli.ingest(date(2022, 3, 1), date(2022, 2, 1))
+    assert not started  # nothing ingested
+    cli.ingest(date(2022, 3, 1), date(2022, 3, 4))
+    ((name, tags),) = started
+    assert name == "ingest" and tags["dagster/asset_partition_range_start"] == "2022-03-01"
+    assert tags["dagster/asset_partition_range_end"] == "2022-03-04"
