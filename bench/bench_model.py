@@ -16,37 +16,21 @@ import json
 import platform
 import tempfile
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import torch
+from bench_throughput import inputs  # bench/ is the script's folder, so on sys.path
 
 from atft_dagster.evaluation.baselines import factor_baselines, learned_baselines
 from atft_dagster.evaluation.report import score_models
-from atft_dagster.features import compute_features, default_registry
-from atft_dagster.graph import build_stock_graph
 from atft_dagster.market import SyntheticMarketConfig, market_preset
 from atft_dagster.model import TrainingConfig
-from atft_dagster.panel import build_market_panel
-from atft_dagster.sources import SyntheticSource
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.ensemble import ensemble_predict, member_seeds
 from atft_dagster.training.train import config_folds, train
-
-
-def inputs(cfg: SyntheticMarketConfig):
-    src = SyntheticSource(cfg)
-    d = src.history_days()
-    panel = build_market_panel(
-        src.daily_quotes(d[0], d[-1]), src.sector_master(d[-1]), src.calendar(d[0], d[-1])
-    )
-    topix, cal = src.topix(d[0], d[-1]), src.calendar(d[0], d[-1] + timedelta(days=120))
-    reg = default_registry()
-    feats, _ = compute_features(panel, topix, cal, reg)
-    return src, reg, feats, build_stock_graph(panel, topix)
-
 
 MODELS = ("ensemble", "single_seed", "graph_off", "ridge", "lightgbm", "momentum", "reversal", "oracle")
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"

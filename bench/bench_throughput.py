@@ -48,15 +48,22 @@ def device_name(device: str) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def market_inputs(n_stocks: int, n_days: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    src = SyntheticSource(SyntheticMarketConfig(n_stocks=n_stocks, n_days=n_days, start=START))
+def inputs(cfg: SyntheticMarketConfig):
+    """(source, registry, features with targets, stock graph) of a synthetic market."""
+    src = SyntheticSource(cfg)
     d = src.history_days()
     panel = build_market_panel(
         src.daily_quotes(d[0], d[-1]), src.sector_master(d[-1]), src.calendar(d[0], d[-1])
     )
     topix, cal = src.topix(d[0], d[-1]), src.calendar(d[0], d[-1] + timedelta(days=120))
-    feats, _ = compute_features(panel, topix, cal, default_registry())
-    return feats, build_stock_graph(panel, topix)
+    reg = default_registry()
+    feats, _ = compute_features(panel, topix, cal, reg)
+    return src, reg, feats, build_stock_graph(panel, topix)
+
+
+def market_inputs(n_stocks: int, n_days: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    _, _, feats, graph = inputs(SyntheticMarketConfig(n_stocks=n_stocks, n_days=n_days, start=START))
+    return feats, graph
 
 
 ROWS: list[dict] = []

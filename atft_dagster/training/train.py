@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from atft_dagster.model.atft import ATFTGATFAN, ModelOutput
 from atft_dagster.model.config import TrainingConfig
 from atft_dagster.model.loss import MultiHorizonLoss, pad_by_date
 from atft_dagster.training.checkpoint import BEST, LAST, epoch_path, load_checkpoint, retain, save_checkpoint
-from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.data import Batch, PanelTensors
 from atft_dagster.training.ic import daily_ic_device
 from atft_dagster.training.split import Split, walk_forward
 
@@ -110,17 +110,24 @@ def _forward(model: ATFTGATFAN, batch, device: torch.device, precision: str):
     return ModelOutput(out.point[:n], out.quantiles[:n], out.feature_weights[:n], out.gate)
 
 
+def _outputs(
+    model: ATFTGATFAN, data: PanelTensors, date_indices: list[int], batch_dates: int, precision: str
+) -> Iterator[tuple[Batch, ModelOutput]]:
+    """The model in eval mode over ``date_indices``, ``batch_dates`` dates at a time."""
+    model.eval()
+    for i in range(0, len(date_indices), batch_dates):
+        batch = data.batch(date_indices[i : i + batch_dates])
+        yield batch, _forward(model, batch, data.device, precision)
+
+
 @torch.no_grad()
 def predict(
     model: ATFTGATFAN, data: PanelTensors, date_indices: list[int], batch_dates: int, precision: str = "fp32"
 ) -> pl.DataFrame:
     """Point predictions and quantiles for every stock of every date: one row per (date, code)."""
-    model.eval()
     cfg = model.cfg
     points, quants, labels, dates, codes = [], [], [], [], []
-    for i in range(0, len(date_indices), batch_dates):
-        batch = data.batch(date_indices[i : i + batch_dates])
-        out = _forward(model, batch, data.device, precision)
+    for batch, out in _outputs(model, data, date_indices, batch_dates, precision):
         points.append(out.point.float())
         quants.append(out.quantiles.float())
         labels.append(batch.y)
@@ -146,12 +153,10 @@ def evaluate(
 ) -> tuple[dict[str, float], dict[str, float], float]:
     """Mean daily RankIC and IC per horizon, and the mean cross-sectional std of the primary prediction,
     computed on the device (one transfer of a few numbers at the end)."""
-    model.eval()
     cfg = model.cfg
     points, labels, counts = [], [], []
-    for i in range(0, len(date_indices), batch_dates):
-        batch = data.batch(date_indices[i : i + batch_dates])
-        points.append(_forward(model, batch, data.device, precision).point.float())
+    for batch, out in _outputs(model, data, date_indices, batch_dates, precision):
+        points.append(out.point.float())
         labels.append(batch.y)
         counts += batch.counts
     point, y = torch.cat(points), torch.cat(labels)
