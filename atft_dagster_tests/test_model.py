@@ -178,3 +178,56 @@ def test_reset_parameters_restores_the_gate(tensors):
         m.graph.alpha.fill_(3.0)
     m.reset_parameters()
     assert torch.allclose(m.graph.gate(), torch.full((16,), 0.5))
+
+
+def test_neighbour_mean_is_the_weighted_mean_of_in_neighbours():
+    from atft_dagster.model.atft import neighbour_mean
+
+    x = torch.tensor([[1.0, 10.0], [3.0, 30.0], [5.0, 50.0], [7.0, 70.0]])
+    edge_index = torch.tensor([[1, 2, 0, 3], [0, 0, 1, 1]])  # 1->0, 2->0, 0->1, 3->1; node 2, 3: none
+    weight = torch.tensor([1.0, 3.0, 2.0, 0.0])
+    m = neighbour_mean(x, edge_index, weight)
+    assert torch.allclose(m[0], (1 * x[1] + 3 * x[2]) / 4)
+    assert torch.allclose(m[1], x[0])  # a zero-weight edge adds nothing
+    assert torch.equal(m[2:], torch.zeros(2, 2))  # no weighted neighbour: 0, not NaN
+
+
+def test_input_skip_adds_a_linear_path_that_reads_the_neighbours_last_day(tensors):
+    data, _ = tensors
+    b = data.batch([90])
+    off = _model(data, input_skip=False)
+    assert off.skip is None
+    on = _model(data, input_skip=True).eval()
+    assert on.skip.lin.in_features == 2 * data.n_features  # [x_L; m_L]
+    assert _model(data, input_skip=True, skip_neighbour_mean=False).skip.lin.in_features == data.n_features
+    assert _model(data, input_skip=True, use_graph=False).skip.lin.in_features == data.n_features
+    # zero at initialisation: the same outputs as without it (same seed, the skip draws no random numbers)
+    base = _model(data, input_skip=False).eval()(b.x, b.mask, b.edge_index, b.edge_attr)
+    out = on(b.x, b.mask, b.edge_index, b.edge_attr)
+    assert torch.allclose(out.point, base.point) and torch.allclose(out.quantiles, base.quantiles)
+    # set, it shifts the point prediction and every quantile by w^T [x_L; m_L] + b
+    with torch.no_grad():
+        on.skip.lin.weight.normal_()
+        on.skip.lin.bias.fill_(0.5)
+    out2 = on(b.x, b.mask, b.edge_index, b.edge_attr)
+    shift = out2.point - out.point
+    assert torch.allclose(
+        out2.quantiles - out.quantiles, shift[..., None].expand_as(out.quantiles), atol=1e-5
+    )
+    assert shift.abs().min() > 0
+    # through the neighbour mean, a neighbour's last day reaches stock i by the skip alone
+    src, dst = b.edge_index
+    k = int(torch.nonzero(b.edge_attr[:, 0] > 0)[0])
+    i, j = int(dst[k]), int(src[k])
+    x = b.x.clone().requires_grad_(True)
+    last = x[:, -1]
+    weight = b.edge_attr[:, 0].clamp_min(0) ** on.cfg.neighbour_weight_power
+    from atft_dagster.model.atft import neighbour_mean
+
+    u = torch.cat([last, neighbour_mean(last, b.edge_index, weight)], dim=-1)
+    (grad,) = torch.autograd.grad(on.skip(u)[i, 0], x)
+    assert grad[j, -1].abs().sum() > 0 and grad[:, :-1].abs().sum() == 0
+    # the power is used: another power, another neighbour mean
+    on_p0 = _model(data, input_skip=True, neighbour_weight_power=0.0).eval()
+    on_p0.load_state_dict(on.state_dict())
+    assert not torch.allclose(on_p0(b.x, b.mask, b.edge_index, b.edge_attr).point, out2.point)

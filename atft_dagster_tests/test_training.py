@@ -294,3 +294,44 @@ def test_gpu_row_padding_leaves_the_real_rows_unchanged(setup):
     assert padded.point.shape == plain.point.shape == (b.x.shape[0], len(cfg.horizons))
     assert torch.allclose(padded.point, plain.point, atol=1e-5)
     assert torch.allclose(padded.quantiles, plain.quantiles, atol=1e-5)
+
+
+def test_each_horizon_is_predicted_by_its_best_validation_epoch(setup, tmp_path):
+    cfg, data, _, split, _ = setup
+    ph = cfg.model_copy(update={"select_per_horizon": True, "epochs": 4, "patience": 4, "lr": 3e-3})
+    res = train(data, ph, split, tmp_path / "ph", {})
+    for label, epoch in res.horizon_epochs.items():  # each horizon's chosen epoch is its validation argmax
+        by_epoch = [h["val_rank_ic"][label] for h in res.history]
+        assert epoch == int(np.argmax(by_epoch))
+        assert res.chosen_validation()[label] == max(by_epoch)
+    assert len(set(res.horizon_epochs.values())) > 1, "this market's heads peak at different epochs"
+    model, ck = load_model(tmp_path / "ph" / BEST)
+    assert set(ck["horizon_states"]) == set(res.horizon_epochs.values()) | {res.best_epoch}
+    # horizon k's column equals the plain model of its own epoch; its validation RankIC is that epoch's
+    rank_ic, _, _ = evaluate(model, data, split.val, ph.batch_dates)
+    plain = ph.model_copy(update={"select_per_horizon": False})
+    for k, h in enumerate(ph.horizons):
+        epoch = res.horizon_epochs[f"{h}d"]
+        assert rank_ic[f"{h}d"] == pytest.approx(res.history[epoch]["val_rank_ic"][f"{h}d"], abs=1e-6)
+        alone = ATFTGATFAN(data.n_features, plain)
+        alone.load_state_dict(ck["horizon_states"][epoch])
+        b = data.batch(split.test[:2])
+        want = alone.eval()(b.x, b.mask, b.edge_index, b.edge_attr).point[:, k]
+        got = _forward(model, b, data.device, "fp32").point[:, k]
+        torch.testing.assert_close(got, want)
+    # off: one epoch for every horizon, as before
+    one = train(data, ph.model_copy(update={"select_per_horizon": False}), split, tmp_path / "one", {})
+    assert one.horizon_epochs is None and isinstance(load_model(tmp_path / "one" / BEST)[0], ATFTGATFAN)
+
+
+def test_a_checkpoint_from_before_a_new_config_field_still_loads(setup, tmp_path):
+    from atft_dagster.model.config import BEFORE_FIELD_EXISTED
+    from atft_dagster.training.checkpoint import save_checkpoint
+
+    cfg, data, _, split, _ = setup
+    train(data, cfg.model_copy(update=BEFORE_FIELD_EXISTED), split, tmp_path, {})  # as an old run did
+    ck = load_checkpoint(tmp_path / BEST)
+    old = {k: v for k, v in ck["config"].items() if k not in BEFORE_FIELD_EXISTED}
+    save_checkpoint({**ck, "config": old}, tmp_path / "old.pt")
+    model, _ = load_model(tmp_path / "old.pt")
+    assert model.skip is None and not model.cfg.select_per_horizon

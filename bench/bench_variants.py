@@ -33,6 +33,13 @@ from atft_dagster.training.train import config_folds, train
 EQUAL4 = [1.0, 1.0, 1.0, 1.0]
 # Overrides are explicit (not relative to today's defaults), so a row means the same after defaults change.
 BEFORE = {"graph_raw_inputs": False, "early_stopping_weights": [1.0, 0, 0, 0], "lr": 1e-3}
+NOW = {
+    "graph_raw_inputs": True,
+    "early_stopping_weights": EQUAL4,
+    "lr": 3e-4,
+    "input_skip": False,
+    "select_per_horizon": False,
+}
 VARIANTS: dict[str, dict] = {
     "base": BEFORE,
     "raw": {**BEFORE, "graph_raw_inputs": True},
@@ -48,6 +55,14 @@ VARIANTS: dict[str, dict] = {
     "raw_es_h128": {**BEFORE, "graph_raw_inputs": True, "early_stopping_weights": EQUAL4, "hidden": 128},
     "raw_es_lr3e-4": {**BEFORE, "graph_raw_inputs": True, "early_stopping_weights": EQUAL4, "lr": 3e-4},
     "raw_es_drop03": {**BEFORE, "graph_raw_inputs": True, "early_stopping_weights": EQUAL4, "dropout": 0.3},
+    # 2026-11-27 (second sweep): today's defaults, then the linear input skip (issue "model quality")
+    "now": {**NOW},
+    "skip": {**NOW, "input_skip": True, "skip_neighbour_mean": False},
+    "skip_nm": {**NOW, "input_skip": True, "skip_neighbour_mean": True, "neighbour_weight_power": 2.0},
+    "skip_nm_lr1e-3": {**NOW, "input_skip": True, "skip_neighbour_mean": True, "lr": 1e-3},
+    "skip_nm_p1": {**NOW, "input_skip": True, "skip_neighbour_mean": True, "neighbour_weight_power": 1.0},
+    "now_ph": {**NOW, "select_per_horizon": True},
+    "skip_nm_ph": {**NOW, "input_skip": True, "skip_neighbour_mean": True, "select_per_horizon": True},
 }
 
 
@@ -73,6 +88,7 @@ def run_market(preset: str, seed: int, n_stocks: int, variants: list[str], base:
             "variant": name,
             "overrides": VARIANTS[name],
             "best_epochs": [r.best_epoch for r in results],
+            "horizon_epochs": [r.horizon_epochs for r in results],
             "seconds": round(time.perf_counter() - t0, 1),
         }
         for w, frame in frames.items():

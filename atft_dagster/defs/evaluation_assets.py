@@ -140,7 +140,7 @@ def evaluation_report(
 ) -> pl.DataFrame:
     device = torch_device.resolve()
     folds = folds_from_rows(model_checkpoint.to_dicts())
-    cfg = TrainingConfig(**load_checkpoint(Path(folds[0].checkpoints[0]))["config"])
+    cfg = TrainingConfig.from_recorded(load_checkpoint(Path(folds[0].checkpoints[0]))["config"])
     registry = default_registry()
     data = PanelTensors(
         enriched_features, registry, stock_graph, cfg.horizons, cfg.seq_len, cfg.input_clip, device
@@ -275,7 +275,7 @@ def champion_model(
 ) -> pl.DataFrame:
     rows = model_checkpoint.to_dicts()
     row = rows[0]
-    cfg = TrainingConfig(**json.loads(row["config"]))
+    cfg = TrainingConfig.from_recorded(json.loads(row["config"]))
     candidate = folds_from_rows(rows)
     state_path = paths.root / CHAMPION_FILE
     previous = json.loads(state_path.read_text()) if state_path.exists() else None

@@ -132,6 +132,7 @@ def _train_and_log(
             ),
             "epochs_run": primary["epochs_run"],
             "best_epoch": primary["best_epoch"],
+            "horizon_epochs": dg.MetadataValue.json(json.loads(primary["horizon_epochs"]) or {}),
             "best_val_rank_ic_primary": primary["best_val_rank_ic"],
             "val_rank_ic": dg.MetadataValue.json(json.loads(primary["val_rank_ic"])),
             "val_ic": dg.MetadataValue.json(json.loads(primary["val_ic"])),
@@ -179,7 +180,6 @@ def _train_member(context, cfg: TrainingConfig, data, split, member: int, meta, 
         on_epoch,
         progress=sys.stderr.isatty(),
     )
-    best = result.history[result.best_epoch]
     mlflow.log_artifact(result.best_checkpoint, artifact_path=f"checkpoint/fold_{split.fold}/seed_{cfg.seed}")
     return {
         "fold": split.fold,
@@ -189,8 +189,9 @@ def _train_member(context, cfg: TrainingConfig, data, split, member: int, meta, 
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "best_val_rank_ic": result.best_val_rank_ic,
-        "val_rank_ic": json.dumps(best["val_rank_ic"]),
-        "val_ic": json.dumps(best["val_ic"]),
+        "horizon_epochs": json.dumps(result.horizon_epochs),
+        "val_rank_ic": json.dumps(result.chosen_validation("val_rank_ic")),
+        "val_ic": json.dumps(result.chosen_validation("val_ic")),
         "split": json.dumps(split.describe(data.dates)),
         "test_dates": json.dumps([str(data.dates[t]) for t in split.test]),
         "config": json.dumps(cfg.model_dump()),

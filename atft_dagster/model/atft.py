@@ -122,6 +122,40 @@ class GraphBlock(nn.Module):
         return self.norm(z + self.gate() * g)
 
 
+def neighbour_mean(x: torch.Tensor, edge_index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    r"""Weighted mean of each node's in-neighbours' rows, 0 where a node has no weighted neighbour.
+
+    .. math::
+        m_i = \frac{\sum_{j \to i} w_{ji}\, x_j}{\sum_{j \to i} w_{ji}}
+    """
+    src, dst = edge_index
+    num = x.new_zeros(x.shape).index_add_(0, dst, weight.to(x.dtype)[:, None] * x[src])
+    den = x.new_zeros(x.shape[0]).index_add_(0, dst, weight.to(x.dtype))
+    return num / den.clamp_min(torch.finfo(x.dtype).tiny)[:, None]
+
+
+class InputSkip(nn.Module):
+    r"""A linear path from the last day's inputs :math:`x_L` (and, with the graph, their neighbour mean
+    :math:`m_L` over edges weighted :math:`\max(\rho, 0)^p`) to every horizon, added to the point
+    prediction and, as a shift, to its quantiles (wide & deep). Zero at initialisation.
+
+    .. math::
+        \hat y_h \mathrel{+}= w_h^\top [x_L;\ m_L] + b_h
+    """
+
+    def __init__(self, in_dim: int, n_horizons: int):
+        super().__init__()
+        self.lin = nn.Linear(in_dim, n_horizons)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.lin.weight)
+        nn.init.zeros_(self.lin.bias)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return self.lin(u)
+
+
 class ATFTGATFAN(nn.Module):
     """Input per date: x (n, L, F) normalised features, mask (n, L, F), and the date's graph edges."""
 
@@ -141,9 +175,12 @@ class ATFTGATFAN(nn.Module):
             else None
         )
         self.heads = QuantileHeads(h, len(cfg.horizons), len(cfg.quantiles))
+        self.with_neighbour_mean = cfg.input_skip and cfg.use_graph and cfg.skip_neighbour_mean
+        skip_in = n_features * (2 if self.with_neighbour_mean else 1)
+        self.skip = InputSkip(skip_in, len(cfg.horizons)) if cfg.input_skip else None
 
     def reset_parameters(self) -> None:
-        for m in (self.fan, self.san, self.vsn, self.encoder, self.graph, self.heads):
+        for m in (self.fan, self.san, self.vsn, self.encoder, self.graph, self.heads, self.skip):
             if m is not None:
                 m.reset_parameters()
 
@@ -159,6 +196,8 @@ class ATFTGATFAN(nn.Module):
             out["fan"] = self.fan
         if self.san is not None:
             out["san"] = self.san
+        if self.skip is not None:
+            out["skip"] = self.skip
         return out
 
     def forward(
@@ -185,4 +224,36 @@ class ATFTGATFAN(nn.Module):
             z = self.graph(z, edge_index, edge_attr, last if self.cfg.graph_raw_inputs else None)
             gate = self.graph.gate().detach()
         point, quantiles = self.heads(z)
+        if self.skip is not None:
+            u = last
+            if self.with_neighbour_mean:
+                weight = edge_attr[:, 0].clamp_min(0) ** self.cfg.neighbour_weight_power
+                u = torch.cat([last, neighbour_mean(last, edge_index, weight)], dim=-1)
+            s = self.skip(u.to(point.dtype))
+            point, quantiles = point + s, quantiles + s[..., None]
         return ModelOutput(point, quantiles, weights, gate)
+
+
+class HorizonSelected(nn.Module):
+    """Snapshots of one training run, each answering for the horizons whose validation RankIC peaked at its
+    epoch: horizon k's point prediction and quantiles come from ``members[source[k]]``; the variable weights
+    and the gate from the primary horizon's member."""
+
+    def __init__(self, members: list[ATFTGATFAN], source: list[int]):
+        super().__init__()
+        if sorted(set(source)) != list(range(len(members))):
+            raise ValueError(f"source {source} must use each of the {len(members)} members")
+        self.members = nn.ModuleList(members)
+        self.source = list(source)
+        self.cfg = members[0].cfg
+        self.graph = members[0].graph
+        self.primary = self.cfg.horizons.index(self.cfg.primary_horizon)
+
+    def forward(self, *inputs: torch.Tensor | None) -> ModelOutput:
+        """Same inputs as :class:`ATFTGATFAN`."""
+        outs = [m(*inputs) for m in self.members]
+        pick = [outs[j] for j in self.source]
+        point = torch.stack([o.point[:, k] for k, o in enumerate(pick)], dim=1)
+        quantiles = torch.stack([o.quantiles[:, k] for k, o in enumerate(pick)], dim=1)
+        first = pick[self.primary]
+        return ModelOutput(point, quantiles, first.feature_weights, first.gate)

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+# Fields added after checkpoints were already written, with the value that reproduces those checkpoints.
+BEFORE_FIELD_EXISTED: dict[str, object] = {"input_skip": False, "select_per_horizon": False}
+
 
 class TrainingConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+    @classmethod
+    def from_recorded(cls, recorded: dict) -> TrainingConfig:
+        """The config a checkpoint or run recorded; fields it predates take the value it was built with."""
+        return cls(**{**BEFORE_FIELD_EXISTED, **recorded})
 
     # ---- model ------------------------------------------------------------------------------
     hidden: int = Field(64, ge=4, description="Width of every hidden representation.")
@@ -24,6 +32,19 @@ class TrainingConfig(BaseModel):
     graph_raw_inputs: bool = Field(
         True,
         description="The first graph layer also reads each stock's last-day inputs (not only the encoding).",
+    )
+    input_skip: bool = Field(
+        True,
+        description="A linear path from the last day's inputs to every horizon's prediction (wide & deep); "
+        "with select_per_horizon, chosen on the selection window (docs/benchmarks.md, model variants).",
+    )
+    skip_neighbour_mean: bool = Field(
+        True,
+        description="With the graph and the skip on, the skip also reads the neighbours' weighted mean of the "
+        "last day's inputs.",
+    )
+    neighbour_weight_power: float = Field(
+        2.0, ge=0, description="p: an edge weighs max(corr, 0)^p in that neighbour mean (0 = plain mean)."
     )
     use_fan: bool = Field(True, description="Frequency adaptive normalisation of the input window.")
     fan_top_k: int = Field(2, ge=1, description="FAN: dominant Fourier components removed per feature.")
@@ -92,6 +113,12 @@ class TrainingConfig(BaseModel):
         description="Weights of the per-horizon validation RankICs whose weighted mean drives early stopping and "
         "the best checkpoint (normalised to sum 1); None = equal weights over all horizons (chosen on the "
         "selection window, docs/benchmarks.md). [1, 0, 0, 0] stops on the 1-day head alone.",
+    )
+    select_per_horizon: bool = Field(
+        True,
+        description="Each horizon's predictions come from the epoch whose validation RankIC was best for that "
+        "horizon (the long heads peak earlier than the 1-day head); off = one epoch for all, by the "
+        "stopping metric. Early stopping waits until no horizon has improved for patience epochs.",
     )
     seed: int = 42
     ensemble_seeds: int = Field(

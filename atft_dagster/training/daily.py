@@ -27,7 +27,7 @@ def predict_day(
 ) -> pl.DataFrame:
     """Per stock trading on ``day``: ``pred_{h}d``, quantiles and ``rank`` (0 = best by the primary
     horizon's score; ties by code), sorted by rank."""
-    cfg = TrainingConfig(**load_checkpoint(Path(checkpoints[0]), "cpu")["config"])
+    cfg = TrainingConfig.from_recorded(load_checkpoint(Path(checkpoints[0]), "cpu")["config"])
     data, t = PanelTensors.for_day(
         features, registry, graph, day, cfg.horizons, cfg.seq_len, cfg.input_clip, device
     )

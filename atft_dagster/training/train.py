@@ -16,8 +16,9 @@ import numpy as np
 import polars as pl
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from atft_dagster.model.atft import ATFTGATFAN, ModelOutput
+from atft_dagster.model.atft import ATFTGATFAN, HorizonSelected, ModelOutput
 from atft_dagster.model.config import TrainingConfig
 from atft_dagster.model.loss import MultiHorizonLoss, pad_by_date
 from atft_dagster.training.checkpoint import BEST, LAST, epoch_path, load_checkpoint, retain, save_checkpoint
@@ -71,6 +72,17 @@ class TrainResult:
     best_checkpoint: str
     history: list[dict] = field(default_factory=list)
     resumed_from_epoch: int | None = None
+    horizon_epochs: dict[str, int] | None = None  # select_per_horizon: each horizon's chosen epoch
+
+    def chosen_validation(self, metric: str = "val_rank_ic") -> dict[str, float]:
+        """Per horizon, the validation figure of the epoch that horizon's predictions come from."""
+        best = self.history[self.best_epoch][metric]
+        if self.horizon_epochs is None:
+            return dict(best)
+        return {
+            k: self.history[self.horizon_epochs[k]][metric][k] if self.horizon_epochs[k] >= 0 else v
+            for k, v in best.items()
+        }
 
 
 def _schedule(cfg: TrainingConfig, steps_per_epoch: int) -> Callable[[int], float]:
@@ -91,7 +103,7 @@ def _autocast(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
-def _forward(model: ATFTGATFAN, batch, device: torch.device, precision: str):
+def _forward(model: ATFTGATFAN | HorizonSelected, batch, device: torch.device, precision: str):
     """The model on a batch; on a GPU the rows are padded to ``cuda_row_bucket`` and the padding cut off."""
     x, mask, n = batch.x, batch.mask, batch.x.shape[0]
     bucket = model.cfg.cuda_row_bucket if device.type == "cuda" else 0
@@ -111,7 +123,11 @@ def _forward(model: ATFTGATFAN, batch, device: torch.device, precision: str):
 
 
 def _outputs(
-    model: ATFTGATFAN, data: PanelTensors, date_indices: list[int], batch_dates: int, precision: str
+    model: ATFTGATFAN | HorizonSelected,
+    data: PanelTensors,
+    date_indices: list[int],
+    batch_dates: int,
+    precision: str,
 ) -> Iterator[tuple[Batch, ModelOutput]]:
     """The model in eval mode over ``date_indices``, ``batch_dates`` dates at a time."""
     model.eval()
@@ -122,7 +138,11 @@ def _outputs(
 
 @torch.no_grad()
 def predict(
-    model: ATFTGATFAN, data: PanelTensors, date_indices: list[int], batch_dates: int, precision: str = "fp32"
+    model: ATFTGATFAN | HorizonSelected,
+    data: PanelTensors,
+    date_indices: list[int],
+    batch_dates: int,
+    precision: str = "fp32",
 ) -> pl.DataFrame:
     """Point predictions and quantiles for every stock of every date: one row per (date, code)."""
     cfg = model.cfg
@@ -218,6 +238,42 @@ class PhaseTimer:
         self._t = now
 
 
+class _PerHorizonBest:
+    """Per horizon, the best validation RankIC so far, its epoch, and the weights of every epoch still
+    chosen (by a horizon or by the stopping metric), kept in memory and in each checkpoint."""
+
+    def __init__(self, labels: list[str]):
+        self.best = dict.fromkeys(labels, -math.inf)
+        self.epochs = dict.fromkeys(labels, -1)
+        self.states: dict[int, dict[str, torch.Tensor]] = {}
+
+    def restore(self, ck: dict[str, Any]) -> None:
+        self.best, self.epochs = dict(ck["horizon_best"]), dict(ck["horizon_epochs"])
+        self.states = dict(ck["horizon_states"])
+
+    def last_gain(self, best_epoch: int) -> int:
+        return max(best_epoch, *self.epochs.values())
+
+    def update(
+        self, epoch: int, rank_ic: dict[str, float], model: nn.Module, improved: bool, best_epoch: int
+    ) -> bool:
+        gained = [k for k in self.best if rank_ic[k] > self.best[k]]
+        for k in gained:
+            self.best[k], self.epochs[k] = rank_ic[k], epoch
+        if gained or improved:
+            self.states[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        keep = set(self.epochs.values()) | {best_epoch}
+        self.states = {e: v for e, v in self.states.items() if e in keep}
+        return bool(gained)
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "horizon_best": dict(self.best),
+            "horizon_epochs": dict(self.epochs),
+            "horizon_states": self.states,
+        }
+
+
 def train(
     data: PanelTensors,
     cfg: TrainingConfig,
@@ -243,6 +299,7 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, steps))
     identity = {"config": cfg.model_dump(), "meta": meta, "split": split.as_dict()}
     start_epoch, best, best_epoch, history, resumed = 0, -math.inf, -1, [], None
+    per_horizon = _PerHorizonBest([f"{h}d" for h in cfg.horizons]) if cfg.select_per_horizon else None
     last = out_dir / LAST
     if last.exists():
         ck = load_checkpoint(last, device)
@@ -257,6 +314,8 @@ def train(
                 ck["history"],
             )
             torch.set_rng_state(ck["torch_rng"].cpu())  # dropout masks continue as if never stopped
+            if per_horizon is not None:
+                per_horizon.restore(ck)
             resumed = ck["epoch"]
     bar = None
     if progress:
@@ -268,7 +327,8 @@ def train(
         rng.permutation(len(split.train))  # same shuffles as an uninterrupted run
     n_params = model.n_parameters()
     for epoch in range(start_epoch, cfg.epochs):
-        if epoch - best_epoch > cfg.patience and best_epoch >= 0:
+        last_gain = best_epoch if per_horizon is None else per_horizon.last_gain(best_epoch)
+        if epoch - last_gain > cfg.patience and best_epoch >= 0:
             break
         model.train()
         t0 = time.perf_counter()
@@ -333,8 +393,18 @@ def train(
             "feature_names": data.names,
             "torch_rng": torch.get_rng_state(),
         }
-        if metric > best:
+        improved = metric > best
+        if improved:
             best, best_epoch = metric, epoch
+        if per_horizon is not None:
+            gained = per_horizon.update(epoch, rank_ic, model, improved, best_epoch)
+            payload.update(per_horizon.payload())
+            if gained or improved:
+                best_payload = {**payload, "state_dict": per_horizon.states[best_epoch], "epoch": best_epoch}
+                save_checkpoint(
+                    {**best_payload, "best_metric": best, "best_epoch": best_epoch}, out_dir / BEST
+                )
+        elif improved:
             save_checkpoint({**payload, "best_metric": best, "best_epoch": best_epoch}, out_dir / BEST)
         payload.update(best_metric=best, best_epoch=best_epoch)
         save_checkpoint(payload, epoch_path(out_dir, epoch))
@@ -360,13 +430,29 @@ def train(
         str(out_dir / BEST),
         history,
         resumed,
+        dict(per_horizon.epochs) if per_horizon is not None else None,
     )
 
 
-def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[ATFTGATFAN, dict[str, Any]]:
+def load_model(
+    path: Path, device: str | torch.device = "cpu"
+) -> tuple[ATFTGATFAN | HorizonSelected, dict[str, Any]]:
+    """The checkpoint's model in eval mode; with ``select_per_horizon``, each horizon from its chosen epoch."""
     ck = load_checkpoint(path, device)
-    cfg = TrainingConfig(**ck["config"])
-    model = ATFTGATFAN(ck["n_features"], cfg).to(device)
-    model.load_state_dict(ck["state_dict"])
-    model.eval()
-    return model, ck
+    cfg = TrainingConfig.from_recorded(ck["config"])
+
+    def build(state: dict[str, torch.Tensor]) -> ATFTGATFAN:
+        model = ATFTGATFAN(ck["n_features"], cfg).to(device)
+        model.load_state_dict(state)
+        return model.eval()
+
+    states = ck.get("horizon_states")
+    if not (cfg.select_per_horizon and states):
+        return build(ck["state_dict"]), ck
+    chosen = [ck["horizon_epochs"][f"{h}d"] for h in cfg.horizons]
+    chosen = [e if e in states else ck["best_epoch"] for e in chosen]  # a horizon that never scored
+    distinct = sorted(set(chosen))
+    if len(distinct) == 1:
+        return build(states[distinct[0]]), ck
+    members = [build(states[e]) for e in distinct]
+    return HorizonSelected(members, [distinct.index(e) for e in chosen]).eval(), ck

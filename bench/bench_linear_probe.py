@@ -1,0 +1,82 @@
+"""Benchmark: how much 1-day signal a *linear* model finds in the last day's inputs, with and without the
+neighbours' weighted mean of those inputs (the graph's lead-lag channel), on the tuning markets.
+
+Ridge on per-date z-scored, clipped 1-day labels, fitted on the train window of walk-forward fold 0, scored
+as the selection window's mean daily RankIC (never the test window). It is the measurement behind
+``TrainingConfig.input_skip`` and ``neighbour_weight_power`` (docs/benchmarks.md, "Model variants").
+
+Run: ./run shell, then python bench/bench_linear_probe.py [--market-seeds 11 12] [--n-stocks 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+from bench_throughput import inputs
+from scipy.stats import spearmanr
+
+from atft_dagster.market import market_preset
+from atft_dagster.model import TrainingConfig
+from atft_dagster.model.atft import neighbour_mean
+from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.train import config_folds
+
+# inputs: x_L only, or x_L with the neighbour mean under edge weight max(corr, 0)^p
+PROBES = {"x_L": None, "x_L + mean, p=0": 0.0, "x_L + mean, p=1": 1.0, "x_L + mean, p=2": 2.0}
+PENALTIES = (1e1, 1e3, 1e4, 1e5)
+
+
+def design(data: PanelTensors, t: int, power: float | None) -> tuple[np.ndarray, np.ndarray]:
+    b = data.batch([t])
+    last = b.x[:, -1]
+    if power is not None:
+        weight = b.edge_attr[:, 0].clamp_min(0) ** power
+        last = torch.cat([last, neighbour_mean(last, b.edge_index, weight)], dim=-1)
+    return last.numpy().astype(np.float64), b.y[:, 0].numpy()
+
+
+def probe(seed: int, n_stocks: int, preset: str) -> dict[str, float]:
+    _, reg, feats, graph = inputs(market_preset(preset, seed=seed, n_stocks=n_stocks))
+    cfg = TrainingConfig()
+    data = PanelTensors(feats, reg, graph, cfg.horizons, cfg.seq_len, cfg.input_clip)
+    split = config_folds(data, cfg)[0]
+    out = {}
+    for name, power in PROBES.items():
+        xs, ys = [], []
+        for t in split.train:
+            x, y = design(data, t, power)
+            ok = np.isfinite(y)
+            z = (y[ok] - y[ok].mean()) / max(y[ok].std(), 1e-12)
+            xs.append(x[ok])
+            ys.append(np.clip(z, -cfg.label_clip, cfg.label_clip))
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        days = [design(data, t, power) for t in split.selection]
+        for lam in PENALTIES:
+            beta = np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
+            ics = [spearmanr(d[np.isfinite(v)] @ beta, v[np.isfinite(v)])[0] for d, v in days]
+            out[f"{name} @ {lam:g}"] = float(np.mean(ics))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="demo")
+    ap.add_argument("--market-seeds", nargs="+", type=int, default=[11, 12])
+    ap.add_argument("--n-stocks", type=int, default=200)
+    args = ap.parse_args()
+    rows = {s: probe(s, args.n_stocks, args.preset) for s in args.market_seeds}
+    for s, r in rows.items():
+        print(json.dumps({"market_seed": s, **r}))
+    print("| inputs | penalty | " + " | ".join(f"seed {s}" for s in rows) + " | mean |")
+    print("|---|---|" + "---|" * (len(rows) + 1))
+    for key in next(iter(rows.values())):
+        name, lam = key.split(" @ ")
+        vals = [r[key] for r in rows.values()]
+        print(f"| {name} | {lam} | " + " | ".join(f"{v:.4f}" for v in vals) + f" | {np.mean(vals):.4f} |")
+
+
+if __name__ == "__main__":
+    main()
