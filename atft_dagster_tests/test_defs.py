@@ -61,6 +61,10 @@ def test_project_config_files_agree():
         == dg_cfg["code_location_target_module"]
         == "atft_dagster.definitions"
     )
+    # one code-location name: the UI started by ./run ui loads the workspace file, which names it as dg does
+    assert ws["load_from"][0]["python_module"]["location_name"] == dg_cfg["code_location_name"]
+    ui = next(line for line in (REPO / "run").read_text().splitlines() if line.strip().startswith("ui)"))
+    assert "dagster dev -w workspace.yaml" in ui and " -m " not in ui
 
 
 def test_instance_from_repo_dagster_yaml(tmp_path, monkeypatch):
