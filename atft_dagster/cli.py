@@ -15,12 +15,22 @@ def _instance():
     return dg.DagsterInstance.get()
 
 
-def _run_job(name: str, tags: dict[str, str] | None = None, run_config: dict | None = None):
+# What the console shows of a job's events; every event, DEBUG included, stays in the Dagster event log.
+CONSOLE_LOG_LEVEL = "INFO"
+
+
+def _run_job(
+    name: str,
+    tags: dict[str, str] | None = None,
+    run_config: dict | None = None,
+    log_level: str = CONSOLE_LOG_LEVEL,
+):
     from atft_dagster.definitions import defs
 
     t0 = time.perf_counter()
+    config = {"loggers": {"console": {"config": {"log_level": log_level}}}, **(run_config or {})}
     result = defs.resolve_job_def(name).execute_in_process(
-        instance=_instance(), tags=tags or {}, run_config=run_config or {}, raise_on_error=False
+        instance=_instance(), tags=tags or {}, run_config=config, raise_on_error=False
     )
     status = "succeeded" if result.success else "FAILED"
     print(

@@ -32,7 +32,39 @@ def test_run_job_passes_run_config_and_fails_loudly(monkeypatch, tmp_path):
     monkeypatch.setattr(definitions, "defs", FakeDefs())
     monkeypatch.setattr(cli, "_instance", lambda: dg.DagsterInstance.ephemeral())
     cli._run_job("retrain", tags={"a": "b"}, run_config={"ops": {}})
-    assert calls["name"] == "retrain" and calls["run_config"] == {"ops": {}} and calls["tags"] == {"a": "b"}
+    assert calls["name"] == "retrain" and calls["tags"] == {"a": "b"}
+    assert calls["run_config"] == {"ops": {}, "loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def test_the_console_shows_info_and_above_while_the_event_log_keeps_debug(monkeypatch, capfd):
+    @dg.op
+    def noisy(context):
+        context.log.debug("debug-marker")
+        context.log.info("info-marker")
+
+    @dg.job
+    def small():
+        noisy()
+
+    class Defs:
+        def resolve_job_def(self, name):
+            return small
+
+    import atft_dagster.definitions as definitions
+
+    instance = dg.DagsterInstance.ephemeral()
+    monkeypatch.setattr(definitions, "defs", Defs())
+    monkeypatch.setattr(cli, "_instance", lambda: instance)
+    result = cli._run_job("small")
+    err = capfd.readouterr().err
+    assert "info-marker" in err and "debug-marker" not in err
+    assert "STEP_START" not in err  # Dagster's own DEBUG events stay off the console
+    logged = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert "debug-marker" in logged and any(
+        "STEP_START" in str(e.dagster_event) for e in instance.all_logs(result.run_id)
+    )
+    cli._run_job("small", log_level="DEBUG")
+    assert "debug-marker" in capfd.readouterr().err
 
 
 def test_demo_config_is_valid_for_the_retrain_job():
