@@ -262,7 +262,7 @@ class _PerHorizonBest:
             self.best[k], self.epochs[k] = rank_ic[k], epoch
         if gained or improved:
             self.states[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        keep = set(self.epochs.values()) | {best_epoch}
+        keep = set(self.epochs.values()) | {best_epoch, epoch}
         self.states = {e: v for e, v in self.states.items() if e in keep}
         return bool(gained)
 
@@ -400,7 +400,8 @@ def train(
             gained = per_horizon.update(epoch, rank_ic, model, improved, best_epoch)
             payload.update(per_horizon.payload())
             if gained or improved:
-                best_payload = {**payload, "state_dict": per_horizon.states[best_epoch], "epoch": best_epoch}
+                ref = best_epoch if best_epoch in per_horizon.states else epoch  # metric NaN so far
+                best_payload = {**payload, "state_dict": per_horizon.states[ref], "epoch": ref}
                 save_checkpoint(
                     {**best_payload, "best_metric": best, "best_epoch": best_epoch}, out_dir / BEST
                 )
