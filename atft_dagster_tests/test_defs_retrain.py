@@ -134,3 +134,10 @@ def test_champion_is_kept_unless_beaten_by_the_margin(retrained):
     decision = md["champion_model"]["decision"].value
     assert decision.startswith("kept champion") and "selection-window rank_ic" in decision
     assert json.loads((root / "champion.json").read_text())["checkpoints"] == before["checkpoints"]
+
+
+def test_the_evaluation_reports_baseline_training_on_the_console(retrained):
+    _, _, inst, res, _ = retrained
+    messages = [e.user_message for e in inst.all_logs(res.run_id)]
+    assert any("fitting ridge and LightGBM" in m for m in messages)
+    assert any("graph-off epoch 0:" in m and "val RankIC" in m for m in messages)

@@ -2,6 +2,7 @@
 
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -64,10 +65,11 @@ def _fold_frames(
     enriched_features: pl.DataFrame,
     registry,
     torch_device: TorchDevice,
+    log: Callable[[str], None],
 ) -> tuple[pl.DataFrame, pl.DataFrame, list[dict]]:
     """(test rows, selection rows, the learned baselines' choices) of one fold: the seed ensemble, its first
     member alone and the baselines. Learned baselines are fitted on the fold's training dates, stopped on
-    its validation window and tuned on its selection window."""
+    its validation window and tuned on its selection window. ``log`` reports progress (the console)."""
     precision = torch_device.precision
     single = {f"pred_{h}d": f"single_seed_{h}d" for h in cfg.horizons}
     # one pass over both windows (each member is loaded once); ranks are per date, so splitting after is exact
@@ -78,6 +80,7 @@ def _fold_frames(
     ).with_columns(pl.lit(fold.fold).alias("fold"))
     test_dates = [data.dates[t] for t in split.test]
     windows = {w: [data.dates[t] for t in getattr(split, w)] for w in ("train", "val", "selection")}
+    log(f"fold {fold.fold}: fitting ridge and LightGBM (tuned on the selection window)")
     fit = learned_baselines(
         enriched_features,
         registry,
@@ -95,8 +98,14 @@ def _fold_frames(
     selection = frame.filter(~pl.col("date").is_in(test_dates))
     if config.graph_off_baseline:
         off_cfg = cfg.model_copy(update={"use_graph": False})
+        log(f"fold {fold.fold}: training the graph-off baseline (up to {off_cfg.epochs} epochs)")
+
+        def on_epoch(e) -> None:
+            ric = {k: round(v, 4) for k, v in e.val_rank_ic.items()}
+            log(f"fold {fold.fold} graph-off epoch {e.epoch}: {e.seconds:.1f}s, val RankIC {ric}")
+
         with tempfile.TemporaryDirectory() as tmp:
-            res = train(data, off_cfg, split, Path(tmp), {"baseline": "graph_off"}, precision)
+            res = train(data, off_cfg, split, Path(tmp), {"baseline": "graph_off"}, precision, on_epoch)
             off, _ = ensemble_predict([res.best_checkpoint], data, split.test, precision)
         test = _with_columns(test, off, {f"pred_{h}d": f"graph_off_{h}d" for h in cfg.horizons})
     return test, selection, [{"fold": fold.fold, **c} for c in fit.choices]
@@ -150,7 +159,7 @@ def evaluation_report(
         split = Split.from_dict(load_checkpoint(Path(fold.checkpoints[0]))["split"])
         splits.append(split)
         test, sel, chosen = _fold_frames(
-            fold, split, cfg, config, data, enriched_features, registry, torch_device
+            fold, split, cfg, config, data, enriched_features, registry, torch_device, context.log.info
         )
         choices += chosen
         tests.append(test)
