@@ -51,6 +51,7 @@ def test_evaluation_report_scores_all_models_on_the_same_days(retrained):
         "atft_gat_fan",
         "single_seed",
         "graph_off",
+        "linear_graph",
         "ridge",
         "lightgbm",
         "momentum",
@@ -63,7 +64,11 @@ def test_evaluation_report_scores_all_models_on_the_same_days(retrained):
     assert prim.filter(pl.col("model") == "oracle")["rank_ic"][0] > 0.05
     assert report.filter(pl.col("window") == "selection", pl.col("model") == "atft_gat_fan").height == 4
     sel_models = set(report.filter(pl.col("window") == "selection")["model"])
-    assert {"ridge", "lightgbm"} <= sel_models  # tuned there, so their selection figure is reported too
+    assert {
+        "ridge",
+        "lightgbm",
+        "linear_graph",
+    } <= sel_models  # tuned there, so their selection figure is reported too
     md_file = root / "reports" / res.run_id / "report.md"
     text = md_file.read_text()
     assert "| atft_gat_fan |" in text and "of the oracle" in text
@@ -72,6 +77,7 @@ def test_evaluation_report_scores_all_models_on_the_same_days(retrained):
     assert (
         "what the selection window chose" in text
         and "| lightgbm | 20d | num_leaves 7, min_child_samples 50, rounds " in text
+        and "| linear_graph | 1d | penalty " in text
     )
     assert (root / "reports" / res.run_id / "cumulative_ls_1d.png").exists()
     md = {e.asset_key.path[-1]: e.materialization.metadata for e in res.get_asset_materialization_events()}

@@ -219,7 +219,9 @@ def two_members(setup, tmp_path_factory):
     root = tmp_path_factory.mktemp("members")
     paths = []
     for seed in member_seeds(cfg.seed, 2):
-        res = train(data, cfg.model_copy(update={"seed": seed, "epochs": 1}), split, root / str(seed), {})
+        # no ridge start: members that keep the (deterministic) ridge start for a horizon are identical there
+        member = cfg.model_copy(update={"seed": seed, "epochs": 1, "skip_ridge_penalty": None})
+        res = train(data, member, split, root / str(seed), {})
         paths.append(res.best_checkpoint)
     return paths
 
@@ -298,7 +300,15 @@ def test_gpu_row_padding_leaves_the_real_rows_unchanged(setup):
 
 def test_each_horizon_is_predicted_by_its_best_validation_epoch(setup, tmp_path):
     cfg, data, _, split, _ = setup
-    ph = cfg.model_copy(update={"select_per_horizon": True, "epochs": 4, "patience": 4, "lr": 3e-3})
+    ph = cfg.model_copy(
+        update={
+            "select_per_horizon": True,
+            "epochs": 4,
+            "patience": 4,
+            "lr": 3e-3,
+            "skip_ridge_penalty": None,
+        }
+    )
     res = train(data, ph, split, tmp_path / "ph", {})
     for label, epoch in res.horizon_epochs.items():  # each horizon's chosen epoch is its validation argmax
         by_epoch = [h["val_rank_ic"][label] for h in res.history]
@@ -335,3 +345,118 @@ def test_a_checkpoint_from_before_a_new_config_field_still_loads(setup, tmp_path
     save_checkpoint({**ck, "config": old}, tmp_path / "old.pt")
     model, _ = load_model(tmp_path / "old.pt")
     assert model.skip is None and not model.cfg.select_per_horizon
+
+
+def _numpy_ridge(data, dates, model, penalty, clip):
+    """The ridge start computed independently: per date z-scored, clipped labels; one solve per horizon."""
+    us, ys = [], []
+    for t in dates:
+        b = data.batch([t])
+        u = model.skip_inputs(b.x[:, -1], b.edge_index, b.edge_attr).double().numpy()
+        y = b.y.double().numpy()
+        z = np.full_like(y, np.nan)
+        for h in range(y.shape[1]):
+            ok = np.isfinite(y[:, h])
+            if ok.sum() >= 2:
+                v = y[ok, h]
+                z[ok, h] = np.clip((v - v.mean()) / v.std(), -clip, clip)
+        us.append(u)
+        ys.append(z)
+    u, z = np.concatenate(us), np.concatenate(ys)
+    out = []
+    for h in range(z.shape[1]):
+        ok = np.isfinite(z[:, h])
+        a = u[ok]
+        out.append(np.linalg.solve(a.T @ a + ok.sum() * penalty * np.eye(a.shape[1]), a.T @ z[ok, h]))
+    return np.stack(out)
+
+
+def test_the_input_skip_starts_at_the_ridge_solution_of_the_train_window(setup):
+    from atft_dagster.training.skip_init import fit_input_skip
+
+    cfg, data, _, split, _ = setup
+    weights = {}
+    for penalty in (0.1, 10.0):
+        model = ATFTGATFAN(data.n_features, cfg.model_copy(update={"skip_ridge_penalty": penalty}))
+        rows = fit_input_skip(model, data, split.train, penalty, cfg.batch_dates)
+        assert model.skip.lin.in_features == 2 * data.n_features  # x_L and the neighbour mean
+        want = _numpy_ridge(data, split.train, model, penalty, cfg.label_clip)
+        np.testing.assert_allclose(
+            model.skip.lin.weight.detach().double().numpy(), want, rtol=1e-4, atol=1e-7
+        )
+        assert model.skip.lin.bias.abs().max() == 0 and min(rows.values()) > 10 * len(split.train)
+        weights[penalty] = model.skip.lin.weight.detach().norm()
+    assert weights[10.0] < 0.5 * weights[0.1]  # the penalty is used
+
+
+def test_a_ridge_started_model_keeps_the_start_for_horizons_training_does_not_improve(setup, tmp_path):
+    from atft_dagster.training.train import START
+
+    cfg, data, _, split, _ = setup
+    # a learning rate far too high, the skip too: training wrecks the model, so the start must win on validation
+    rs = cfg.model_copy(
+        update={"skip_ridge_penalty": 1.0, "skip_lr_scale": 1.0, "select_per_horizon": True, "lr": 0.5}
+    )
+    res = train(data, rs, split, tmp_path / "rs", {})
+    start = res.start_validation["val_rank_ic"]
+    for label, epoch in res.horizon_epochs.items():  # the start competes as an epoch of its own
+        by_epoch = [start[label]] + [h["val_rank_ic"][label] for h in res.history]
+        assert epoch == int(np.argmax(by_epoch)) - 1
+    kept = [k for k, h in enumerate(rs.horizons) if res.horizon_epochs[f"{h}d"] == START]
+    assert kept, res.horizon_epochs
+    # those horizons predict exactly the linear graph model: ridge skip, deep point head at zero
+    model, _ = load_model(tmp_path / "rs" / BEST)
+    torch.manual_seed(0)
+    linear = ATFTGATFAN(data.n_features, rs)
+    from atft_dagster.training.skip_init import fit_input_skip
+
+    fit_input_skip(linear, data, split.train, 1.0, rs.batch_dates)
+    b = data.batch(split.test[:2])
+    got = _forward(model, b, data.device, "fp32").point
+    want = linear.skip(linear.skip_inputs(b.x[:, -1], b.edge_index, b.edge_attr))
+    for k in kept:
+        torch.testing.assert_close(got[:, k], want[:, k], rtol=1e-5, atol=1e-6)
+        assert res.chosen_validation()[f"{rs.horizons[k]}d"] == start[f"{rs.horizons[k]}d"]
+
+
+def test_skip_lr_scale_zero_keeps_the_ridge_skip_while_the_deep_path_learns(setup, tmp_path):
+    cfg, data, _, split, _ = setup
+    base = cfg.model_copy(update={"skip_ridge_penalty": 1.0, "select_per_horizon": False, "epochs": 1})
+    skips = {}
+    for scale in (0.0, 1.0):
+        train(data, base.model_copy(update={"skip_lr_scale": scale}), split, tmp_path / str(scale), {})
+        state = load_checkpoint(tmp_path / str(scale) / LAST)["state_dict"]
+        skips[scale] = state["skip.lin.weight"]
+        assert state["heads.point.weight"].abs().max() > 0  # the deep point head left zero and learned
+    from atft_dagster.training.skip_init import fit_input_skip
+
+    ridge = ATFTGATFAN(data.n_features, base)
+    fit_input_skip(ridge, data, split.train, 1.0, base.batch_dates)
+    torch.testing.assert_close(skips[0.0], ridge.skip.lin.weight.detach())
+    assert (skips[1.0] - skips[0.0]).abs().max() > 1e-4
+
+
+def test_the_linear_graph_baseline_is_the_ridge_start_with_its_penalty_chosen_on_selection(setup):
+    from atft_dagster.evaluation.baselines import DailyRankIC
+    from atft_dagster.training.linear_graph import linear_graph_baseline
+    from atft_dagster.training.skip_init import ridge_start
+
+    cfg, data, _, split, _ = setup
+    frame, choices = linear_graph_baseline(data, cfg, split, [0.01, 100.0], cfg.min_stocks_per_date)
+    assert frame.height == sum(int(data.counts[t]) for t in split.selection + split.test)
+    sel_dates = {data.dates[t] for t in split.selection}
+    assert set(frame["date"]) == sel_dates | {data.dates[t] for t in split.test}
+    for c in choices:  # the chosen penalty is the one with the better selection-window RankIC
+        h = c["horizon"]
+        scores = {}
+        for penalty in (0.01, 100.0):
+            model = ATFTGATFAN(data.n_features, cfg)
+            ridge_start(model, data, split.train, penalty, cfg.batch_dates)
+            p = predict(model, data, split.selection, cfg.batch_dates)
+            scores[penalty] = DailyRankIC(
+                p["date"].to_numpy(), p[f"label_{h}d"].to_numpy(), cfg.min_stocks_per_date
+            )(p[f"pred_{h}d"].to_numpy())
+        assert c["penalty"] == max(scores, key=scores.get)
+        assert c["selection_rank_ic"] == pytest.approx(scores[c["penalty"]])
+        chosen = frame.filter(pl.col("date").is_in(sorted(sel_dates)))[f"linear_graph_{h}d"]
+        assert chosen.is_finite().all() and chosen.std() > 0

@@ -24,15 +24,26 @@ import polars as pl
 import torch
 from bench_throughput import inputs  # bench/ is the script's folder, so on sys.path
 
-from atft_dagster.evaluation.baselines import factor_baselines, learned_baselines
+from atft_dagster.evaluation.baselines import BaselineConfig, factor_baselines, learned_baselines
 from atft_dagster.evaluation.report import score_models
 from atft_dagster.market import SyntheticMarketConfig, market_preset
 from atft_dagster.model import TrainingConfig
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.ensemble import ensemble_predict, member_seeds
+from atft_dagster.training.linear_graph import linear_graph_baseline
 from atft_dagster.training.train import config_folds, train
 
-MODELS = ("ensemble", "single_seed", "graph_off", "ridge", "lightgbm", "momentum", "reversal", "oracle")
+MODELS = (
+    "ensemble",
+    "single_seed",
+    "graph_off",
+    "linear_graph",
+    "ridge",
+    "lightgbm",
+    "momentum",
+    "reversal",
+    "oracle",
+)
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 MARK = "<!-- bench_model quality table -->"
 
@@ -67,6 +78,10 @@ def market_run(market: SyntheticMarketConfig, cfg: TrainingConfig, device: str, 
                 ),
                 on=["date", "code"],
             )
+    lin, _ = linear_graph_baseline(
+        data, cfg, split, BaselineConfig().linear_graph_penalties, cfg.min_stocks_per_date
+    )
+    frame = frame.join(lin, on=["date", "code"], how="left")
     keys = frame.select("date", "code")
     windows = {w: [data.dates[t] for t in getattr(split, w)] for w in ("train", "val", "selection")}
     fit = learned_baselines(
@@ -90,6 +105,7 @@ def market_run(market: SyntheticMarketConfig, cfg: TrainingConfig, device: str, 
             "ensemble": f"pred_{h}d",
             **{f"member{i}": f"member{i}_{h}d" for i in range(len(members))},
             "graph_off": f"graph_off_{h}d",
+            "linear_graph": f"linear_graph_{h}d",
             "ridge": f"ridge_{h}d",
             "lightgbm": f"lightgbm_{h}d",
             "momentum": "momentum",

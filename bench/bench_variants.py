@@ -40,6 +40,15 @@ NOW = {
     "input_skip": False,
     "select_per_horizon": False,
 }
+SKIP_PH = {
+    **NOW,
+    "input_skip": True,
+    "skip_neighbour_mean": True,
+    "neighbour_weight_power": 2.0,
+    "select_per_horizon": True,
+    "skip_ridge_penalty": None,
+    "skip_lr_scale": 1.0,
+}
 VARIANTS: dict[str, dict] = {
     "base": BEFORE,
     "raw": {**BEFORE, "graph_raw_inputs": True},
@@ -63,6 +72,15 @@ VARIANTS: dict[str, dict] = {
     "skip_nm_p1": {**NOW, "input_skip": True, "skip_neighbour_mean": True, "neighbour_weight_power": 1.0},
     "now_ph": {**NOW, "select_per_horizon": True},
     "skip_nm_ph": {**NOW, "input_skip": True, "skip_neighbour_mean": True, "select_per_horizon": True},
+    # 2026-11-27 (third sweep): the skip starts at the ridge solution on the train window
+    "ridge_0.1": {**SKIP_PH, "skip_ridge_penalty": 0.1},
+    "ridge_1": {**SKIP_PH, "skip_ridge_penalty": 1.0},
+    "ridge_10": {**SKIP_PH, "skip_ridge_penalty": 10.0},
+    "ridge_1_frozen": {**SKIP_PH, "skip_ridge_penalty": 1.0, "skip_lr_scale": 0.0},
+    "ridge_10_frozen": {**SKIP_PH, "skip_ridge_penalty": 10.0, "skip_lr_scale": 0.0},
+    "ridge_1_slow": {**SKIP_PH, "skip_ridge_penalty": 1.0, "skip_lr_scale": 0.1},
+    "ridge_3": {**SKIP_PH, "skip_ridge_penalty": 3.0},
+    "ridge_3_frozen": {**SKIP_PH, "skip_ridge_penalty": 3.0, "skip_lr_scale": 0.0},
 }
 
 

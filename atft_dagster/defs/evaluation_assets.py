@@ -31,6 +31,7 @@ from atft_dagster.training.checkpoint import load_checkpoint
 from atft_dagster.training.daily import predict_day, ranking_csv
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.ensemble import ensemble_predict
+from atft_dagster.training.linear_graph import linear_graph_baseline
 from atft_dagster.training.split import Split
 from atft_dagster.training.train import train
 
@@ -94,6 +95,11 @@ def _fold_frames(
         seed=cfg.seed,
     )
     frame = frame.join(fit.predictions, on=["date", "code"], how="left")
+    log(f"fold {fold.fold}: fitting the linear graph baseline (penalty chosen on the selection window)")
+    lin, lin_choices = linear_graph_baseline(
+        data, cfg, split, config.linear_graph_penalties, config.min_stocks_per_date, precision
+    )
+    frame = frame.join(lin, on=["date", "code"], how="left")
     test = frame.filter(pl.col("date").is_in(test_dates))
     selection = frame.filter(~pl.col("date").is_in(test_dates))
     if config.graph_off_baseline:
@@ -108,7 +114,7 @@ def _fold_frames(
             res = train(data, off_cfg, split, Path(tmp), {"baseline": "graph_off"}, precision, on_epoch)
             off, _ = ensemble_predict([res.best_checkpoint], data, split.test, precision)
         test = _with_columns(test, off, {f"pred_{h}d": f"graph_off_{h}d" for h in cfg.horizons})
-    return test, selection, [{"fold": fold.fold, **c} for c in fit.choices]
+    return test, selection, [{"fold": fold.fold, **c} for c in fit.choices + lin_choices]
 
 
 def _model_columns(h: int, frame: pl.DataFrame) -> dict[str, str]:
@@ -117,6 +123,7 @@ def _model_columns(h: int, frame: pl.DataFrame) -> dict[str, str]:
         "atft_gat_fan": f"pred_{h}d",
         "single_seed": f"single_seed_{h}d",
         "graph_off": f"graph_off_{h}d",
+        "linear_graph": f"linear_graph_{h}d",
         "ridge": f"ridge_{h}d",
         "lightgbm": f"lightgbm_{h}d",
         "momentum": "momentum",
@@ -131,7 +138,7 @@ def _model_columns(h: int, frame: pl.DataFrame) -> dict[str, str]:
     pool="gpu",
     kinds={"polars", "mlflow"},
     description="Per horizon and window, for the seed-ensemble model, one member alone and the baselines (graph "
-    "block off, ridge, LightGBM, momentum, reversal, and the oracle on the synthetic market), on exactly the same "
+    "block off, the linear graph model, ridge, LightGBM, momentum, reversal, and the oracle on the synthetic market), on exactly the same "
     "days and stocks: IC, RankIC, ICIR, Newey-West t, hit rate, quintile long-short, JPX Sharpe, deciles. The "
     "test window (all walk-forward folds pooled) is reported only; the selection window is what champion "
     "promotion reads. Plots and a Markdown report in data/reports, in a folder named after the run id.",

@@ -30,6 +30,11 @@ class BaselineConfig(BaseModel):
     ridge_penalties: list[float] = Field(
         default=[1.0, 10.0, 100.0, 1e3, 1e4, 1e5], description="Ridge penalties tried; chosen on selection."
     )
+    linear_graph_penalties: list[float] = Field(
+        default=[0.1, 1.0, 10.0],
+        description="Per-row ridge penalties of the linear graph baseline (inputs and their neighbours' mean); "
+        "chosen on selection.",
+    )
     lightgbm_num_leaves: list[int] = Field(default=[7, 31], description="Grid, chosen on selection.")
     lightgbm_min_child_samples: list[int] = Field(
         default=[200, 1000], description="Grid, chosen on selection."

@@ -109,7 +109,8 @@ def baseline_choices_md(choices: list[dict]) -> str:
     """What each learned baseline chose per fold and horizon, and the selection figure it chose on."""
     head = (
         "## Learned baselines: what the selection window chose\n\n"
-        "Ridge: the penalty with the best selection-window mean daily RankIC. LightGBM: each grid point is "
+        "Ridge and the linear graph model (ridge on the last day's inputs and their neighbours' weighted "
+        "mean): the penalty with the best selection-window mean daily RankIC. LightGBM: each grid point is "
         "stopped at its best validation-window RankIC; the grid point with the best selection-window RankIC "
         "is kept. The test window is only predicted.\n\n"
         "| fold | model | horizon | chosen | validation RankIC | selection RankIC |\n|---|---|---|---|---|---|\n"

@@ -225,13 +225,18 @@ class ATFTGATFAN(nn.Module):
             gate = self.graph.gate().detach()
         point, quantiles = self.heads(z)
         if self.skip is not None:
-            u = last
-            if self.with_neighbour_mean:
-                weight = edge_attr[:, 0].clamp_min(0) ** self.cfg.neighbour_weight_power
-                u = torch.cat([last, neighbour_mean(last, edge_index, weight)], dim=-1)
-            s = self.skip(u.to(point.dtype))
+            s = self.skip(self.skip_inputs(last, edge_index, edge_attr).to(point.dtype))
             point, quantiles = point + s, quantiles + s[..., None]
         return ModelOutput(point, quantiles, weights, gate)
+
+    def skip_inputs(
+        self, last: torch.Tensor, edge_index: torch.Tensor | None, edge_attr: torch.Tensor | None
+    ) -> torch.Tensor:
+        r"""What the input skip reads: :math:`x_L`, or :math:`[x_L;\ m_L]` with the neighbour mean."""
+        if not self.with_neighbour_mean:
+            return last
+        weight = edge_attr[:, 0].clamp_min(0) ** self.cfg.neighbour_weight_power
+        return torch.cat([last, neighbour_mean(last, edge_index, weight)], dim=-1)
 
 
 class HorizonSelected(nn.Module):

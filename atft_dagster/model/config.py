@@ -9,7 +9,12 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Fields added after checkpoints were already written, with the value that reproduces those checkpoints.
-BEFORE_FIELD_EXISTED: dict[str, object] = {"input_skip": False, "select_per_horizon": False}
+BEFORE_FIELD_EXISTED: dict[str, object] = {
+    "input_skip": False,
+    "select_per_horizon": False,
+    "skip_ridge_penalty": None,
+    "skip_lr_scale": 1.0,
+}
 
 
 class TrainingConfig(BaseModel):
@@ -45,6 +50,19 @@ class TrainingConfig(BaseModel):
     )
     neighbour_weight_power: float = Field(
         2.0, ge=0, description="p: an edge weighs max(corr, 0)^p in that neighbour mean (0 = plain mean)."
+    )
+    skip_ridge_penalty: float | None = Field(
+        3.0,
+        ge=0,
+        description="The input skip starts at the ridge solution on the train window with this penalty per row "
+        "and the deep point head at zero (training/skip_init.py); None = both start as initialised. 3 beat 1 "
+        "and the zero start on the selection window (docs/benchmarks.md, model variants).",
+    )
+    skip_lr_scale: float = Field(
+        0.0,
+        ge=0,
+        description="The input skip learns at lr times this; 0 = it stays at its ridge start and the deep path "
+        "learns the residual (chosen on the selection window, docs/benchmarks.md, model variants).",
     )
     use_fan: bool = Field(True, description="Frequency adaptive normalisation of the input window.")
     fan_top_k: int = Field(2, ge=1, description="FAN: dominant Fourier components removed per feature.")

@@ -24,7 +24,10 @@ from atft_dagster.model.loss import MultiHorizonLoss, pad_by_date
 from atft_dagster.training.checkpoint import BEST, LAST, epoch_path, load_checkpoint, retain, save_checkpoint
 from atft_dagster.training.data import Batch, PanelTensors
 from atft_dagster.training.ic import daily_ic_device
+from atft_dagster.training.skip_init import ridge_start
 from atft_dagster.training.split import Split, walk_forward
+
+START = -1  # the epoch label of the ridge-started model before its first optimiser step
 
 
 class DegenerateModelError(RuntimeError):
@@ -72,17 +75,23 @@ class TrainResult:
     best_checkpoint: str
     history: list[dict] = field(default_factory=list)
     resumed_from_epoch: int | None = None
-    horizon_epochs: dict[str, int] | None = None  # select_per_horizon: each horizon's chosen epoch
+    horizon_epochs: dict[str, int | None] | None = None  # select_per_horizon: each horizon's chosen epoch
+    start_validation: dict[str, dict[str, float]] | None = None  # the ridge start's, before any step
 
     def chosen_validation(self, metric: str = "val_rank_ic") -> dict[str, float]:
-        """Per horizon, the validation figure of the epoch that horizon's predictions come from."""
+        """Per horizon, the validation figure of the epoch that horizon's predictions come from
+        (``START``: the ridge-started model before its first step)."""
         best = self.history[self.best_epoch][metric]
         if self.horizon_epochs is None:
             return dict(best)
-        return {
-            k: self.history[self.horizon_epochs[k]][metric][k] if self.horizon_epochs[k] >= 0 else v
-            for k, v in best.items()
-        }
+        out = {}
+        for k, v in best.items():
+            e = self.horizon_epochs[k]
+            if e == START and self.start_validation is not None:
+                out[k] = self.start_validation[metric][k]
+            else:
+                out[k] = self.history[e][metric][k] if e is not None and e >= 0 else v
+        return out
 
 
 def _schedule(cfg: TrainingConfig, steps_per_epoch: int) -> Callable[[int], float]:
@@ -239,12 +248,13 @@ class PhaseTimer:
 
 
 class _PerHorizonBest:
-    """Per horizon, the best validation RankIC so far, its epoch, and the weights of every epoch still
-    chosen (by a horizon or by the stopping metric), kept in memory and in each checkpoint."""
+    """Per horizon, the best validation RankIC so far, its epoch (``START`` for the ridge-started model
+    before any step, None while it never scored), and the weights of every epoch still chosen (by a horizon
+    or by the stopping metric), kept in memory and in each checkpoint."""
 
     def __init__(self, labels: list[str]):
         self.best = dict.fromkeys(labels, -math.inf)
-        self.epochs = dict.fromkeys(labels, -1)
+        self.epochs: dict[str, int | None] = dict.fromkeys(labels)
         self.states: dict[int, dict[str, torch.Tensor]] = {}
 
     def restore(self, ck: dict[str, Any]) -> None:
@@ -252,7 +262,7 @@ class _PerHorizonBest:
         self.states = dict(ck["horizon_states"])
 
     def last_gain(self, best_epoch: int) -> int:
-        return max(best_epoch, *self.epochs.values())
+        return max([best_epoch, *(e for e in self.epochs.values() if e is not None)])
 
     def update(
         self, epoch: int, rank_ic: dict[str, float], model: nn.Module, improved: bool, best_epoch: int
@@ -293,7 +303,7 @@ def train(
     model = ATFTGATFAN(data.n_features, cfg).to(device)
     loss_fn = MultiHorizonLoss(cfg)
     opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda"
+        _param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda"
     )
     steps = math.ceil(len(split.train) / cfg.batch_dates)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, steps))
@@ -317,6 +327,11 @@ def train(
             if per_horizon is not None:
                 per_horizon.restore(ck)
             resumed = ck["epoch"]
+    start_validation = None
+    if resumed is None and cfg.input_skip and cfg.skip_ridge_penalty is not None:
+        start_validation = _ridge_start(model, data, split, cfg, precision, per_horizon)
+    elif resumed is not None:
+        start_validation = ck.get("start_validation")
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -398,7 +413,7 @@ def train(
             best, best_epoch = metric, epoch
         if per_horizon is not None:
             gained = per_horizon.update(epoch, rank_ic, model, improved, best_epoch)
-            payload.update(per_horizon.payload())
+            payload.update(per_horizon.payload(), start_validation=start_validation)
             if gained or improved:
                 ref = best_epoch if best_epoch in per_horizon.states else epoch  # metric NaN so far
                 best_payload = {**payload, "state_dict": per_horizon.states[ref], "epoch": ref}
@@ -432,7 +447,35 @@ def train(
         history,
         resumed,
         dict(per_horizon.epochs) if per_horizon is not None else None,
+        start_validation,
     )
+
+
+def _param_groups(model: ATFTGATFAN, cfg: TrainingConfig) -> list[dict[str, Any]]:
+    """One group at ``lr``; the input skip's at ``lr * skip_lr_scale`` (0: it stays where it started)."""
+    skip = set(model.skip.parameters()) if model.skip is not None else set()
+    groups = [{"params": [p for p in model.parameters() if p not in skip], "lr": cfg.lr}]
+    if skip:
+        groups.append({"params": list(model.skip.parameters()), "lr": cfg.lr * cfg.skip_lr_scale})
+    return groups
+
+
+def _ridge_start(
+    model: ATFTGATFAN,
+    data: PanelTensors,
+    split: Split,
+    cfg: TrainingConfig,
+    precision: str,
+    per_horizon: _PerHorizonBest | None,
+) -> dict[str, dict[str, float]]:
+    """The model starts as the linear graph model: the skip at its ridge solution on the train window and
+    the deep point head at zero. With ``select_per_horizon`` that start is scored on the validation window
+    and competes as epoch ``START``, so a horizon that training does not improve keeps the ridge start."""
+    ridge_start(model, data, split.train, cfg.skip_ridge_penalty, cfg.batch_dates)
+    rank_ic, ic, _ = evaluate(model, data, split.val, cfg.batch_dates, precision)
+    if per_horizon is not None:
+        per_horizon.update(START, rank_ic, model, improved=False, best_epoch=START)
+    return {"val_rank_ic": rank_ic, "val_ic": ic}
 
 
 def load_model(
@@ -451,7 +494,7 @@ def load_model(
     if not (cfg.select_per_horizon and states):
         return build(ck["state_dict"]), ck
     chosen = [ck["horizon_epochs"][f"{h}d"] for h in cfg.horizons]
-    chosen = [e if e in states else ck["best_epoch"] for e in chosen]  # a horizon that never scored
+    chosen = [e if e in states else ck["best_epoch"] for e in chosen]  # a horizon that never scored (None)
     distinct = sorted(set(chosen))
     if len(distinct) == 1:
         return build(states[distinct[0]]), ck
