@@ -76,6 +76,7 @@ def demo(preset: str | None = None) -> None:
         os.environ["ATFT_MARKET_PRESET"] = preset
     from atft_dagster.defs.resources import SyntheticMarketResource
     from atft_dagster.defs.settings import data_dir, market_source_resource
+    from atft_dagster.pipeline.layout import DataLayout
 
     resource = market_source_resource()
     if not isinstance(resource, SyntheticMarketResource):
@@ -91,8 +92,7 @@ def demo(preset: str | None = None) -> None:
     print(f"[atft] retrain with {config_path}", flush=True)
     result = _run_job("retrain", run_config=yaml.safe_load(config_path.read_text()))
     md = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
-    root = data_dir()
-    print(f"[atft] tables (Parquet): {root / 'tables'}")
+    print(f"[atft] tables (Parquet): {DataLayout(data_dir()).tables_dir}")
     ev = md.get("evaluation_report", {})
     if "report" in ev:
         print(f"[atft] evaluation report: {ev['report'].value}")
@@ -111,10 +111,11 @@ def demo(preset: str | None = None) -> None:
 def land(n: int, after: date | None) -> None:
     from atft_dagster.defs.settings import data_dir, market_source_resource
     from atft_dagster.landing import land_days, next_days_to_land
+    from atft_dagster.pipeline.layout import DataLayout
     from atft_dagster.sources.synthetic import SyntheticSource
 
     source = SyntheticSource(market_source_resource("synthetic").market_config())
-    landing = data_dir() / "landing"
+    landing = DataLayout(data_dir()).landing_dir
     days = next_days_to_land(source, landing, n, after)
     for path in land_days(source, landing, days):
         print(f"[atft] landed {path}")

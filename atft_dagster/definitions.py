@@ -6,7 +6,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from atft_dagster.defs import evaluation_assets, feature_assets, graph_assets, market_assets, model_assets
+import atft_dagster.defs
+from atft_dagster.defs import model_assets
 from atft_dagster.defs.automation import (
     RetrainPolicy,
     landing_sensor,
@@ -19,6 +20,7 @@ from atft_dagster.defs.jobs import JOBS
 from atft_dagster.defs.mlflow_resource import MlflowTracking
 from atft_dagster.defs.resources import MarketSourceResource, ProjectPaths
 from atft_dagster.defs.settings import data_dir, market_source_resource, nightly_cron
+from atft_dagster.pipeline.layout import DataLayout
 
 
 def build_definitions(
@@ -26,26 +28,22 @@ def build_definitions(
 ) -> dg.Definitions:
     """All assets, checks, jobs and resources; tests pass their own data folder and source."""
     root = Path(root) if root else data_dir()
+    layout = DataLayout(root)
     return dg.Definitions(
-        assets=[
-            *market_assets.ASSETS,
-            *feature_assets.ASSETS,
-            *graph_assets.ASSETS,
-            *model_assets.ASSETS,
-            *evaluation_assets.ASSETS,
-        ],
-        asset_checks=[*market_assets.CHECKS, *feature_assets.CHECKS, *graph_assets.CHECKS],
+        # every asset and check defined anywhere in defs/ (one module per domain; nothing listed by hand)
+        assets=dg.load_assets_from_package_module(atft_dagster.defs),
+        asset_checks=dg.load_asset_checks_from_package_module(atft_dagster.defs),
         jobs=JOBS,
         sensors=[landing_sensor, retrain_sensor, ops_failure_sensor],
         schedules=[nightly_schedule_for(nightly_cron())],
         resources={
-            "io_manager": PolarsParquetIOManager(base_dir=str(root / "tables")),
+            "io_manager": PolarsParquetIOManager(base_dir=str(layout.tables_dir)),
             "market_source": market_source or market_source_resource(root=root),
             "paths": ProjectPaths(data_dir=str(root)),
             "torch_device": model_assets.TorchDevice(),
             "retrain_policy": RetrainPolicy(),
             "mlflow_tracking": MlflowTracking(
-                tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_dir=str(root / "mlartifacts")
+                tracking_uri=layout.mlflow_uri, artifact_dir=str(layout.mlflow_artifacts)
             ),
         },
     )

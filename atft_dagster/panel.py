@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
 from atft_dagster.sources.base import adjust_point_in_time
@@ -90,3 +92,26 @@ def missing_stock_days(panel: pl.DataFrame, calendar: pl.DataFrame) -> pl.DataFr
         .agg(pl.len().alias("missing_days"), pl.col("date").min().alias("first_missing"))
         .sort(["missing_days", "code"], descending=[True, False])
     )
+
+
+MIN_SECTOR_COVERAGE = 0.99
+
+
+@dataclass(frozen=True)
+class PanelIntegrity:
+    duplicate_keys: int
+    sector33_coverage: float  # share of rows whose sector33 is known as of their date
+    rows_without_sector33: pl.DataFrame  # a few (date, code) examples
+    min_coverage: float
+
+    @property
+    def passed(self) -> bool:
+        return self.duplicate_keys == 0 and self.sector33_coverage >= self.min_coverage
+
+
+def panel_integrity(panel: pl.DataFrame, min_coverage: float = MIN_SECTOR_COVERAGE) -> PanelIntegrity:
+    """(date, code) must be unique, and sector33 known as of the date on at least ``min_coverage`` rows."""
+    dupes = panel.select(pl.struct("date", "code").is_duplicated().sum()).item()
+    coverage = 1.0 - panel["sector33_code"].null_count() / max(panel.height, 1)
+    missing = panel.filter(pl.col("sector33_code").is_null()).select("date", "code").head(5)
+    return PanelIntegrity(int(dupes), float(coverage), missing, min_coverage)

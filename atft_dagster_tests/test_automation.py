@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -21,6 +21,7 @@ from atft_dagster.defs.automation import (
 from atft_dagster.defs.partitions import trading_days_partitions
 from atft_dagster.defs.resources import ProjectPaths
 from atft_dagster.landing import land_days, next_days_to_land
+from atft_dagster.pipeline.records import ChampionState
 from atft_dagster_tests.helpers import SMALL, TINY
 
 RETRAIN_CONFIG = {
@@ -28,7 +29,6 @@ RETRAIN_CONFIG = {
         "model_checkpoint": {"config": TINY},
         "evaluation_report": {
             "config": {
-                "min_stocks_per_date": 10,
                 "lightgbm_max_rounds": 10,
                 "lightgbm_num_leaves": [7],
                 "lightgbm_min_child_samples": [50],
@@ -51,8 +51,8 @@ def test_landing_sensor_new_file_same_file_malformed_and_nothing(tmp_path):
     result, _ = _sensor(landing_sensor, paths)
     assert not result.run_requests and "no new landing files" in result.skip_reason.skip_message
     src = SMALL.source()
-    days = next_days_to_land(src, paths.landing_dir, 2)
-    land_days(src, paths.landing_dir, days)
+    days = next_days_to_land(src, paths.layout.landing_dir, 2)
+    land_days(src, paths.layout.landing_dir, days)
     result, _ = _sensor(landing_sensor, paths)
     assert len(result.run_requests) == 2  # one per daily-quote file; master and TOPIX files ride along
     req = sorted(result.run_requests, key=lambda r: r.run_key)[0]
@@ -61,31 +61,31 @@ def test_landing_sensor_new_file_same_file_malformed_and_nothing(tmp_path):
     )
     again, _ = _sensor(landing_sensor, paths, cursor=result.cursor)
     assert not again.run_requests  # the same files do not run twice
-    bad = paths.landing_dir / "daily_quotes_bad.csv"
+    bad = paths.layout.landing_dir / "daily_quotes_bad.csv"
     bad.write_text("Date,Code,O,H,L,C,Vo,Va,AdjFactor\n2024-06-27,72030,-1,10,9,9.5,100,1000,1\n")
     third, _ = _sensor(landing_sensor, paths, cursor=result.cursor)
     assert not third.run_requests and "quarantined daily_quotes_bad.csv" in third.skip_reason.skip_message
-    assert (paths.quarantine_dir / "daily_quotes_bad.csv.reason.txt").exists() and not bad.exists()
+    assert (paths.layout.quarantine_dir / "daily_quotes_bad.csv.reason.txt").exists() and not bad.exists()
 
 
 def test_a_header_only_file_is_quarantined_and_the_good_file_beside_it_still_runs(tmp_path):
     paths = ProjectPaths(data_dir=str(tmp_path))
     src = SMALL.source()
-    land_days(src, paths.landing_dir, next_days_to_land(src, paths.landing_dir, 1))
-    (paths.landing_dir / "daily_quotes_empty.csv").write_text("Date,Code,O,H,L,C,Vo,Va,AdjFactor\n")
-    (paths.landing_dir / "nothing.parquet").write_bytes(b"")
+    land_days(src, paths.layout.landing_dir, next_days_to_land(src, paths.layout.landing_dir, 1))
+    (paths.layout.landing_dir / "daily_quotes_empty.csv").write_text("Date,Code,O,H,L,C,Vo,Va,AdjFactor\n")
+    (paths.layout.landing_dir / "nothing.parquet").write_bytes(b"")
     result, _ = _sensor(landing_sensor, paths)
     assert len(result.run_requests) == 1  # the good quotes file
-    assert (paths.quarantine_dir / "daily_quotes_empty.csv.reason.txt").exists()
-    assert "no data rows" in (paths.quarantine_dir / "daily_quotes_empty.csv.reason.txt").read_text()
-    assert (paths.quarantine_dir / "nothing.parquet.reason.txt").exists()
+    assert (paths.layout.quarantine_dir / "daily_quotes_empty.csv.reason.txt").exists()
+    assert "no data rows" in (paths.layout.quarantine_dir / "daily_quotes_empty.csv.reason.txt").read_text()
+    assert (paths.layout.quarantine_dir / "nothing.parquet.reason.txt").exists()
 
 
 def test_upper_case_suffixes_are_landing_files(tmp_path):
     paths = ProjectPaths(data_dir=str(tmp_path))
     src = SMALL.source()
-    land_days(src, paths.landing_dir, next_days_to_land(src, paths.landing_dir, 1))
-    for f in list(paths.landing_dir.glob("daily_quotes_*.csv")):
+    land_days(src, paths.layout.landing_dir, next_days_to_land(src, paths.layout.landing_dir, 1))
+    for f in list(paths.layout.landing_dir.glob("daily_quotes_*.csv")):
         f.rename(f.with_suffix(".CSV"))
     result, _ = _sensor(landing_sensor, paths)
     assert len(result.run_requests) == 1 and result.run_requests[0].run_key.split(":")[0].endswith(".CSV")
@@ -129,7 +129,8 @@ def test_retrain_sensor_policy(tmp_path):
         _report_panel(instance, "2024-07-05")
         result, _ = _sensor(retrain_sensor, paths, instance=instance, retrain_policy=policy)
         assert result.run_requests[0].tags["atft/reason"] == "no champion yet"
-        (tmp_path / "champion.json").write_text(json.dumps({"checkpoint": "x", "data_end": "2024-07-03"}))
+        champion = ChampionState(run_id="r0", folds=None, checkpoints=["x"], data_end=date(2024, 7, 3))
+        (tmp_path / "champion.json").write_text(champion.to_json())
         result, _ = _sensor(retrain_sensor, paths, instance=instance, retrain_policy=policy)
         assert "2 new trading day(s)" in result.skip_message
         _report_panel(instance, "2024-07-08")
@@ -173,8 +174,22 @@ def test_failure_sensor_records_failures(tmp_path):
 
 
 # ---- end to end ------------------------------------------------------------------------------
+def _land_and_ingest(d, instance, paths, n: int, cursor: str | None) -> tuple[list, str]:
+    """The simulator lands ``n`` trading days as files; the landing sensor's requests run ``ingest``.
+    Returns the days and the sensor's new cursor."""
+    days = next_days_to_land(SMALL.source(), paths.layout.landing_dir, n)
+    land_days(SMALL.source(), paths.layout.landing_dir, days)
+    landed, ctx = _sensor(landing_sensor, paths, cursor=cursor, instance=instance)
+    assert len(landed.run_requests) == n
+    for req in landed.run_requests:
+        assert d.resolve_job_def("ingest").execute_in_process(instance=instance, tags=req.tags).success
+    return days, landed.cursor
+
+
 def test_end_to_end_landing_to_predictions(tmp_path):
-    """The simulator lands a day -> landing sensor -> ingest -> retrain sensor -> retrain -> predictions."""
+    """Ingest -> retrain -> the simulator lands 1 day -> landing sensor -> ingest -> the retrain sensor
+    skips (policy 5 days, read from the champion the real assets wrote) -> 4 more days land -> the sensor
+    requests a retrain -> retrain -> predictions for the last landed day."""
     d = build_definitions(tmp_path, SMALL)
     paths = ProjectPaths(data_dir=str(tmp_path))
     keys = trading_days_partitions.get_partition_keys()
@@ -189,15 +204,17 @@ def test_end_to_end_landing_to_predictions(tmp_path):
             .execute_in_process(instance=instance, run_config=RETRAIN_CONFIG)
             .success
         )
-        day = next_days_to_land(SMALL.source(), paths.landing_dir, 1)[0]
-        land_days(SMALL.source(), paths.landing_dir, [day])
-        landed, _ = _sensor(landing_sensor, paths)
-        (req,) = landed.run_requests
-        assert d.resolve_job_def("ingest").execute_in_process(instance=instance, tags=req.tags).success
-        trigger, _ = _sensor(
-            retrain_sensor, paths, instance=instance, retrain_policy=RetrainPolicy(min_new_trading_days=1)
-        )
+        champion = ChampionState.from_json((tmp_path / "champion.json").read_text())
+        assert str(champion.data_end) == keys[259]
+        policy = RetrainPolicy(min_new_trading_days=5)
+        _, cursor = _land_and_ingest(d, instance, paths, 1, None)
+        wait, _ = _sensor(retrain_sensor, paths, instance=instance, retrain_policy=policy)
+        assert isinstance(wait, dg.SkipReason) and "1 new trading day(s)" in wait.skip_message
+        days, _ = _land_and_ingest(d, instance, paths, 4, cursor)
+        day = days[-1]
+        trigger, _ = _sensor(retrain_sensor, paths, instance=instance, retrain_policy=policy)
         (retrain_req,) = trigger.run_requests
+        assert retrain_req.tags["atft/reason"].startswith("5 new trading days")
         assert retrain_req.run_key == f"retrain:{day}"
         assert (
             d.resolve_job_def("retrain")

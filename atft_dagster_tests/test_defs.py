@@ -49,6 +49,25 @@ def test_definitions_load_and_validate():
         assert node.description, f"{key} has no description"
 
 
+def test_loading_the_jobs_warns_about_nothing(tmp_path):
+    """E.g. no "varying BackfillPolicies" warning for `nightly`, no deprecated job argument."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        jobs = build_definitions(tmp_path, SyntheticMarketResource()).get_repository_def().get_all_jobs()
+    ours = [str(w.message) for w in caught if not issubclass(w.category, dg.BetaWarning)]
+    assert not ours, ours
+    assert {"ingest", "retrain", "nightly"} <= {j.name for j in jobs}
+
+
+def test_every_asset_and_check_in_defs_is_loaded():
+    repo = defs.get_repository_def()
+    keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
+    assert {"raw_daily_quotes", "enriched_features", "model_checkpoint", "daily_predictions"} <= keys
+    assert len(keys) == 14 and len(list(repo.asset_graph.asset_check_keys)) == 3
+
+
 def test_project_config_files_agree():
     dy = yaml.safe_load((REPO / "dagster.yaml").read_text())
     assert dy["run_coordinator"]["class"] == "QueuedRunCoordinator"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import dagster as dg
-import polars as pl
 import pytest
 from mlflow.tracking import MlflowClient
 
 from atft_dagster.definitions import build_definitions
 from atft_dagster.defs.model_assets import REGISTERED_MODEL, TorchDevice, model_checkpoint
+from atft_dagster.pipeline.records import TrainedModel
 from atft_dagster.training.checkpoint import load_checkpoint
 from atft_dagster_tests.helpers import SMALL, TINY, ingest
 
@@ -23,6 +23,10 @@ def prepared(tmp_path_factory):
     assert ingest(d, inst).success
     assert d.resolve_job_def("prepare").execute_in_process(instance=inst).success
     return root, d, inst
+
+
+def _trained(root) -> TrainedModel:
+    return TrainedModel.from_json((root / "tables" / "model_checkpoint.json").read_text())
 
 
 def _train(d, inst, **overrides):
@@ -38,9 +42,10 @@ def test_train_job_checkpoints_and_tracks(prepared):
     root, d, inst = prepared
     res = _train(d, inst)
     assert res.success
-    out = pl.read_parquet(root / "tables" / "model_checkpoint.parquet")
-    ck = load_checkpoint(out["checkpoint"][0])
+    out = _trained(root)
+    ck = load_checkpoint(root / out.members[0].checkpoint)
     assert ck["config"]["hidden"] == 16 and ck["meta"]["dagster_run_id"] == res.run_id
+    assert not out.members[0].checkpoint.startswith("/")  # relative to the data directory
     assert ck["meta"]["graph_config"]["top_k"] == 10  # the graph's config, from its materialisation
     md = next(e for e in res.get_asset_materialization_events()).materialization.metadata
     for key in (
@@ -67,22 +72,22 @@ def test_train_job_checkpoints_and_tracks(prepared):
 def test_config_hidden_reaches_the_model(prepared):
     root, d, inst = prepared
     assert _train(d, inst, hidden=32).success
-    out = pl.read_parquet(root / "tables" / "model_checkpoint.parquet")
-    small = load_checkpoint(out["checkpoint"][0])
+    out = _trained(root)
+    small = load_checkpoint(root / out.members[0].checkpoint)
     assert small["config"]["hidden"] == 32
-    assert out["n_parameters"][0] > 0 and json.loads(out["config"][0])["hidden"] == 32
+    assert out.members[0].n_parameters > 0 and out.config["hidden"] == 32
 
 
 def test_folds_and_ensemble_seeds_are_honoured(prepared):
     root, d, inst = prepared
     res = _train(d, inst, n_folds=2, ensemble_seeds=2, epochs=1)
     assert res.success
-    out = pl.read_parquet(root / "tables" / "model_checkpoint.parquet")
-    assert sorted(zip(out["fold"], out["seed"], strict=True)) == [(0, 42), (0, 43), (1, 42), (1, 43)]
-    seeds = {load_checkpoint(p)["config"]["seed"] for p in out["checkpoint"]}
-    assert seeds == {42, 43} and out["checkpoint"].n_unique() == 4
-    splits = [json.loads(s) for s in out.filter(pl.col("seed") == 42).sort("fold")["split"]]
-    assert splits[1]["test"][1] < splits[0]["selection"][0]  # fold 1's test ends before fold 0 selects
+    out = _trained(root)
+    assert sorted((m.fold, m.seed) for m in out.members) == [(0, 42), (0, 43), (1, 42), (1, 43)]
+    seeds = {load_checkpoint(root / m.checkpoint)["config"]["seed"] for m in out.members}
+    assert seeds == {42, 43} and len({m.checkpoint for m in out.members}) == 4
+    folds = sorted(out.folds, key=lambda f: f.fold)
+    assert folds[1].test[1] < folds[0].selection[0]  # fold 1's test ends before fold 0 selects
 
 
 def test_a_dataset_with_another_manifest_is_refused(prepared):
@@ -103,3 +108,29 @@ def test_torch_device_resource():
     dev = TorchDevice(device="cpu", threads=1)
     assert dev.resolve().type == "cpu" and "cpu" in dev.describe(dev.resolve())
     assert TorchDevice().resolve().type in ("cpu", "cuda")
+
+
+def test_a_run_interrupted_mid_training_resumes_when_run_again(prepared, monkeypatch):
+    """The step dies after epoch 1 was checkpointed; the next run of the same training (new run id,
+    same config and data) starts at epoch 2 instead of from scratch."""
+    root, d, inst = prepared
+    from atft_dagster.defs import model_assets
+
+    real = model_assets._log_epoch
+
+    def dies_after_epoch_1(context, split, member, cfg, log):
+        real(context, split, member, cfg, log)
+        if log.epoch == 1:
+            raise RuntimeError("worker killed")
+
+    overrides = {"epochs": 3, "patience": 5, "ensemble_seeds": 1, "lr": 7e-4}
+    monkeypatch.setattr(model_assets, "_log_epoch", dies_after_epoch_1)
+    crashed = _train(d, inst, **overrides)
+    assert not crashed.success
+    monkeypatch.setattr(model_assets, "_log_epoch", real)
+    again = _train(d, inst, **overrides)
+    assert again.success and again.run_id != crashed.run_id
+    (member,) = _trained(root).members
+    assert member.resumed_from_epoch == 1 and member.epochs_run == 3
+    md = next(e for e in again.get_asset_materialization_events()).materialization.metadata
+    assert md["resumed_from_epoch"].value == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import dagster as dg
 import polars as pl
@@ -10,6 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from atft_dagster.definitions import build_definitions
+from atft_dagster.pipeline.records import ChampionState, TrainedModel
 from atft_dagster_tests.helpers import SMALL, TINY, ingest, partition_keys
 
 
@@ -19,7 +21,6 @@ def _run_config(margin: float = 0.0, lr: float = 1e-3) -> dict:
             "model_checkpoint": {"config": {**TINY, "lr": lr}},
             "evaluation_report": {
                 "config": {
-                    "min_stocks_per_date": 10,
                     "lightgbm_max_rounds": 20,
                     "lightgbm_num_leaves": [7],
                     "lightgbm_min_child_samples": [50],
@@ -86,16 +87,17 @@ def test_evaluation_report_scores_all_models_on_the_same_days(retrained):
 
 def test_first_model_is_champion_and_predictions_exist(retrained):
     root, _, _, res, _ = retrained
-    champ = json.loads((root / "champion.json").read_text())
-    ckpt = pl.read_parquet(root / "tables" / "model_checkpoint.parquet")
-    assert ckpt.height == 2 and ckpt["seed"].to_list() == [42, 43]  # one fold x two ensemble seeds
-    assert champ["checkpoints"] == ckpt.filter(pl.col("fold") == 0)["checkpoint"].to_list()
-    assert champ["data_end"] == ckpt["data_end"][0]  # the retrain sensor reads it
+    champ = ChampionState.from_json((root / "champion.json").read_text())
+    ckpt = TrainedModel.from_json((root / "tables" / "model_checkpoint.json").read_text())
+    assert [m.seed for m in ckpt.members] == [42, 43]  # one fold x two ensemble seeds
+    assert champ.checkpoints == [m.checkpoint for m in ckpt.fold_members(0)]
+    assert champ.data_end == ckpt.data_end  # the retrain sensor reads it
+    assert ChampionState.from_json((root / "tables" / "champion_model.json").read_text()) == champ
     md = {e.asset_key.path[-1]: e.materialization.metadata for e in res.get_asset_materialization_events()}
     assert md["champion_model"]["decision"].value.startswith("first model")
     client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     assert str(client.get_model_version_by_alias("atft_gat_fan", "champion").version) == str(
-        ckpt["mlflow_model_version"][0]
+        ckpt.mlflow_model_version
     )
     latest = pl.read_parquet(root / "tables" / "latest_predictions.parquet")
     day = latest["date"][0]
@@ -127,6 +129,21 @@ def test_daily_predictions_are_byte_identical_and_refuse_missing_dates(retrained
     assert not res.success
     msg = next(e for e in res.all_events if e.is_step_failure).event_specific_data.error.to_string()
     assert "no enriched features for" in msg
+
+
+def test_a_range_of_daily_predictions_runs_as_one_step(retrained):
+    root, d, inst, _, keys = retrained
+    tags = {"dagster/asset_partition_range_start": keys[246], "dagster/asset_partition_range_end": keys[248]}
+    res = d.resolve_job_def("__ASSET_JOB").execute_in_process(
+        instance=inst, tags=tags, asset_selection=[dg.AssetKey("daily_predictions")]
+    )
+    assert res.success and len([e for e in res.all_events if e.is_step_start]) == 1
+    for k in keys[246:249]:
+        part = pl.read_parquet(root / "tables" / "daily_predictions" / f"{k}.parquet")
+        assert part["date"].unique().to_list() == [date.fromisoformat(k)]
+        assert pl.read_csv(root / "predictions" / f"{k}.csv")["Rank"].sort().to_list() == list(
+            range(part.height)
+        )
 
 
 def test_champion_is_kept_unless_beaten_by_the_margin(retrained):

@@ -327,7 +327,7 @@ def test_a_line_cut_mid_row_and_a_future_session_are_quarantined(tmp_path):
 
 
 def test_every_codes_first_master_interval_is_open_to_the_past():
-    from atft_dagster.sources.files import FIRST_INTERVAL_START, snapshots_to_intervals
+    from atft_dagster.sources.layouts import FIRST_INTERVAL_START, snapshots_to_intervals
 
     snaps = pl.DataFrame(
         {

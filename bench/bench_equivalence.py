@@ -29,7 +29,7 @@ def runs(feats: pl.DataFrame, graph: pl.DataFrame, args) -> list[dict]:
     out = []
     for seed in args.seeds:
         cfg = TrainingConfig(epochs=args.epochs, patience=args.epochs, seed=seed, ensemble_seeds=1)
-        data = PanelTensors(feats, default_registry(), graph, cfg.horizons, cfg.seq_len, cfg.input_clip)
+        data = PanelTensors.for_model(feats, default_registry(), graph, cfg)
         split = config_folds(data, cfg)[0]
         with tempfile.TemporaryDirectory() as tmp:
             res = train(data, cfg, split, Path(tmp), {})

@@ -41,7 +41,7 @@ def design(data: PanelTensors, t: int, power: float | None) -> tuple[np.ndarray,
 def probe(seed: int, n_stocks: int, preset: str) -> dict[str, float]:
     _, reg, feats, graph = inputs(market_preset(preset, seed=seed, n_stocks=n_stocks))
     cfg = TrainingConfig()
-    data = PanelTensors(feats, reg, graph, cfg.horizons, cfg.seq_len, cfg.input_clip)
+    data = PanelTensors.for_model(feats, reg, graph, cfg)
     split = config_folds(data, cfg)[0]
     out = {}
     for name, power in PROBES.items():

@@ -28,6 +28,7 @@ from atft_dagster.evaluation.baselines import BaselineConfig, factor_baselines, 
 from atft_dagster.evaluation.report import score_models
 from atft_dagster.market import SyntheticMarketConfig, market_preset
 from atft_dagster.model import TrainingConfig
+from atft_dagster.pipeline.evaluate import MODEL, model_columns
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.ensemble import ensemble_predict, member_seeds
 from atft_dagster.training.linear_graph import linear_graph_baseline
@@ -52,7 +53,7 @@ def market_run(market: SyntheticMarketConfig, cfg: TrainingConfig, device: str, 
     """Test-window RankIC and Newey-West t per model and horizon on one market (walk-forward fold 0),
     plus the ensemble's selection-window RankIC (what a choice between configs would read)."""
     src, reg, feats, graph = inputs(market)
-    data = PanelTensors(feats, reg, graph, cfg.horizons, cfg.seq_len, cfg.input_clip, device)
+    data = PanelTensors.for_model(feats, reg, graph, cfg, device)
     split = config_folds(data, cfg)[0]
     with tempfile.TemporaryDirectory() as tmp:
         paths = [
@@ -101,18 +102,12 @@ def market_run(market: SyntheticMarketConfig, cfg: TrainingConfig, device: str, 
     frame = frame.join(src.oracle(frame["date"].min(), frame["date"].max()), on=["date", "code"], how="left")
     out: dict = {}
     for h in cfg.horizons:
+        named = {("ensemble" if k == MODEL else k): v for k, v in model_columns(h, frame).items()}
         cols = {
-            "ensemble": f"pred_{h}d",
+            "ensemble": named.pop("ensemble"),
             **{f"member{i}": f"member{i}_{h}d" for i in range(len(members))},
-            "graph_off": f"graph_off_{h}d",
-            "linear_graph": f"linear_graph_{h}d",
-            "ridge": f"ridge_{h}d",
-            "lightgbm": f"lightgbm_{h}d",
-            "momentum": "momentum",
-            "reversal": "reversal",
-            "oracle": f"oracle_{h}d",
         }
-        cols = {k: v for k, v in cols.items() if v in frame.columns}
+        cols.update(named)
         reports, _ = score_models(frame, cols, f"label_{h}d", 20, h - 1)
         for name, r in reports.items():
             out[(name, h)] = (r.rank_ic, r.rank_ic_t)

@@ -89,7 +89,7 @@ def run_market(preset: str, seed: int, n_stocks: int, variants: list[str], base:
     out = []
     for name in variants:
         cfg = TrainingConfig(**{**base, **VARIANTS[name]})
-        data = PanelTensors(feats, reg, graph, cfg.horizons, cfg.seq_len, cfg.input_clip)
+        data = PanelTensors.for_model(feats, reg, graph, cfg)
         split = config_folds(data, cfg)[0]
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:

@@ -15,11 +15,13 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from atft_dagster.calendar import is_trading_day, trading_days
-from atft_dagster.defs.evaluation_assets import CHAMPION_FILE
+from atft_dagster.calendar import is_trading_day
 from atft_dagster.defs.partitions import TIMEZONE
 from atft_dagster.defs.resources import ProjectPaths, landing_limits
-from atft_dagster.sources.files import FileRejected, LandingFileSource, Layout
+from atft_dagster.pipeline.champion import load_champion
+from atft_dagster.pipeline.landing_plan import plan_landing
+from atft_dagster.pipeline.retrain import retrain_decision
+from atft_dagster.sources.files import LandingFileSource
 
 DEFAULT_NIGHTLY_CRON = "0 19 * * 1-5"  # 19:00 Asia/Tokyo, after the 15:30 close and data publication
 MONITORED_JOBS = ("ingest", "retrain", "nightly", "train", "prepare")
@@ -43,31 +45,18 @@ def _range_tags(days: list[date]) -> dict[str, str]:
 )
 def landing_sensor(context: dg.SensorEvaluationContext, paths: ProjectPaths) -> dg.SensorResult:
     seen: dict[str, float] = json.loads(context.cursor) if context.cursor else {}
-    source = LandingFileSource(paths.landing_dir, paths.quarantine_dir, limits=landing_limits())
-    requests, notes = [], []
-    for path in source.files():
-        key = f"{path.name}:{path.stat().st_mtime}"
-        if seen.get(path.name) == path.stat().st_mtime:
-            continue
-        mtime = path.stat().st_mtime
-        try:
-            landed = source.check(path)
-        except FileRejected as err:
-            notes.append(f"quarantined {path.name}: {err.reason}")
-            context.log.warning(str(err))
-            seen[path.name] = mtime
-            continue
-        seen[path.name] = mtime
-        if landed.layout in (Layout.JQUANTS_BARS, Layout.KAGGLE_PRICES):
-            days = sorted(set(landed.frame["date"].to_list()))
-            requests.append(
-                dg.RunRequest(run_key=key, tags={**_range_tags(days), "atft/landing_file": path.name})
-            )
-            notes.append(f"ingest {path.name}: {days[0]} .. {days[-1]}")
-    cursor = json.dumps(seen, sort_keys=True)
+    source = LandingFileSource(paths.layout.landing_dir, paths.layout.quarantine_dir, limits=landing_limits())
+    plan = plan_landing(source, seen)
+    for err in plan.rejected:
+        context.log.warning(str(err))
+    requests = [
+        dg.RunRequest(run_key=r.key, tags={**_range_tags(r.days), "atft/landing_file": r.file})
+        for r in plan.requests
+    ]
+    cursor = json.dumps(plan.seen, sort_keys=True)
     if not requests:
         return dg.SensorResult(
-            skip_reason=dg.SkipReason("; ".join(notes) or "no new landing files"), cursor=cursor
+            skip_reason=dg.SkipReason("; ".join(plan.notes) or "no new landing files"), cursor=cursor
         )
     return dg.SensorResult(run_requests=requests, cursor=cursor)
 
@@ -88,9 +77,6 @@ def _latest_panel_date(instance: dg.DagsterInstance) -> date | None:
 def retrain_sensor(
     context: dg.SensorEvaluationContext, paths: ProjectPaths, retrain_policy: RetrainPolicy
 ) -> dg.SensorResult | dg.SkipReason:
-    latest = _latest_panel_date(context.instance)
-    if latest is None:
-        return dg.SkipReason("market_panel has not been materialised yet")
     active = context.instance.get_run_records(
         dg.RunsFilter(
             job_name="retrain",
@@ -103,21 +89,18 @@ def retrain_sensor(
         ),
         limit=1,
     )
-    if active:
-        return dg.SkipReason(f"a retrain is already {active[0].dagster_run.status.value}")
-    champion_file = paths.root / CHAMPION_FILE
-    data_end = None
-    if champion_file.exists():
-        end = json.loads(champion_file.read_text()).get("data_end")
-        data_end = date.fromisoformat(end) if end else None
-    new_days = len(trading_days(data_end, latest)) - 1 if data_end else None
-    if new_days is not None and new_days < retrain_policy.min_new_trading_days:
-        return dg.SkipReason(
-            f"{new_days} new trading day(s) since the champion's data ({data_end}); need {retrain_policy.min_new_trading_days}"
-        )
-    why = "no champion yet" if data_end is None else f"{new_days} new trading days since {data_end}"
+    latest = _latest_panel_date(context.instance)
+    champion = load_champion(paths.layout)
+    d = retrain_decision(
+        latest,
+        champion.data_end if champion else None,
+        retrain_policy.min_new_trading_days,
+        active[0].dagster_run.status.value if active else None,
+    )
+    if not d.retrain:
+        return dg.SkipReason(d.reason)
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"retrain:{latest}", tags={"atft/reason": why})]
+        run_requests=[dg.RunRequest(run_key=f"retrain:{latest}", tags={"atft/reason": d.reason})]
     )
 
 
@@ -136,9 +119,9 @@ def ops_failure_sensor(context: dg.RunFailureSensorContext, paths: ProjectPaths)
         "error": context.failure_event.message,
         "steps": [e.step_key for e in context.get_step_failure_events()],
     }
-    folder = paths.root / "ops"
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "failures.jsonl").open("a", encoding="utf-8") as fh:
+    log = paths.layout.failures_log
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
     context.log.error(f"job {record['job']} failed (run {record['run_id']}): {record['error']}")
 

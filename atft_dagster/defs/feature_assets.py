@@ -7,15 +7,16 @@ from pydantic import Field
 from atft_dagster.defs.resources import ProjectPaths
 from atft_dagster.features import compute_features, default_registry, validate_features
 from atft_dagster.features.validation import MAX_NULL_RATE_AFTER_WARMUP, Failure, FeatureValidationError
+from atft_dagster.horizons import HORIZONS, target_horizons
 from atft_dagster.storage import write_json_atomic
 
 FEATURES_GROUP = "features"
-MANIFEST_NAME = "enriched_features.manifest.json"
 
 
 class FeaturesConfig(dg.Config):
     horizons: list[int] = Field(
-        default=[1, 5, 10, 20], description="Forward-return horizons of the targets (trading rows)."
+        default=list(HORIZONS),
+        description="Forward-return horizons of the targets (trading rows); the model's horizons must be among them.",
     )
     max_null_rate_after_warmup: float = Field(
         default=MAX_NULL_RATE_AFTER_WARMUP,
@@ -53,7 +54,7 @@ def enriched_features(
     if failures:
         raise FeatureValidationError(failures)  # nothing is written where downstream reads
     manifest = registry.manifest()
-    write_json_atomic(manifest, paths.root / "tables" / MANIFEST_NAME)
+    write_json_atomic(manifest, paths.layout.features_manifest)
     groups = registry.groups()
     context.add_output_metadata(
         {
@@ -68,7 +69,7 @@ def enriched_features(
                 "| group | features |\n|---|---|\n"
                 + "\n".join(f"| {g} | {len(v)} |" for g, v in groups.items())
             ),
-            "manifest": dg.MetadataValue.path(str(paths.root / "tables" / MANIFEST_NAME)),
+            "manifest": dg.MetadataValue.path(str(paths.layout.features_manifest)),
         }
     )
     return df
@@ -82,11 +83,7 @@ def enriched_features(
 )
 def enriched_features_schema(enriched_features: pl.DataFrame) -> dg.AssetCheckResult:
     registry = default_registry()
-    horizons = tuple(
-        int(c.removeprefix("target_").removesuffix("d"))
-        for c in enriched_features.columns
-        if c.startswith("target_") and c.endswith("d")
-    )
+    horizons = target_horizons(enriched_features.columns)
     failures = validate_features(enriched_features, registry, horizons=horizons)
     return dg.AssetCheckResult(
         passed=not failures,
@@ -97,7 +94,3 @@ def enriched_features_schema(enriched_features: pl.DataFrame) -> dg.AssetCheckRe
             "failure_cases": dg.MetadataValue.md(_failures_md(failures) if failures else "none"),
         },
     )
-
-
-ASSETS = [enriched_features]
-CHECKS = [enriched_features_schema]

@@ -4,7 +4,9 @@ import dagster as dg
 import polars as pl
 
 from atft_dagster.defs.feature_assets import FEATURES_GROUP
+from atft_dagster.defs.resources import ProjectPaths
 from atft_dagster.graph import GraphConfig, build_stock_graph, graph_problems, graph_summary
+from atft_dagster.storage import write_json_atomic
 
 
 class StockGraphConfig(dg.Config, GraphConfig):
@@ -37,9 +39,13 @@ def stock_graph(
     config: StockGraphConfig,
     market_panel: pl.DataFrame,
     topix_index: pl.DataFrame,
+    paths: ProjectPaths,
 ) -> pl.DataFrame:
     cfg = GraphConfig(**config.model_dump())
     edges = build_stock_graph(market_panel, topix_index, cfg)
+    write_json_atomic(
+        cfg.model_dump(mode="json"), paths.layout.graph_config
+    )  # recorded with every checkpoint
     summary = graph_summary(edges, market_panel)
     latest = summary.tail(1).row(0, named=True) if len(summary) else {}
     context.add_output_metadata(
@@ -76,7 +82,3 @@ def stock_graph_sound(stock_graph: pl.DataFrame, market_panel: pl.DataFrame) -> 
             "rebuild_dates": summary.height,
         },
     )
-
-
-ASSETS = [stock_graph]
-CHECKS = [stock_graph_sound]

@@ -2,7 +2,9 @@
 
 Unpartitioned assets live at ``<base>/<asset key>.parquet``; daily-partitioned ones at
 ``<base>/<asset key>/<YYYY-MM-DD>.parquet``. A single-run backfill returns one frame with a ``date``
-column, split here into its partitions. Every write is atomic (temp file, then rename).
+column, split here into its partitions. A typed run record (:class:`atft_dagster.pipeline.records.Record`)
+is stored as ``<base>/<asset key>.json`` and loaded back as the type the consuming asset annotates.
+Every write is atomic (temp file, then rename).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from atft_dagster.storage import write_parquet_atomic
+from atft_dagster.pipeline.records import Record
+from atft_dagster.storage import write_parquet_atomic, write_text_atomic
 
 PARTITION_COLUMN = "date"
 
@@ -24,12 +27,19 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
         root = Path(self.base_dir).joinpath(*key.path)
         return root / f"{partition}.parquet" if partition else root.with_suffix(".parquet")
 
-    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | None) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | Record | None) -> None:
         if obj is None:
+            return
+        if isinstance(obj, Record) and not context.has_asset_partitions:
+            path = self._path(context.asset_key).with_suffix(".json")
+            write_text_atomic(obj.to_json(), path)
+            context.add_output_metadata(
+                {"record": type(obj).__name__, "path": dg.MetadataValue.path(str(path))}
+            )
             return
         if not isinstance(obj, pl.DataFrame):
             raise TypeError(
-                f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, expected polars.DataFrame"
+                f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, expected polars.DataFrame or a run record"
             )
         key = context.asset_key
         if context.has_asset_partitions:
@@ -59,8 +69,14 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
             }
         )
 
-    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame | Record:
         key = context.asset_key
+        wanted = context.dagster_type.typing_type
+        if isinstance(wanted, type) and issubclass(wanted, Record):
+            path = self._path(key).with_suffix(".json")
+            if not path.exists():
+                raise FileNotFoundError(f"{key.to_user_string()} has not been materialised ({path})")
+            return wanted.from_json(path.read_text(encoding="utf-8"))
         if context.has_asset_partitions:
             paths = [self._path(key, p) for p in context.asset_partition_keys]
             present = [p for p in paths if p.exists()]

@@ -7,12 +7,10 @@ import dagster as dg
 from atft_dagster.defs.feature_assets import FEATURES_GROUP
 from atft_dagster.defs.market_assets import MARKET_GROUP, TRUTH_GROUP
 from atft_dagster.defs.model_assets import MODEL_GROUP
-from atft_dagster.defs.partitions import trading_days_partitions
 
 ingest_job = dg.define_asset_job(
     name="ingest",
     selection=dg.AssetSelection.groups(MARKET_GROUP),
-    partitions_def=trading_days_partitions,
     description="Raw quotes and TOPIX for the requested trading days, then sector master, calendar and market panel.",
 )
 
@@ -55,7 +53,6 @@ nightly_job = dg.define_asset_job(
     name="nightly",
     selection=dg.AssetSelection.groups(MARKET_GROUP)
     | dg.AssetSelection.assets("enriched_features", "stock_graph", "daily_predictions"),
-    partitions_def=trading_days_partitions,
     description="For one trading day: ingest it, refresh the panel, features and graph, predict with the champion.",
 )
 

@@ -10,13 +10,13 @@ import polars as pl
 from atft_dagster.calendar import calendar_horizon
 from atft_dagster.defs.partitions import TIMEZONE, partition_date, trading_days_partitions
 from atft_dagster.defs.resources import MarketSourceResource, SyntheticMarketResource
-from atft_dagster.panel import build_market_panel, missing_sessions, missing_stock_days
+from atft_dagster.horizons import target_horizons
+from atft_dagster.panel import build_market_panel, missing_sessions, missing_stock_days, panel_integrity
 from atft_dagster.sources.synthetic import SyntheticSource
 
 MARKET_GROUP = "market_data"
 TRUTH_GROUP = "synthetic_truth"
 CALENDAR_LOOKAHEAD_DAYS = 120
-MIN_SECTOR_COVERAGE = 0.99
 
 
 def _today_tokyo() -> date:
@@ -152,26 +152,24 @@ def _markdown(df: pl.DataFrame) -> str:
     asset=market_panel, blocking=True, description="(date, code) unique and sector33 known as of each date."
 )
 def market_panel_integrity(market_panel: pl.DataFrame) -> dg.AssetCheckResult:
-    dupes = market_panel.select(pl.struct("date", "code").is_duplicated().sum()).item()
-    coverage = 1.0 - market_panel["sector33_code"].null_count() / max(market_panel.height, 1)
-    missing = market_panel.filter(pl.col("sector33_code").is_null()).select("date", "code").head(5)
+    r = panel_integrity(market_panel)
     return dg.AssetCheckResult(
-        passed=bool(dupes == 0 and coverage >= MIN_SECTOR_COVERAGE),
+        passed=r.passed,
         metadata={
-            "duplicate_keys": int(dupes),
-            "sector33_coverage": float(coverage),
-            "min_sector33_coverage": MIN_SECTOR_COVERAGE,
-            "sample_rows_without_sector33": dg.MetadataValue.md(str(missing)),
+            "duplicate_keys": r.duplicate_keys,
+            "sector33_coverage": r.sector33_coverage,
+            "min_sector33_coverage": r.min_coverage,
+            "sample_rows_without_sector33": dg.MetadataValue.md(str(r.rows_without_sector33)),
         },
     )
 
 
+_NO_TRUTH = "ground truth exists only for the synthetic market; market_source is "
+
+
 def _synthetic(market_source: MarketSourceResource) -> SyntheticSource:
     if not isinstance(market_source, SyntheticMarketResource):
-        raise TypeError(
-            "ground truth exists only for the synthetic market; market_source is "
-            + type(market_source).__name__
-        )
+        raise TypeError(_NO_TRUTH + type(market_source).__name__)
     return market_source.source()
 
 
@@ -184,12 +182,12 @@ def _synthetic(market_source: MarketSourceResource) -> SyntheticSource:
 def market_oracle(
     context: dg.AssetExecutionContext, market_panel: pl.DataFrame, market_source: MarketSourceResource
 ) -> pl.DataFrame:
-    src = _synthetic(market_source)
-    first, last = market_panel["date"].min(), market_panel["date"].max()
-    oracle = src.oracle(first, last).join(
-        market_panel.select("date", "code"), on=["date", "code"], how="semi"
-    )
-    context.add_output_metadata({"rows": oracle.height, "horizons": str(list(src.config.horizons))})
+    oracle = market_source.oracle(market_panel["date"].min(), market_panel["date"].max())
+    if oracle is None:
+        raise TypeError(_NO_TRUTH + type(market_source).__name__)
+    oracle = oracle.join(market_panel.select("date", "code"), on=["date", "code"], how="semi")
+    horizons = target_horizons([c.replace("oracle_", "target_") for c in oracle.columns])
+    context.add_output_metadata({"rows": oracle.height, "horizons": str(list(horizons))})
     return oracle
 
 
@@ -204,15 +202,3 @@ def hidden_peer_network(
     net = _synthetic(market_source).peer_network()
     context.add_output_metadata({"edges": net.height, "clusters": net["cluster"].n_unique()})
     return net
-
-
-ASSETS = [
-    raw_daily_quotes,
-    topix_index,
-    sector_master,
-    trading_calendar,
-    market_panel,
-    market_oracle,
-    hidden_peer_network,
-]
-CHECKS = [market_panel_integrity]

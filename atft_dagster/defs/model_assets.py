@@ -9,14 +9,15 @@ import polars as pl
 import torch
 from pydantic import Field
 
-from atft_dagster.defs.feature_assets import MANIFEST_NAME
 from atft_dagster.defs.mlflow_resource import MlflowTracking
 from atft_dagster.defs.resources import ProjectPaths
 from atft_dagster.features import default_registry, require_manifest
 from atft_dagster.model import TrainingConfig
+from atft_dagster.pipeline.records import TrainedMember, TrainedModel
+from atft_dagster.pipeline.train_run import frames_fingerprint, require_horizons, train_run
 from atft_dagster.training.data import PanelTensors
-from atft_dagster.training.ensemble import member_seeds
-from atft_dagster.training.train import EpochLog, config_folds, train
+from atft_dagster.training.split import Split
+from atft_dagster.training.train import EpochLog
 
 MODEL_GROUP = "model"
 REGISTERED_MODEL = "atft_gat_fan"
@@ -49,22 +50,14 @@ class ModelTrainingConfig(dg.Config, TrainingConfig):
     """All fields of :class:`atft_dagster.model.TrainingConfig`, editable in the launchpad."""
 
 
-def _graph_config(context: dg.AssetExecutionContext) -> dict:
-    event = context.instance.get_latest_materialization_event(dg.AssetKey("stock_graph"))
-    md = event.asset_materialization.metadata if event and event.asset_materialization else {}
-    cfg = md.get("config")
-    return cfg.value if cfg is not None else {}
-
-
 @dg.asset(
     group_name=MODEL_GROUP,
     pool="gpu",
     kinds={"pytorch", "mlflow"},
-    ins={"enriched_features": dg.AssetIn(), "stock_graph": dg.AssetIn()},
     description="Trains ATFT-GAT-FAN (walk-forward split with purge and embargo, early stopping on validation "
     "RankIC) and keeps the best checkpoint. Runs in concurrency pool `gpu`: two trainings never share the GPU. "
     "One MLflow run per Dagster run (params = full resolved config, per-epoch metrics, checkpoint artifact, "
-    "registered model version).",
+    "registered model version). Output: a TrainedModel record (JSON).",
 )
 def model_checkpoint(
     context: dg.AssetExecutionContext,
@@ -74,133 +67,88 @@ def model_checkpoint(
     torch_device: TorchDevice,
     paths: ProjectPaths,
     mlflow_tracking: MlflowTracking,
-) -> pl.DataFrame:
-    with mlflow_tracking.run(context.run_id, context.job_name) as run:
-        return _train_and_log(
-            context, config, enriched_features, stock_graph, torch_device, paths, mlflow_tracking, run
-        )
-
-
-def _train_and_log(
-    context, config, enriched_features, stock_graph, torch_device, paths, tracking, run
-) -> pl.DataFrame:
-    cfg = TrainingConfig(**config.model_dump())
-    registry = default_registry()
-    manifest = json.loads((paths.root / "tables" / MANIFEST_NAME).read_text())
-    require_manifest(registry.hash, manifest, "model_checkpoint")
+) -> TrainedModel:
+    cfg, layout, registry = TrainingConfig(**config.model_dump()), paths.layout, default_registry()
+    require_manifest(registry.hash, json.loads(layout.features_manifest.read_text()), "model_checkpoint")
+    require_horizons(cfg, enriched_features.columns)
+    graph_config = json.loads(layout.graph_config.read_text()) if layout.graph_config.exists() else {}
     device = torch_device.resolve()
-    data = PanelTensors(
-        enriched_features, registry, stock_graph, cfg.horizons, cfg.seq_len, cfg.input_clip, device
-    )
-    folds = config_folds(data, cfg)
-    skipped = len(data.dates) - len(data.usable_dates(cfg.min_stocks_per_date))
-    meta = {
-        "feature_manifest_hash": registry.hash,
-        "graph_config": _graph_config(context),
-        "dagster_run_id": context.run_id,
-    }
-    mlflow.log_params({k: json.dumps(v) if isinstance(v, list) else v for k, v in cfg.model_dump().items()})
-    mlflow.set_tags({"feature_manifest_hash": registry.hash, "device": torch_device.describe(device)})
-    rows = []
-    for split in folds:
-        context.log.info(f"fold {split.fold}: {json.dumps(split.describe(data.dates))}")
-        for member, seed in enumerate(member_seeds(cfg.seed, cfg.ensemble_seeds)):
-            rows.append(
-                _train_member(
-                    context,
-                    cfg.model_copy(update={"seed": seed}),
-                    data,
-                    split,
-                    member,
-                    meta,
-                    paths,
-                    torch_device,
-                )
-            )
-    primary = rows[0]
-    mlflow.log_dict(cfg.model_dump(), "config.json")
-    version = _register(tracking, run)
-    rows = [{**r, "mlflow_model_version": version} for r in rows]
-    context.add_output_metadata(
-        {
-            "parameters": primary["n_parameters"],
-            "ensemble": dg.MetadataValue.json(
-                {
-                    f"fold {f}": [r["seed"] for r in rows if r["fold"] == f]
-                    for f in sorted({r["fold"] for r in rows})
-                }
-            ),
-            "epochs_run": primary["epochs_run"],
-            "best_epoch": primary["best_epoch"],
-            "horizon_epochs": dg.MetadataValue.json(json.loads(primary["horizon_epochs"]) or {}),
-            "best_val_rank_ic_primary": primary["best_val_rank_ic"],
-            "val_rank_ic": dg.MetadataValue.json(json.loads(primary["val_rank_ic"])),
-            "val_ic": dg.MetadataValue.json(json.loads(primary["val_ic"])),
-            "seconds_per_epoch": primary["seconds_per_epoch"],
-            "samples_per_second": primary["samples_per_second"],
-            "device": primary["device"],
-            "split": dg.MetadataValue.json(json.loads(primary["split"])),
-            "dates_skipped_too_few_stocks": skipped,
-            "checkpoint": dg.MetadataValue.path(primary["checkpoint"]),
-            "feature_manifest_hash": registry.hash,
-            "mlflow_run": dg.MetadataValue.text(
-                f"{tracking.tracking_uri} experiment {tracking.experiment_name} run {run.info.run_id}"
-            ),
-            "mlflow_model_version": f"{REGISTERED_MODEL} v{version}",
-        }
-    )
-    return pl.DataFrame(rows)
-
-
-def _train_member(context, cfg: TrainingConfig, data, split, member: int, meta, paths, torch_device) -> dict:
-    """One seed of one fold; logs every epoch to the Dagster log and MLflow (prefix fold/seed)."""
-    out_dir = paths.root / "models" / context.run_id / f"fold_{split.fold}" / f"seed_{cfg.seed}"
-    prefix = f"fold{split.fold}_seed{member}_" if (split.fold or member) else ""
-
-    def on_epoch(log: EpochLog) -> None:
-        context.log.info(
-            f"fold {split.fold} seed {cfg.seed} epoch {log.epoch}: {log.seconds:.1f}s, loss {json.dumps({k: round(v, 4) for k, v in log.loss.items()})}, "
-            f"val RankIC {json.dumps({k: round(v, 4) for k, v in log.val_rank_ic.items()})}, pred std {log.prediction_std:.3f}, "
-            f"gate {log.gate:.3f}, grad norms {json.dumps({k: round(v, 4) for k, v in log.grad_norms.items()})}"
+    data = PanelTensors.for_model(enriched_features, registry, stock_graph, cfg, device)
+    with mlflow_tracking.run(context.run_id, context.job_name) as run:
+        mlflow.log_params(
+            {k: json.dumps(v) if isinstance(v, list) else v for k, v in cfg.model_dump().items()}
         )
-        metrics = {f"loss_{k}": v for k, v in log.loss.items()}
-        metrics.update({f"val_rank_ic_{k}": v for k, v in log.val_rank_ic.items()})
-        metrics.update({f"val_ic_{k}": v for k, v in log.val_ic.items()})
-        metrics.update({f"grad_norm_{k}": v for k, v in log.grad_norms.items()})
-        metrics.update(prediction_std=log.prediction_std, gate=log.gate, seconds=log.seconds, lr=log.lr)
-        mlflow.log_metrics({f"{prefix}{k}": v for k, v in metrics.items()}, step=log.epoch)
+        mlflow.set_tags({"feature_manifest_hash": registry.hash, "device": torch_device.describe(device)})
+        model = train_run(
+            data,
+            cfg,
+            context.run_id,
+            layout,
+            registry.hash,
+            graph_config,
+            torch_device.describe(device),
+            frames_fingerprint(enriched_features, stock_graph),
+            torch_device.precision,
+            on_epoch=lambda split, member, mcfg, log: _log_epoch(context, split, member, mcfg, log),
+            on_member=lambda record, result: mlflow.log_artifact(
+                result.best_checkpoint, artifact_path=f"checkpoint/fold_{record.fold}/seed_{record.seed}"
+            ),
+            progress=sys.stderr.isatty(),
+        )
+        mlflow.log_dict(cfg.model_dump(), "config.json")
+        model = model.model_copy(update={"mlflow_model_version": _register(mlflow_tracking, run)})
+        skipped = len(data.dates) - len(data.usable_dates(cfg.min_stocks_per_date))
+        context.add_output_metadata(_metadata(model, skipped, mlflow_tracking, run))
+    return model
 
-    result = train(
-        data,
-        cfg,
-        split,
-        out_dir,
-        {**meta, "fold": split.fold, "member": member},
-        torch_device.precision,
-        on_epoch,
-        progress=sys.stderr.isatty(),
+
+def _log_epoch(context, split: Split, member: int, cfg: TrainingConfig, log: EpochLog) -> None:
+    """One epoch of one member to the Dagster log and MLflow (metrics prefixed fold/seed after the first)."""
+
+    def fmt(d: dict) -> str:
+        return json.dumps({k: round(v, 4) for k, v in d.items()})
+
+    context.log.info(
+        f"fold {split.fold} seed {cfg.seed} epoch {log.epoch}: {log.seconds:.1f}s, loss {fmt(log.loss)}, "
+        f"val RankIC {fmt(log.val_rank_ic)}, pred std {log.prediction_std:.3f}, "
+        f"gate {log.gate:.3f}, grad norms {fmt(log.grad_norms)}"
     )
-    mlflow.log_artifact(result.best_checkpoint, artifact_path=f"checkpoint/fold_{split.fold}/seed_{cfg.seed}")
+    prefix = f"fold{split.fold}_seed{member}_" if (split.fold or member) else ""
+    metrics = {f"loss_{k}": v for k, v in log.loss.items()}
+    metrics.update({f"val_rank_ic_{k}": v for k, v in log.val_rank_ic.items()})
+    metrics.update({f"val_ic_{k}": v for k, v in log.val_ic.items()})
+    metrics.update({f"grad_norm_{k}": v for k, v in log.grad_norms.items()})
+    metrics.update(prediction_std=log.prediction_std, gate=log.gate, seconds=log.seconds, lr=log.lr)
+    mlflow.log_metrics({f"{prefix}{k}": v for k, v in metrics.items()}, step=log.epoch)
+
+
+def _metadata(model: TrainedModel, skipped: int, tracking: MlflowTracking, run) -> dict:
+    p: TrainedMember = model.primary
     return {
-        "fold": split.fold,
-        "seed": cfg.seed,
-        "run_id": context.run_id,
-        "checkpoint": result.best_checkpoint,
-        "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run,
-        "best_val_rank_ic": result.best_val_rank_ic,
-        "horizon_epochs": json.dumps(result.horizon_epochs),
-        "val_rank_ic": json.dumps(result.chosen_validation("val_rank_ic")),
-        "val_ic": json.dumps(result.chosen_validation("val_ic")),
-        "split": json.dumps(split.describe(data.dates)),
-        "test_dates": json.dumps([str(data.dates[t]) for t in split.test]),
-        "config": json.dumps(cfg.model_dump()),
-        "feature_manifest_hash": meta["feature_manifest_hash"],
-        "n_parameters": result.n_parameters,
-        "seconds_per_epoch": result.seconds_per_epoch,
-        "samples_per_second": result.samples_per_second,
-        "device": torch_device.describe(data.device),
-        "data_end": str(data.dates[-1]),
+        "parameters": p.n_parameters,
+        "ensemble": dg.MetadataValue.json(
+            {f"fold {f.fold}": [m.seed for m in model.fold_members(f.fold)] for f in model.folds}
+        ),
+        "epochs_run": p.epochs_run,
+        "resumed_from_epoch": p.resumed_from_epoch if p.resumed_from_epoch is not None else -1,
+        "training_key": model.training_key,
+        "best_epoch": p.best_epoch,
+        "horizon_epochs": dg.MetadataValue.json(p.horizon_epochs or {}),
+        "best_val_rank_ic_primary": p.best_val_rank_ic,
+        "val_rank_ic": dg.MetadataValue.json(p.val_rank_ic),
+        "val_ic": dg.MetadataValue.json(p.val_ic),
+        "seconds_per_epoch": p.seconds_per_epoch,
+        "samples_per_second": p.samples_per_second,
+        "device": p.device,
+        "split": dg.MetadataValue.json(model.folds[0].model_dump(mode="json")),
+        "data_end": str(model.data_end),
+        "dates_skipped_too_few_stocks": skipped,
+        "checkpoint": dg.MetadataValue.path(p.checkpoint),
+        "feature_manifest_hash": model.feature_manifest_hash,
+        "mlflow_run": dg.MetadataValue.text(
+            f"{tracking.tracking_uri} experiment {tracking.experiment_name} run {run.info.run_id}"
+        ),
+        "mlflow_model_version": f"{REGISTERED_MODEL} v{model.mlflow_model_version}",
     }
 
 
@@ -213,6 +161,3 @@ def _register(tracking: MlflowTracking, run) -> str:
         REGISTERED_MODEL, source=f"{run.info.artifact_uri}/checkpoint", run_id=run.info.run_id
     )
     return str(mv.version)
-
-
-ASSETS = [model_checkpoint]

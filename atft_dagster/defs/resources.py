@@ -8,13 +8,17 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import polars as pl
 from pydantic import Field
 
 from atft_dagster.defs.partitions import TIMEZONE
 from atft_dagster.market import PRESET_NAMES, SyntheticMarketConfig, market_preset
+from atft_dagster.pipeline.layout import DataLayout
 from atft_dagster.sources import JQuantsSource, LandingFileSource, MarketSource, SyntheticSource
 from atft_dagster.sources.files import QuoteLimits
 from atft_dagster.storage import remove_stale_temp_files
+
+_MARKET_DEFAULTS = SyntheticMarketConfig.model_fields  # the resource's defaults are the core's
 
 
 class MarketSourceResource(dg.ConfigurableResource):
@@ -22,6 +26,10 @@ class MarketSourceResource(dg.ConfigurableResource):
 
     def source(self) -> MarketSource:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def oracle(self, start: date, end: date) -> pl.DataFrame | None:
+        """The true expected returns over [start, end], where the source knows them (synthetic only)."""
+        return None
 
 
 class SyntheticMarketResource(MarketSourceResource):
@@ -32,10 +40,12 @@ class SyntheticMarketResource(MarketSourceResource):
     preset: str = Field(
         "demo", pattern=f"^({'|'.join(PRESET_NAMES)})$", description=f"One of {', '.join(PRESET_NAMES)}."
     )
-    seed: int = 7
-    n_stocks: int = 300
-    start: str = "2022-01-04"
-    n_days: int = Field(750, description="Trading days of history the demo ingests.")
+    seed: int = _MARKET_DEFAULTS["seed"].default
+    n_stocks: int = _MARKET_DEFAULTS["n_stocks"].default
+    start: str = str(_MARKET_DEFAULTS["start"].default)
+    n_days: int = Field(
+        _MARKET_DEFAULTS["n_days"].default, description="Trading days of history the demo ingests."
+    )
     reversal: float | None = Field(None, description="Effect strength; empty = the preset's.")
     momentum: float | None = Field(None, description="Effect strength; empty = the preset's.")
     volume_shock: float | None = Field(None, description="Effect strength; empty = the preset's.")
@@ -63,6 +73,9 @@ class SyntheticMarketResource(MarketSourceResource):
 
     def source(self) -> SyntheticSource:
         return SyntheticSource(self.market_config())
+
+    def oracle(self, start: date, end: date) -> pl.DataFrame:
+        return self.source().oracle(start, end)
 
 
 class JQuantsResource(MarketSourceResource):
@@ -119,9 +132,6 @@ class ProjectPaths(dg.ConfigurableResource):
         return Path(self.data_dir)
 
     @property
-    def landing_dir(self) -> Path:
-        return self.root / "landing"
-
-    @property
-    def quarantine_dir(self) -> Path:
-        return self.root / "landing" / "_quarantine"
+    def layout(self) -> DataLayout:
+        """Every folder and file name under the data directory."""
+        return DataLayout(self.root)

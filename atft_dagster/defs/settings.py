@@ -20,6 +20,7 @@ from atft_dagster.defs.resources import (
     MarketSourceResource,
     SyntheticMarketResource,
 )
+from atft_dagster.pipeline.layout import DataLayout
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("synthetic", "jquants", "files")
@@ -37,8 +38,9 @@ def market_source_resource(kind: str | None = None, root: Path | None = None) ->
     if kind == "jquants":
         return JQuantsResource(api_key=dg.EnvVar("JQUANTS_API_KEY"))
     if kind == "files":
+        layout = DataLayout(root)
         return LandingFilesResource(
-            landing_dir=str(root / "landing"), quarantine_dir=str(root / "landing" / "_quarantine")
+            landing_dir=str(layout.landing_dir), quarantine_dir=str(layout.quarantine_dir)
         )
     raise ValueError(f"ATFT_MARKET_SOURCE must be one of {SOURCES}, got {kind!r}")
 

@@ -9,8 +9,8 @@ import polars as pl
 
 from atft_dagster.features.definitions import CALENDAR_CAP, ROW, default_registry
 from atft_dagster.features.registry import TARGET_PREFIX, FeatureRegistry, Scope, Stage
+from atft_dagster.horizons import HORIZONS
 
-HORIZONS = (1, 5, 10, 20)
 KEY_COLUMNS = ("date", "code", "sector33_code", "sector17_code", "market_segment")
 FEATURE_DTYPE = pl.Float32
 

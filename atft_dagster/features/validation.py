@@ -15,6 +15,7 @@ from pandera.errors import SchemaError, SchemaErrors
 
 from atft_dagster.features.compute import FEATURE_DTYPE, KEY_COLUMNS, target_names
 from atft_dagster.features.registry import FeatureRegistry
+from atft_dagster.horizons import HORIZONS
 from atft_dagster.sectors import SEGMENTS, VALID_SECTOR17_CODES, VALID_SECTOR33_CODES
 
 MAX_NULL_RATE_AFTER_WARMUP = 0.05
@@ -46,9 +47,7 @@ def _finite(data: pa.PolarsData) -> pl.LazyFrame:
     return data.lazyframe.select(pl.col(data.key).is_finite() | pl.col(data.key).is_null())
 
 
-def feature_schema(
-    registry: FeatureRegistry, horizons: tuple[int, ...] = (1, 5, 10, 20)
-) -> pa.DataFrameSchema:
+def feature_schema(registry: FeatureRegistry, horizons: tuple[int, ...] = HORIZONS) -> pa.DataFrameSchema:
     cols: dict[str, pa.Column] = {
         "date": pa.Column(pl.Date),
         "code": pa.Column(pl.String),
@@ -139,7 +138,7 @@ def validate_features(
     df: pl.DataFrame,
     registry: FeatureRegistry,
     max_null_rate: float = MAX_NULL_RATE_AFTER_WARMUP,
-    horizons: tuple[int, ...] = (1, 5, 10, 20),
+    horizons: tuple[int, ...] = HORIZONS,
 ) -> list[Failure]:
     """Every problem found (empty list = valid)."""
     failures = _count_failures(df, registry)

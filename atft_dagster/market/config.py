@@ -6,6 +6,8 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from atft_dagster.horizons import HORIZONS
+
 
 class EffectStrengths(BaseModel):
     """Strengths of the predictable components of next-day returns. All zero => pure noise.
@@ -133,7 +135,7 @@ class SyntheticMarketConfig(BaseModel):
     reclassification_prob: float = 0.00004
 
     topix_base: float = 1800.0
-    horizons: tuple[int, ...] = (1, 5, 10, 20)
+    horizons: tuple[int, ...] = HORIZONS
 
     def with_effects(self, **strengths: float) -> SyntheticMarketConfig:
         return self.model_copy(update={"effects": self.effects.model_copy(update=strengths)})

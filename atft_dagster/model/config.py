@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from atft_dagster.horizons import HORIZONS
+
 # Fields added after checkpoints were already written, with the value that reproduces those checkpoints.
 BEFORE_FIELD_EXISTED: dict[str, object] = {
     "input_skip": False,
@@ -69,7 +71,7 @@ class TrainingConfig(BaseModel):
     use_san: bool = Field(False, description="Slice adaptive normalisation of the input window.")
     san_slices: int = Field(4, ge=1, description="SAN: slices the window is cut into.")
     quantiles: list[float] = Field(default=[0.1, 0.25, 0.5, 0.75, 0.9])
-    horizons: list[int] = Field(default=[1, 5, 10, 20])
+    horizons: list[int] = Field(default=list(HORIZONS))
     horizon_weights: list[float] = Field(default=[1.0, 0.5, 0.25, 0.25], description="Normalised to sum 1.")
 
     # ---- loss -------------------------------------------------------------------------------

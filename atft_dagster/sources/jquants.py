@@ -21,7 +21,13 @@ import polars as pl
 import requests
 
 from atft_dagster.sources.base import calendar_frame
-from atft_dagster.sources.files import COLUMN_TYPES, Layout, _to_canonical, _typed, snapshots_to_intervals
+from atft_dagster.sources.layouts import (
+    COLUMN_TYPES,
+    Layout,
+    snapshots_to_intervals,
+    to_canonical,
+    typed_columns,
+)
 from atft_dagster.sources.schema import (
     QUOTE_COLUMNS,
     DailyQuotes,
@@ -151,12 +157,12 @@ def _frame(pdf: pd.DataFrame, layout: Layout) -> pl.DataFrame:
     raw = pl.DataFrame(
         {c: [text(v) for v in pdf[c]] for c in pdf.columns}, schema={c: pl.String for c in pdf.columns}
     )
-    typed, problems = _typed(raw, COLUMN_TYPES[layout])
+    typed, problems = typed_columns(raw, COLUMN_TYPES[layout])
     if problems:
         raise JQuantsError(
             f"unexpected {layout.value} response: " + "; ".join(p.describe() for p in problems[:5])
         )
-    return _to_canonical(layout, typed)
+    return to_canonical(layout, typed)
 
 
 @dataclass

@@ -15,6 +15,7 @@ import torch
 from atft_dagster.features.normalise import NormaliserConfig, normalise
 from atft_dagster.features.registry import FeatureRegistry, input_columns
 from atft_dagster.graph.snapshots import GraphSnapshots
+from atft_dagster.model.config import TrainingConfig
 
 EDGE_ATTR_COLUMNS = ("corr", "same_sector33", "same_sector17", "same_segment", "fallback")
 
@@ -115,6 +116,18 @@ class PanelTensors:
         self._edges: list[_Edges] = []
         if self.snapshots is not None:
             self._load_edges()
+
+    @classmethod
+    def for_model(
+        cls,
+        features: pl.DataFrame,
+        registry: FeatureRegistry,
+        graph: pl.DataFrame | None,
+        cfg: TrainingConfig,
+        device: torch.device | str = "cpu",
+    ) -> PanelTensors:
+        """The tensors a model of ``cfg`` reads (its horizons, input window and input clip)."""
+        return cls(features, registry, graph, cfg.horizons, cfg.seq_len, cfg.input_clip, device)
 
     @classmethod
     def for_day(

@@ -284,6 +284,14 @@ class _PerHorizonBest:
         }
 
 
+# meta that names the run, not the training: a re-executed run (new run id) resumes the same training
+RUN_META = ("dagster_run_id",)
+
+
+def _stable(meta: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if meta is None else {k: v for k, v in meta.items() if k not in RUN_META}
+
+
 def train(
     data: PanelTensors,
     cfg: TrainingConfig,
@@ -296,7 +304,7 @@ def train(
     profile_phases: bool = False,
 ) -> TrainResult:
     """Train one fold. ``meta`` (feature manifest hash, graph config, ...) is stored in every checkpoint;
-    a ``last.pt`` written for the same config, meta and split is resumed. ``profile_phases`` makes the
+    a ``last.pt`` written for the same config, meta (``RUN_META`` aside) and split is resumed. ``profile_phases`` makes the
     per-phase times in each epoch's log exact on a GPU (it waits for the device between phases)."""
     device = data.device
     torch.manual_seed(cfg.seed)
@@ -313,7 +321,8 @@ def train(
     last = out_dir / LAST
     if last.exists():
         ck = load_checkpoint(last, device)
-        if all(ck.get(k) == v for k, v in identity.items()):
+        same = ck.get("config") == identity["config"] and ck.get("split") == identity["split"]
+        if same and _stable(ck.get("meta")) == _stable(meta):
             model.load_state_dict(ck["state_dict"])
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])

@@ -1,0 +1,252 @@
+"""The evaluation of a training run: every model and baseline scored on the same (date, code) rows of
+each fold's selection and test windows, and the Markdown report."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+from pydantic import Field
+
+from atft_dagster.evaluation.baselines import BaselineConfig, factor_baselines, learned_baselines
+from atft_dagster.evaluation.report import TABLE_METRICS, baseline_choices_md, plots, score_models, table_md
+from atft_dagster.evaluation.selection import TrainedFold
+from atft_dagster.features.registry import FeatureRegistry
+from atft_dagster.model import TrainingConfig
+from atft_dagster.pipeline.layout import DataLayout
+from atft_dagster.pipeline.records import TrainedModel
+from atft_dagster.training.checkpoint import load_checkpoint
+from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.ensemble import ensemble_predict
+from atft_dagster.training.linear_graph import linear_graph_baseline
+from atft_dagster.training.split import Split
+from atft_dagster.training.train import train
+
+MODEL = "atft_gat_fan"
+ORACLE = "oracle"
+# (first, last) date -> the true expected returns (oracle_{h}d per date, code), or None where unknown
+OracleLookup = Callable[[date, date], pl.DataFrame | None]
+Log = Callable[[str], None]
+
+
+class EvaluationSettings(BaselineConfig):
+    """The baselines' search spaces, and whether to train the graph-off model. Days with fewer stocks
+    than the trained model's ``min_stocks_per_date`` are excluded (one threshold for training,
+    evaluation and promotion)."""
+
+    graph_off_baseline: bool = Field(True, description="Also train the same model with the graph block off.")
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    table: pl.DataFrame  # window, horizon, model and one column per TABLE_METRICS
+    test_predictions: pl.DataFrame  # every model's test-window predictions, with labels
+    markdown: str
+    primary_test_table: str  # the primary horizon's test table (Markdown)
+    primary_plots: list[Path]
+    primary_horizon: int
+    test_days: int
+    folds: int
+    ensemble_seeds: int
+
+    def score(self, window: str, model: str = MODEL, metric: str = "rank_ic") -> float | None:
+        row = self.table.filter(
+            (pl.col("horizon") == self.primary_horizon)
+            & (pl.col("window") == window)
+            & (pl.col("model") == model)
+        )
+        return float(row[metric][0]) if row.height else None
+
+    @property
+    def oracle_fraction(self) -> float | None:
+        model, oracle = self.score("test"), self.score("test", ORACLE)
+        return model / oracle if model is not None and oracle else None
+
+
+def model_columns(h: int, frame: pl.DataFrame) -> dict[str, str]:
+    """Display name -> prediction column at horizon ``h``, for the models present in ``frame``."""
+    cols = {
+        MODEL: f"pred_{h}d",
+        "single_seed": f"single_seed_{h}d",
+        "graph_off": f"graph_off_{h}d",
+        "linear_graph": f"linear_graph_{h}d",
+        "ridge": f"ridge_{h}d",
+        "lightgbm": f"lightgbm_{h}d",
+        "momentum": "momentum",
+        "reversal": "reversal",
+        ORACLE: f"oracle_{h}d",
+    }
+    return {name: col for name, col in cols.items() if col in frame.columns}
+
+
+def _with_columns(frame: pl.DataFrame, other: pl.DataFrame, names: dict[str, str]) -> pl.DataFrame:
+    """Left-join ``other``'s columns (renamed old -> new) on (date, code)."""
+    return frame.join(
+        other.select("date", "code", *[pl.col(a).alias(b) for a, b in names.items()]),
+        on=["date", "code"],
+        how="left",
+    )
+
+
+@dataclass(frozen=True)
+class _Context:
+    cfg: TrainingConfig
+    settings: EvaluationSettings
+    data: PanelTensors
+    features: pl.DataFrame
+    registry: FeatureRegistry
+    precision: str
+    log: Log
+
+
+def fold_frames(
+    fold: TrainedFold, split: Split, c: _Context
+) -> tuple[pl.DataFrame, pl.DataFrame, list[dict]]:
+    """(test rows, selection rows, the learned baselines' choices) of one fold: the seed ensemble, its
+    first member alone and the baselines. Learned baselines are fitted on the fold's training dates,
+    stopped on its validation window and tuned on its selection window."""
+    cfg, data = c.cfg, c.data
+    single = {f"pred_{h}d": f"single_seed_{h}d" for h in cfg.horizons}
+    # one pass over both windows (each member is loaded once); ranks are per date, so splitting after is exact
+    ens, members = ensemble_predict(fold.checkpoints, data, split.selection + split.test, c.precision)
+    frame = _with_columns(ens, members[0], single)
+    frame = frame.join(
+        factor_baselines(c.features, frame.select("date", "code")), on=["date", "code"], how="left"
+    ).with_columns(pl.lit(fold.fold).alias("fold"))
+    test_dates = [data.dates[t] for t in split.test]
+    windows = {w: [data.dates[t] for t in getattr(split, w)] for w in ("train", "val", "selection")}
+    c.log(f"fold {fold.fold}: fitting ridge and LightGBM (tuned on the selection window)")
+    fit = learned_baselines(
+        c.features,
+        c.registry,
+        windows,
+        frame.select("date", "code"),
+        cfg.horizons,
+        BaselineConfig(**{k: getattr(c.settings, k) for k in BaselineConfig.model_fields}),
+        input_clip=cfg.input_clip,
+        label_clip=cfg.label_clip,
+        min_stocks=cfg.min_stocks_per_date,
+        seed=cfg.seed,
+    )
+    frame = frame.join(fit.predictions, on=["date", "code"], how="left")
+    c.log(f"fold {fold.fold}: fitting the linear graph baseline (penalty chosen on the selection window)")
+    lin, lin_choices = linear_graph_baseline(
+        data, cfg, split, c.settings.linear_graph_penalties, cfg.min_stocks_per_date, c.precision
+    )
+    frame = frame.join(lin, on=["date", "code"], how="left")
+    test = frame.filter(pl.col("date").is_in(test_dates))
+    selection = frame.filter(~pl.col("date").is_in(test_dates))
+    if c.settings.graph_off_baseline:
+        off_cfg = cfg.model_copy(update={"use_graph": False})
+        c.log(f"fold {fold.fold}: training the graph-off baseline (up to {off_cfg.epochs} epochs)")
+
+        def on_epoch(e) -> None:
+            ric = {k: round(v, 4) for k, v in e.val_rank_ic.items()}
+            c.log(f"fold {fold.fold} graph-off epoch {e.epoch}: {e.seconds:.1f}s, val RankIC {ric}")
+
+        with tempfile.TemporaryDirectory() as tmp:
+            res = train(data, off_cfg, split, Path(tmp), {"baseline": "graph_off"}, c.precision, on_epoch)
+            off, _ = ensemble_predict([res.best_checkpoint], data, split.test, c.precision)
+        test = _with_columns(test, off, {f"pred_{h}d": f"graph_off_{h}d" for h in cfg.horizons})
+    return test, selection, [{"fold": fold.fold, **ch} for ch in fit.choices + lin_choices]
+
+
+def evaluate_run(
+    model: TrainedModel,
+    layout: DataLayout,
+    data: PanelTensors,
+    features: pl.DataFrame,
+    registry: FeatureRegistry,
+    settings: EvaluationSettings,
+    oracle: OracleLookup,
+    report_dir: Path,
+    precision: str = "fp32",
+    log: Log = lambda _: None,
+) -> EvaluationResult:
+    """Score the run's seed ensembles and every baseline per fold, pool the folds per window, and write
+    the test window's plots into ``report_dir``. The test window is reported only."""
+    cfg = TrainingConfig.from_recorded(model.config)
+    folds = model.trained_folds(layout)
+    splits = [Split.from_dict(load_checkpoint(Path(f.checkpoints[0]))["split"]) for f in folds]
+    c = _Context(cfg, settings, data, features, registry, precision, log)
+    tests, selections, choices = [], [], []
+    for fold, split in zip(folds, splits, strict=True):
+        test, sel, chosen = fold_frames(fold, split, c)
+        tests.append(test)
+        selections.append(sel)
+        choices += chosen
+    windows = {"test": pl.concat(tests, how="diagonal"), "selection": pl.concat(selections, how="diagonal")}
+    for name, frame in windows.items():
+        truth = oracle(frame["date"].min(), frame["date"].max())
+        if truth is not None:
+            windows[name] = frame.join(truth, on=["date", "code"], how="left")
+    rows, sections, primary_table, primary_plots = [], {"test": [], "selection": []}, "", []
+    for window, frame in windows.items():
+        for h in cfg.horizons:
+            reports, daily = score_models(
+                frame, model_columns(h, frame), f"label_{h}d", cfg.min_stocks_per_date, h - 1
+            )
+            table = table_md(reports, h, window)
+            images = plots(daily, reports, report_dir, h) if window == "test" else []
+            sections[window].append(table + "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in images) + "\n")
+            if h == cfg.primary_horizon and window == "test":
+                primary_table, primary_plots = table, images
+            rows += [
+                {
+                    "window": window,
+                    "horizon": h,
+                    "model": name,
+                    **{m: float(getattr(r, m)) for m in TABLE_METRICS},
+                }
+                for name, r in reports.items()
+            ]
+    result = EvaluationResult(
+        table=pl.DataFrame(rows),
+        test_predictions=windows["test"],
+        markdown="",
+        primary_test_table=primary_table,
+        primary_plots=primary_plots,
+        primary_horizon=cfg.primary_horizon,
+        test_days=sum(len(s.test) for s in splits),
+        folds=len(folds),
+        ensemble_seeds=len(folds[0].checkpoints),
+    )
+    md = _header(model.run_id, result, [s.describe(data.dates) for s in splits]) + _body(sections, choices)
+    return EvaluationResult(**{**result.__dict__, "markdown": md})
+
+
+def _header(run_id: str, r: EvaluationResult, described: list[dict]) -> str:
+    out = (
+        f"# Evaluation report — run {run_id}\n\n"
+        f"Model: seed ensemble of {r.ensemble_seeds} (per-date mean of the members' cross-sectional "
+        f"ranks); `single_seed` is its first member alone. {r.folds} walk-forward fold(s):\n\n"
+        + "\n".join(
+            f"- fold {d['fold']}: train {d['train']}, validation {d['val']} (early stopping), selection "
+            f"{d['selection']} (champion promotion), test {d['test']} (reported only)"
+            for d in described
+        )
+        + "\n\nEvery model is scored on the same (date, code) rows of a window. t-statistics are Newey-West with "
+        "lag h - 1.\n\n"
+    )
+    oracle = r.score("test", ORACLE)
+    if oracle:
+        out += (
+            f"Test window: model RankIC ({r.primary_horizon}d) = {r.score('test'):.4f} = "
+            f"**{r.oracle_fraction:.2f} of the oracle** ({oracle:.4f}).\n\n"
+        )
+    return out
+
+
+def _body(sections: dict[str, list[str]], choices: list[dict]) -> str:
+    return (
+        "## Test window (all folds pooled; reported only, no decision reads it)\n\n"
+        + "\n".join(sections["test"])
+        + "\n## Selection window (all folds pooled; champion promotion reads the model's figure)\n\n"
+        + "\n".join(sections["selection"])
+        + "\n"
+        + baseline_choices_md(choices)
+    )
