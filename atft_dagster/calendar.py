@@ -9,6 +9,7 @@ import exchange_calendars as xcals
 import pandas as pd
 
 XTKS = "XTKS"
+TIMEZONE = "Asia/Tokyo"  # the exchange's: a trading date is a date in Tokyo
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import dagster as dg
 import pytest
 
@@ -89,7 +93,7 @@ def test_cli_rejects_unknown_commands():
 def test_ingest_outside_the_partitions_fails_naming_the_allowed_range(monkeypatch):
     from datetime import date
 
-    from atft_dagster.defs.partitions import DEFAULT_HISTORY_START
+    from atft_dagster.defs.settings import DEFAULT_HISTORY_START
 
     started = []
     monkeypatch.setattr(cli, "_run_job", lambda *a, **k: started.append(a))
@@ -102,3 +106,17 @@ def test_ingest_outside_the_partitions_fails_naming_the_allowed_range(monkeypatc
     ((name, tags),) = started
     assert name == "ingest" and tags["dagster/asset_partition_range_start"] == "2022-03-01"
     assert tags["dagster/asset_partition_range_end"] == "2022-03-04"
+
+
+def _first_partition(env: dict[str, str]) -> subprocess.CompletedProcess:
+    code = "from atft_dagster.defs.partitions import trading_days_partitions as p; print(p.get_first_partition_key())"
+    return subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_history_start_is_a_setting():
+    """ATFT_HISTORY_START moves the first daily partition (2017-01-04 is a session); a bad value is refused."""
+    assert _first_partition({"ATFT_HISTORY_START": "2017-01-01"}).stdout.strip() == "2017-01-04"
+    bad = _first_partition({"ATFT_HISTORY_START": "01/04/2017"})
+    assert bad.returncode != 0 and "ATFT_HISTORY_START must be a date YYYY-MM-DD" in bad.stderr

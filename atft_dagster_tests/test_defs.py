@@ -66,6 +66,9 @@ def test_every_asset_and_check_in_defs_is_loaded():
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
     assert {"raw_daily_quotes", "enriched_features", "model_checkpoint", "daily_predictions"} <= keys
     assert len(keys) == 14 and len(list(repo.asset_graph.asset_check_keys)) == 3
+    for key in repo.asset_graph.get_all_asset_keys():
+        node = repo.asset_graph.get(key)
+        assert node.owners == ["team:quant-research"] and len(node.code_version or "") == 12, key
 
 
 def test_project_config_files_agree():
@@ -120,7 +123,9 @@ def test_ingest_single_run_backfill_and_panel(tmp_path):
     assert checks and all(c.passed for c in checks)
     mats = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["market_panel"]]
     md = mats[0].materialization.metadata
-    assert md["rows"].value == panel.height and md["trading_days"].value == 40
+    assert md["dagster/row_count"].value == panel.height
+    assert md["trading_days"].value == 40
+    assert {c.name for c in md["dagster/column_schema"].schema.columns} == set(panel.columns)
     expected_gaps = int(missing_stock_days(panel, src.calendar(days[0], days[39]))["missing_days"].sum())
     assert md["no_trade_stock_days"].value == expected_gaps
 
@@ -143,6 +148,22 @@ def test_panel_refuses_a_gap(tmp_path):
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure and e.step_key == "market_panel")
     assert "missing trading day" in failure.event_specific_data.error.to_string()
+
+
+def test_a_deleted_partition_file_fails_the_panel_naming_it(tmp_path):
+    """The last raw partition's file is deleted after its ingest: the panel must not silently end a day early."""
+    d = build_definitions(tmp_path, SMALL)
+    inst = dg.DagsterInstance.ephemeral()
+    assert _ingest(d, 0, 9, inst).success
+    last = _keys(9, 9)[0]
+    (tmp_path / "tables" / "raw_daily_quotes" / f"{last}.parquet").unlink()
+    result = d.resolve_job_def("ingest").execute_in_process(
+        instance=inst, partition_key=_keys(0, 0)[0], raise_on_error=False
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure and e.step_key == "market_panel")
+    msg = failure.event_specific_data.error.to_string()
+    assert "materialised but their files are gone" in msg and last in msg
 
 
 def test_swapping_the_source_resource_to_landing_files(tmp_path):

@@ -83,6 +83,10 @@ def test_evaluation_report_scores_all_models_on_the_same_days(retrained):
     assert (root / "reports" / res.run_id / "cumulative_ls_1d.png").exists()
     md = {e.asset_key.path[-1]: e.materialization.metadata for e in res.get_asset_materialization_events()}
     assert "data:image/png;base64" in md["evaluation_report"]["report_primary"].value
+    for h in (1, 5, 10, 20):  # every horizon's plots are on the asset's page
+        page = md["evaluation_report"][f"report_{h}d"].value
+        assert f"lag {h - 1}" in page  # that horizon's Newey-West lag
+        assert "data:image/png;base64" in page
 
 
 def test_first_model_is_champion_and_predictions_exist(retrained):
@@ -129,6 +133,28 @@ def test_daily_predictions_are_byte_identical_and_refuse_missing_dates(retrained
     assert not res.success
     msg = next(e for e in res.all_events if e.is_step_failure).event_specific_data.error.to_string()
     assert "no enriched features for" in msg
+
+
+def test_the_registered_champion_loads_from_mlflow_and_ranks_like_the_asset(retrained):
+    """`models:/atft_gat_fan@champion` is a pyfunc model: it ranks the latest day exactly as
+    latest_predictions did, and its version is the one champion.json records."""
+    import mlflow
+
+    root = retrained[0]
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/atft_gat_fan@champion")
+    version = MlflowClient().get_model_version_by_alias("atft_gat_fan", "champion").version
+    assert str(version) == ChampionState.from_json((root / "champion.json").read_text()).mlflow_model_version
+    latest = pl.read_parquet(root / "tables" / "latest_predictions.parquet")
+    got = model.predict(
+        {
+            "features": pl.read_parquet(root / "tables" / "enriched_features.parquet").to_pandas(),
+            "graph": pl.read_parquet(root / "tables" / "stock_graph.parquet"),
+            "day": str(latest["date"][0]),
+        }
+    )
+    got = pl.from_pandas(got).with_columns(pl.col("date").cast(pl.Date))
+    assert got.select(latest.columns).equals(latest)
 
 
 def test_a_range_of_daily_predictions_runs_as_one_step(retrained):

@@ -201,10 +201,10 @@ def test_model_columns_and_the_oracle_fraction():
             "rank_ic": [0.06, 0.08, 0.05],
         }
     )
-    r = EvaluationResult(table, pl.DataFrame(), "", "", [], 1, 10, 1, 2)
+    r = EvaluationResult(table, pl.DataFrame(), "", {1: "t"}, {1: []}, 1, 10, 1, 2)
     assert r.oracle_fraction == pytest.approx(0.75) and r.score("selection") == 0.05
     no_oracle = EvaluationResult(
-        table.filter(pl.col("model") != "oracle"), pl.DataFrame(), "", "", [], 1, 10, 1, 2
+        table.filter(pl.col("model") != "oracle"), pl.DataFrame(), "", {}, {}, 1, 10, 1, 2
     )
     assert no_oracle.oracle_fraction is None
 

@@ -104,10 +104,16 @@ def _report_metadata(result: EvaluationResult, report_path: Path) -> dict:
         "test_days": result.test_days,
         "folds": result.folds,
         "ensemble_seeds": result.ensemble_seeds,
-        "report_primary": dg.MetadataValue.md(
-            result.primary_test_table + "\n" + "\n".join(embed_png(p) for p in result.primary_plots)
-        ),
+        "report_primary": _horizon_md(result, result.primary_horizon),
+        # every horizon's table and plots on the asset's page, not only the primary one's
+        **{f"report_{h}d": _horizon_md(result, h) for h in sorted(result.test_tables)},
     }
+
+
+def _horizon_md(result: EvaluationResult, h: int) -> dg.MetadataValue:
+    return dg.MetadataValue.md(
+        result.test_tables[h] + "\n" + "\n".join(embed_png(p) for p in result.test_plots[h])
+    )
 
 
 class ChampionConfig(dg.Config):

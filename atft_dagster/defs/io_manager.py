@@ -61,11 +61,13 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata(
             {
                 # in a multi-partition run every partition's event carries the whole run's figures
-                "rows": dg.MetadataValue.int(obj.height),
+                "dagster/row_count": dg.MetadataValue.int(obj.height),
+                "dagster/column_schema": dg.TableSchema(
+                    columns=[dg.TableColumn(name, str(dtype)) for name, dtype in obj.schema.items()]
+                ),
                 "columns": dg.MetadataValue.int(obj.width),
                 "bytes": dg.MetadataValue.int(size),
                 "path": dg.MetadataValue.path(str(path)),
-                "schema": dg.MetadataValue.md(_schema_md(obj)),
             }
         )
 
@@ -78,14 +80,23 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
                 raise FileNotFoundError(f"{key.to_user_string()} has not been materialised ({path})")
             return wanted.from_json(path.read_text(encoding="utf-8"))
         if context.has_asset_partitions:
-            paths = [self._path(key, p) for p in context.asset_partition_keys]
+            keys = context.asset_partition_keys
+            lost = sorted(p for p in _materialised(context, set(keys)) if not self._path(key, p).exists())
+            if lost:
+                raise FileNotFoundError(
+                    f"{key.to_user_string()}: {len(lost)} partition(s) were materialised but their files are "
+                    f"gone from {self._path(key, lost[0]).parent}: {lost[:5]}; materialise them again "
+                    f"(e.g. atft ingest --start {lost[0]} --end {lost[-1]})"
+                )
+            paths = [self._path(key, p) for p in keys]
             present = [p for p in paths if p.exists()]
             if not present:
                 raise FileNotFoundError(
                     f"no materialised partitions of {key.to_user_string()} under {paths[0].parent}"
                 )
             # partitions never materialised (days after the last ingest) are absent; consumers check
-            # the days they get against the trading calendar
+            # the days they get against the trading calendar. A materialised one whose file was deleted
+            # fails above.
             return pl.read_parquet(present)
         path = self._path(key)
         if not path.exists():
@@ -93,6 +104,10 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
         return pl.read_parquet(path)
 
 
-def _schema_md(df: pl.DataFrame) -> str:
-    rows = "\n".join(f"| {name} | {dtype} |" for name, dtype in df.schema.items())
-    return "| column | dtype |\n|---|---|\n" + rows
+def _materialised(context: dg.InputContext, keys: set[str]) -> set[str]:
+    """The partitions among ``keys`` the instance has recorded a materialisation of (none without one)."""
+    try:
+        instance = context.instance
+    except dg.DagsterInvariantViolationError:
+        return set()
+    return instance.get_materialized_partitions(context.asset_key) & keys

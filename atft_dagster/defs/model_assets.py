@@ -13,6 +13,7 @@ from atft_dagster.defs.mlflow_resource import MlflowTracking
 from atft_dagster.defs.resources import ProjectPaths
 from atft_dagster.features import default_registry, require_manifest
 from atft_dagster.model import TrainingConfig
+from atft_dagster.pipeline import mlflow_model
 from atft_dagster.pipeline.records import TrainedMember, TrainedModel
 from atft_dagster.pipeline.train_run import frames_fingerprint, require_horizons, train_run
 from atft_dagster.training.data import PanelTensors
@@ -96,7 +97,8 @@ def model_checkpoint(
             progress=sys.stderr.isatty(),
         )
         mlflow.log_dict(cfg.model_dump(), "config.json")
-        model = model.model_copy(update={"mlflow_model_version": _register(mlflow_tracking, run)})
+        version = _register(model.trained_folds(layout)[0].checkpoints)
+        model = model.model_copy(update={"mlflow_model_version": version})
         skipped = len(data.dates) - len(data.usable_dates(cfg.min_stocks_per_date))
         context.add_output_metadata(_metadata(model, skipped, mlflow_tracking, run))
     return model
@@ -152,12 +154,13 @@ def _metadata(model: TrainedModel, skipped: int, tracking: MlflowTracking, run) 
     }
 
 
-def _register(tracking: MlflowTracking, run) -> str:
-    """A model version in the MLflow registry whose source is the run's logged checkpoint folder."""
-    client = tracking.client()
-    if not client.search_registered_models(filter_string=f"name = '{REGISTERED_MODEL}'"):
-        client.create_registered_model(REGISTERED_MODEL)
-    mv = client.create_model_version(
-        REGISTERED_MODEL, source=f"{run.info.artifact_uri}/checkpoint", run_id=run.info.run_id
+def _register(checkpoints: tuple[str, ...]) -> str:
+    """Log fold 0's seed ensemble as a pyfunc model (``atft_dagster.pipeline.mlflow_model``) in the active
+    run and register it: ``models:/atft_gat_fan/<version>`` loads and ranks a day."""
+    info = mlflow.pyfunc.log_model(
+        name="ranker",
+        python_model=mlflow_model.__file__,
+        artifacts=mlflow_model.member_artifacts(list(checkpoints)),
+        pip_requirements=mlflow_model.requirements(),
     )
-    return str(mv.version)
+    return str(mlflow.register_model(info.model_uri, REGISTERED_MODEL).version)

@@ -6,14 +6,15 @@ from datetime import date, datetime
 
 import dagster as dg
 
-from atft_dagster.calendar import calendar_horizon, weekday_holidays
+from atft_dagster.calendar import TIMEZONE, calendar_horizon, weekday_holidays
+from atft_dagster.defs.settings import history_start
 
-DEFAULT_HISTORY_START = date(2022, 1, 4)
-TIMEZONE = "Asia/Tokyo"
 FMT = "%Y-%m-%d"
+__all__ = ["TIMEZONE", "partition_date", "trading_day_partitions", "trading_days_partitions"]
 
 
-def trading_day_partitions(start: date = DEFAULT_HISTORY_START) -> dg.TimeWindowPartitionsDefinition:
+def trading_day_partitions(start: date) -> dg.TimeWindowPartitionsDefinition:
+    """One partition per XTKS session from ``start`` (the first session on or after it)."""
     holidays = weekday_holidays(start, calendar_horizon())
     return dg.TimeWindowPartitionsDefinition(
         start=start.strftime(FMT),
@@ -25,7 +26,7 @@ def trading_day_partitions(start: date = DEFAULT_HISTORY_START) -> dg.TimeWindow
     )
 
 
-trading_days_partitions = trading_day_partitions()
+trading_days_partitions = trading_day_partitions(history_start())
 
 
 def partition_date(key: str) -> date:

@@ -11,7 +11,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from atft_dagster.defs.partitions import TIMEZONE
+from atft_dagster.calendar import TIMEZONE
 from atft_dagster.market import PRESET_NAMES, SyntheticMarketConfig, market_preset
 from atft_dagster.pipeline.layout import DataLayout
 from atft_dagster.sources import JQuantsSource, LandingFileSource, MarketSource, SyntheticSource

@@ -5,11 +5,13 @@ ATFT_MARKET_SOURCE  synthetic (default) | jquants | files
 ATFT_MARKET_PRESET  the synthetic market's preset: demo (default) | realistic
 JQUANTS_API_KEY     the J-Quants API v2 key (read through dg.EnvVar, never logged)
 ATFT_NIGHTLY_CRON   cron of the nightly schedule in Asia/Tokyo (default "0 19 * * 1-5")
+ATFT_HISTORY_START  the first daily partition (YYYY-MM-DD, default 2022-01-04): ingestable history starts here
 """
 
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -24,6 +26,19 @@ from atft_dagster.pipeline.layout import DataLayout
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("synthetic", "jquants", "files")
+
+
+DEFAULT_HISTORY_START = date(2022, 1, 4)  # the embedded market's first session
+
+
+def history_start() -> date:
+    raw = os.environ.get("ATFT_HISTORY_START")
+    if not raw:
+        return DEFAULT_HISTORY_START
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"ATFT_HISTORY_START must be a date YYYY-MM-DD, got {raw!r}") from None
 
 
 def data_dir() -> Path:

@@ -46,12 +46,20 @@ class EvaluationResult:
     table: pl.DataFrame  # window, horizon, model and one column per TABLE_METRICS
     test_predictions: pl.DataFrame  # every model's test-window predictions, with labels
     markdown: str
-    primary_test_table: str  # the primary horizon's test table (Markdown)
-    primary_plots: list[Path]
+    test_tables: dict[int, str]  # per horizon, the test window's table (Markdown)
+    test_plots: dict[int, list[Path]]  # per horizon, the test window's plots
     primary_horizon: int
     test_days: int
     folds: int
     ensemble_seeds: int
+
+    @property
+    def primary_test_table(self) -> str:
+        return self.test_tables.get(self.primary_horizon, "")
+
+    @property
+    def primary_plots(self) -> list[Path]:
+        return self.test_plots.get(self.primary_horizon, [])
 
     def score(self, window: str, model: str = MODEL, metric: str = "rank_ic") -> float | None:
         row = self.table.filter(
@@ -184,7 +192,7 @@ def evaluate_run(
         truth = oracle(frame["date"].min(), frame["date"].max())
         if truth is not None:
             windows[name] = frame.join(truth, on=["date", "code"], how="left")
-    rows, sections, primary_table, primary_plots = [], {"test": [], "selection": []}, "", []
+    rows, sections, test_tables, test_plots = [], {"test": [], "selection": []}, {}, {}
     for window, frame in windows.items():
         for h in cfg.horizons:
             reports, daily = score_models(
@@ -193,8 +201,8 @@ def evaluate_run(
             table = table_md(reports, h, window)
             images = plots(daily, reports, report_dir, h) if window == "test" else []
             sections[window].append(table + "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in images) + "\n")
-            if h == cfg.primary_horizon and window == "test":
-                primary_table, primary_plots = table, images
+            if window == "test":
+                test_tables[h], test_plots[h] = table, images
             rows += [
                 {
                     "window": window,
@@ -208,8 +216,8 @@ def evaluate_run(
         table=pl.DataFrame(rows),
         test_predictions=windows["test"],
         markdown="",
-        primary_test_table=primary_table,
-        primary_plots=primary_plots,
+        test_tables=test_tables,
+        test_plots=test_plots,
         primary_horizon=cfg.primary_horizon,
         test_days=sum(len(s.test) for s in splits),
         folds=len(folds),

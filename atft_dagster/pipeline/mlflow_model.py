@@ -1,0 +1,60 @@
+"""The registered MLflow model: a seed ensemble that ranks one trading day, loadable anywhere with
+``mlflow.pyfunc.load_model("models:/atft_gat_fan@champion")``.
+
+Input: ``{"features": enriched_features, "graph": stock_graph, "day": "YYYY-MM-DD"}`` (polars or pandas
+frames; the features must cover the day's input window). Output: the day's ranking as a pandas frame,
+the same rows and values as the ``latest_predictions`` / ``daily_predictions`` assets.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import mlflow.models
+import mlflow.pyfunc
+import polars as pl
+
+from atft_dagster.features import default_registry
+from atft_dagster.training.daily import predict_day
+
+MEMBER = "member_{}"
+
+
+def _polars(frame: Any) -> pl.DataFrame | None:
+    if frame is None or isinstance(frame, pl.DataFrame):
+        return frame
+    return pl.from_pandas(frame)
+
+
+class EnsembleRanker(mlflow.pyfunc.PythonModel):
+    """The members' checkpoints are the model's artifacts (``member_0``, ``member_1``, ...)."""
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        keys = sorted((k for k in context.artifacts if k.startswith("member_")), key=lambda k: int(k[7:]))
+        self.members = [context.artifacts[k] for k in keys]
+
+    def predict(self, context, model_input, params=None):  # untyped: MLflow reads hints as a schema
+        day = model_input["day"]
+        day = day if isinstance(day, date) else date.fromisoformat(str(day))
+        features = _polars(model_input["features"]).with_columns(pl.col("date").cast(pl.Date))
+        graph = _polars(model_input.get("graph"))
+        if graph is not None:
+            graph = graph.with_columns(pl.col("date").cast(pl.Date))
+        preds = predict_day(self.members, features, default_registry(), graph, day)
+        return preds.to_pandas()
+
+
+# "models from code": MLflow logs this file and loads the model from it, no pickled object
+mlflow.models.set_model(EnsembleRanker())
+
+
+def member_artifacts(checkpoints: list[str]) -> dict[str, str]:
+    return {MEMBER.format(i): path for i, path in enumerate(checkpoints)}
+
+
+def requirements() -> list[str]:
+    """Pinned to what trained the model (the package itself must be installed where it is loaded)."""
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("torch", "polars", "pandas", "numpy", "pyarrow")]
