@@ -289,6 +289,14 @@ def test_parquet_rows_are_named_zero_based(tmp_path):
         LandingFileSource(tmp_path).daily_quotes(D1, D3)
 
 
+def test_a_preferred_share_keeps_its_five_digit_code(tmp_path):
+    """25930 (common) and 25935 (preferred) on one day are two stocks, not a duplicate; common stock
+    keeps its 4-digit local code, as in the JPX/Kaggle layout."""
+    pl.DataFrame({**GOOD, "Code": ["25930", "25935", "25930"]}).write_csv(tmp_path / "bars.csv")
+    quotes = LandingFileSource(tmp_path).daily_quotes(D1, D3)
+    assert sorted(quotes.filter(pl.col("date") == D1)["code"].to_list()) == ["2593", "25935"]
+
+
 def test_duplicates_across_files_are_refused(tmp_path):
     _write(tmp_path, "a.csv")
     _write(tmp_path, "b.csv")

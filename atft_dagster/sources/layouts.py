@@ -145,9 +145,19 @@ def typed_columns(raw: pl.DataFrame, types: dict[str, str]) -> tuple[pl.DataFram
 
 
 def _norm_code(col: pl.Expr) -> pl.Expr:
-    """J-Quants 5-character codes end in 0 for common stock; Kaggle codes are integers."""
+    """J-Quants codes have 5 characters: the 4-character local code and a fifth that is 0 for common
+    stock. Common stock keeps its local code (the JPX/Kaggle one: 72030 -> 7203); any other 5-character
+    code (a preferred share, 25935) is kept whole, so it never merges with its common stock (25930).
+    Kaggle codes are integers: zero-padded to 4."""
     s = col.str.strip_chars()
-    return pl.when(s.str.len_chars() == 5).then(s.str.slice(0, 4)).otherwise(s.str.zfill(4))
+    five = s.str.len_chars() == 5
+    return (
+        pl.when(five & s.str.ends_with("0"))
+        .then(s.str.slice(0, 4))
+        .when(five)
+        .then(s)
+        .otherwise(s.str.zfill(4))
+    )
 
 
 def to_canonical(layout: Layout, df: pl.DataFrame) -> pl.DataFrame:

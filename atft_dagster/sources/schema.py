@@ -13,7 +13,7 @@ from pandera.errors import SchemaError, SchemaErrors
 
 from atft_dagster.sectors import SEGMENTS, VALID_SECTOR17_CODES, VALID_SECTOR33_CODES
 
-CODE_PATTERN = r"^[0-9][0-9A-Z]{2}[0-9A-Z]$"
+CODE_PATTERN = r"^[0-9][0-9A-Z]{2}[0-9A-Z][0-9]?$"  # local code; a 5th digit for non-common stock
 QUOTE_COLUMNS = (
     "date",
     "code",
