@@ -15,10 +15,11 @@ from atft_dagster.defs.partitions import partition_date, trading_days_partitions
 from atft_dagster.defs.resources import MarketSourceResource, ProjectPaths
 from atft_dagster.evaluation.report import embed_png
 from atft_dagster.evaluation.selection import compare_on_selection
-from atft_dagster.features import default_registry
+from atft_dagster.features.support import registry_for_frame
 from atft_dagster.model import TrainingConfig
 from atft_dagster.pipeline.champion import decide_champion, load_champion
 from atft_dagster.pipeline.evaluate import EvaluationResult, EvaluationSettings, evaluate_run
+from atft_dagster.pipeline.inputs import feature_manifest, feature_registry, inputs_md
 from atft_dagster.pipeline.rank import rank_day
 from atft_dagster.pipeline.records import ChampionState, TrainedModel
 from atft_dagster.storage import write_parquet_atomic, write_text_atomic
@@ -35,7 +36,8 @@ def _panel(
     model: TrainedModel, features: pl.DataFrame, graph: pl.DataFrame, torch_device: TorchDevice
 ) -> PanelTensors:
     cfg = TrainingConfig.from_recorded(model.config)
-    return PanelTensors.for_model(features, default_registry(), graph, cfg, torch_device.resolve())
+    registry = registry_for_frame(features, model.feature_manifest_hash, "the trained model")
+    return PanelTensors.for_model(features, registry, graph, cfg, torch_device.resolve())
 
 
 @dg.asset(
@@ -66,12 +68,13 @@ def evaluation_report(
         paths.layout,
         _panel(model_checkpoint, enriched_features, stock_graph, torch_device),
         enriched_features,
-        default_registry(),
+        feature_registry(paths.layout),
         EvaluationSettings(**{k: getattr(config, k) for k in EvaluationSettings.model_fields}),
         market_source.oracle,
         out_dir,
         torch_device.precision,
         context.log.info,
+        inputs_md(feature_manifest(paths.layout)),
     )
     report_path = out_dir / "report.md"
     write_text_atomic(result.markdown, report_path)
@@ -195,7 +198,7 @@ def _predict(
             champion,
             paths.layout,
             features,
-            default_registry(),
+            registry_for_frame(features, champion.feature_manifest_hash, "the champion"),
             graph,
             day,
             torch_device.resolve(),

@@ -1,11 +1,14 @@
 """The enriched_features asset: registry features + targets, validated before anything is written."""
 
+import json
+
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
 from atft_dagster.defs.resources import ProjectPaths
 from atft_dagster.features import compute_features, default_registry, validate_features
+from atft_dagster.features.support import dropped_summary, registry_from_manifest, supported_registry
 from atft_dagster.features.validation import MAX_NULL_RATE_AFTER_WARMUP, Failure, FeatureValidationError
 from atft_dagster.horizons import HORIZONS, target_horizons
 from atft_dagster.storage import write_json_atomic
@@ -22,6 +25,13 @@ class FeaturesConfig(dg.Config):
         default=MAX_NULL_RATE_AFTER_WARMUP,
         description="Largest share of nulls a feature may have after its warm-up.",
     )
+
+
+def _dropped_md(summary: list[dict]) -> str:
+    if not summary:
+        return "none: the data supports every registry feature"
+    rows = "\n".join(f"| {r['group']} | {r['features']} | {r['reason']} |" for r in summary)
+    return "| group | features dropped | why |\n|---|---|---|\n" + rows
 
 
 def _failures_md(failures: list[Failure]) -> str:
@@ -47,18 +57,21 @@ def enriched_features(
     trading_calendar: pl.DataFrame,
     paths: ProjectPaths,
 ) -> pl.DataFrame:
-    registry = default_registry()
+    registry, dropped = supported_registry(default_registry(), market_panel)
     horizons = tuple(config.horizons)
     df, stats = compute_features(market_panel, topix_index, trading_calendar, registry, horizons)
     failures = validate_features(df, registry, config.max_null_rate_after_warmup, horizons)
     if failures:
         raise FeatureValidationError(failures)  # nothing is written where downstream reads
-    manifest = registry.manifest()
+    summary = dropped_summary(dropped, default_registry())
+    manifest = {**registry.manifest(), "dropped": dropped, "dropped_summary": summary}
     write_json_atomic(manifest, paths.layout.features_manifest)
     groups = registry.groups()
     context.add_output_metadata(
         {
             "n_features": len(registry),
+            "features_dropped": len(dropped),
+            "dropped_by_data": dg.MetadataValue.md(_dropped_md(summary)),
             "manifest_hash": manifest["hash"],
             "rows_without_sector_dropped": stats.rows_without_sector,
             "codes": stats.codes,
@@ -78,11 +91,12 @@ def enriched_features(
 @dg.asset_check(
     asset=enriched_features,
     blocking=True,
-    description="Registry-derived pandera schema: exact feature count, valid sector33, unique (date, code), no inf, "
-    "null rate after warm-up, no constant column, targets in range.",
+    description="Registry-derived pandera schema: exact feature count (the manifest's: the registry less what the "
+    "data cannot support), valid sector33, unique (date, code), no inf, null rate after warm-up, no constant "
+    "column, targets in range.",
 )
-def enriched_features_schema(enriched_features: pl.DataFrame) -> dg.AssetCheckResult:
-    registry = default_registry()
+def enriched_features_schema(enriched_features: pl.DataFrame, paths: ProjectPaths) -> dg.AssetCheckResult:
+    registry = registry_from_manifest(json.loads(paths.layout.features_manifest.read_text()))
     horizons = target_horizons(enriched_features.columns)
     failures = validate_features(enriched_features, registry, horizons=horizons)
     return dg.AssetCheckResult(

@@ -61,15 +61,18 @@ def raw_daily_quotes(context: dg.AssetExecutionContext, market_source: MarketSou
     partitions_def=trading_days_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"polars", "parquet"},
-    description="TOPIX daily bars (open, high, low, close) per trading day.",
+    description="TOPIX daily bars (open, high, low, close) per trading day; from landing files without a TOPIX "
+    "file, an equal-weighted index of the landed stocks, labelled so in the `index` metadata.",
 )
 def topix_index(context: dg.AssetExecutionContext, market_source: MarketSourceResource) -> pl.DataFrame:
     start, end = _range(context)
-    bars = market_source.source().topix(start, end)
+    source = market_source.source()
+    bars = source.topix(start, end)
     if bars.height != len(context.partition_keys):
         raise ValueError(
             f"TOPIX has {bars.height} bars for {len(context.partition_keys)} requested trading days"
         )
+    context.add_output_metadata({"index": getattr(source, "index_origin", "TOPIX")})
     return bars
 
 

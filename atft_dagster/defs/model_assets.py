@@ -11,9 +11,10 @@ from pydantic import Field
 
 from atft_dagster.defs.mlflow_resource import MlflowTracking
 from atft_dagster.defs.resources import ProjectPaths
-from atft_dagster.features import default_registry, require_manifest
+from atft_dagster.features.support import registry_for_frame
 from atft_dagster.model import TrainingConfig
 from atft_dagster.pipeline import mlflow_model
+from atft_dagster.pipeline.inputs import feature_registry
 from atft_dagster.pipeline.records import TrainedMember, TrainedModel
 from atft_dagster.pipeline.train_run import frames_fingerprint, require_horizons, train_run
 from atft_dagster.training.data import PanelTensors
@@ -69,8 +70,9 @@ def model_checkpoint(
     paths: ProjectPaths,
     mlflow_tracking: MlflowTracking,
 ) -> TrainedModel:
-    cfg, layout, registry = TrainingConfig(**config.model_dump()), paths.layout, default_registry()
-    require_manifest(registry.hash, json.loads(layout.features_manifest.read_text()), "model_checkpoint")
+    cfg, layout = TrainingConfig(**config.model_dump()), paths.layout
+    registry = feature_registry(layout)  # the manifest's features; refused if the code defines them otherwise
+    registry_for_frame(enriched_features, registry.hash, "model_checkpoint")  # the table is the manifest's
     require_horizons(cfg, enriched_features.columns)
     graph_config = json.loads(layout.graph_config.read_text()) if layout.graph_config.exists() else {}
     device = torch_device.resolve()

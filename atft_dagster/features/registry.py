@@ -100,6 +100,45 @@ class FeatureRegistry:
     def stock_features(self) -> list[str]:
         return [f.name for f in self.features if f.scope == Scope.STOCK]
 
+    def _reads(self, name: str) -> tuple[frozenset[str], frozenset[str]]:
+        """(input columns, features) that ``name`` reads, through every helper and feature on the way."""
+        exprs = {f.name: f.expr for f in self.features} | {h.name: h.expr for h in self.helpers}
+        features = set(self.names)
+        seen, todo, columns = {name}, [name], set()
+        while todo:
+            for root in exprs[todo.pop()].meta.root_names():
+                if root in exprs and root not in seen:
+                    seen.add(root)
+                    todo.append(root)
+                elif root not in exprs:
+                    columns.add(root)
+        return frozenset(columns), frozenset((seen - {name}) & features)
+
+    def base_columns(self, name: str) -> frozenset[str]:
+        """The input columns (panel, TOPIX, calendar) a feature or helper reads, through the helpers and
+        features its expression reads: derived from the expressions, never declared by hand."""
+        return self._reads(name)[0]
+
+    def subset(self, names: list[str] | set[str]) -> FeatureRegistry:
+        """The features named (in registry order) and the helpers that read none of the others."""
+        unknown = sorted(set(names) - set(self.names))
+        if unknown:
+            raise ManifestMismatch(f"features unknown to this registry: {unknown[:5]}")
+        keep = set(names)
+        gone = set(self.names) - keep
+        helpers = tuple(h for h in self.helpers if not self._reads(h.name)[1] & gone)
+        return FeatureRegistry(tuple(f for f in self.features if f.name in keep), helpers)
+
+    def supported(self, unavailable: dict[str, str]) -> tuple[FeatureRegistry, dict[str, str]]:
+        """Drop every feature that reads an unavailable input column (column -> why it is unavailable).
+        Returns the remaining registry and, per dropped feature, the reason."""
+        dropped = {}
+        for f in self.features:
+            missing = sorted(self.base_columns(f.name) & set(unavailable))
+            if missing:
+                dropped[f.name] = "; ".join(sorted({unavailable[c] for c in missing}))
+        return self.subset([n for n in self.names if n not in dropped]), dropped
+
     def manifest(self) -> dict:
         """Names, groups, lookbacks and a hash over them and the definitions."""
         entries = [

@@ -174,9 +174,11 @@ def evaluate_run(
     report_dir: Path,
     precision: str = "fp32",
     log: Log = lambda _: None,
+    inputs_note: str = "",
 ) -> EvaluationResult:
     """Score the run's seed ensembles and every baseline per fold, pool the folds per window, and write
-    the test window's plots into ``report_dir``. The test window is reported only."""
+    the test window's plots into ``report_dir``. The test window is reported only. ``inputs_note``
+    (Markdown) says which inputs the data supported."""
     cfg = TrainingConfig.from_recorded(model.config)
     folds = model.trained_folds(layout)
     splits = [Split.from_dict(load_checkpoint(Path(f.checkpoints[0]))["split"]) for f in folds]
@@ -223,7 +225,8 @@ def evaluate_run(
         folds=len(folds),
         ensemble_seeds=len(folds[0].checkpoints),
     )
-    md = _header(model.run_id, result, [s.describe(data.dates) for s in splits]) + _body(sections, choices)
+    md = _header(model.run_id, result, [s.describe(data.dates) for s in splits]) + inputs_note
+    md += _body(sections, choices)
     return EvaluationResult(**{**result.__dict__, "markdown": md})
 
 

@@ -9,13 +9,15 @@ the same rows and values as the ``latest_predictions`` / ``daily_predictions`` a
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import mlflow.models
 import mlflow.pyfunc
 import polars as pl
 
-from atft_dagster.features import default_registry
+from atft_dagster.features.support import registry_for_frame
+from atft_dagster.training.checkpoint import load_checkpoint
 from atft_dagster.training.daily import predict_day
 
 MEMBER = "member_{}"
@@ -41,7 +43,9 @@ class EnsembleRanker(mlflow.pyfunc.PythonModel):
         graph = _polars(model_input.get("graph"))
         if graph is not None:
             graph = graph.with_columns(pl.col("date").cast(pl.Date))
-        preds = predict_day(self.members, features, default_registry(), graph, day)
+        trained_on = load_checkpoint(Path(self.members[0]), "cpu")["meta"]["feature_manifest_hash"]
+        registry = registry_for_frame(features, trained_on, "the registered model")
+        preds = predict_day(self.members, features, registry, graph, day)
         return preds.to_pandas()
 
 

@@ -47,3 +47,16 @@ def adjust_point_in_time(quotes: pl.DataFrame) -> pl.DataFrame:
         *[(pl.col(c) / cum).alias(f"adj_{c}") for c in ("open", "high", "low", "close")],
         (pl.col("volume") * cum).alias("adj_volume"),
     )
+
+
+def equal_weighted_index(quotes: pl.DataFrame) -> pl.DataFrame:
+    """Index bars derived from stock quotes, for sources without a TOPIX series: level 100 before the
+    first session, then each session's equal-weighted mean of the point-in-time adjusted close-to-close
+    returns of the stocks quoted on that session and their previous one (open = high = low = close)."""
+    q = adjust_point_in_time(quotes.sort("code", "date"))
+    r = q.with_columns((pl.col("adj_close") / pl.col("adj_close").shift(1).over("code") - 1).alias("_r"))
+    daily = r.group_by("date").agg(pl.col("_r").drop_nulls().mean().fill_null(0.0)).sort("date")
+    level = (100.0 * (1.0 + daily["_r"]).cum_prod()).alias("close")
+    return daily.select("date").with_columns(
+        level.alias("open"), level.alias("high"), level.alias("low"), level
+    )

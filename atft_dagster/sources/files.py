@@ -17,7 +17,7 @@ import polars as pl
 
 from atft_dagster.calendar import trading_days
 from atft_dagster.sectors import VALID_SECTOR33_CODES
-from atft_dagster.sources.base import calendar_frame
+from atft_dagster.sources.base import calendar_frame, equal_weighted_index
 from atft_dagster.sources.layouts import (
     COLUMN_TYPES,
     MASTER_LAYOUTS,
@@ -61,6 +61,7 @@ class LandedFile:
 
 
 SUFFIXES = (".csv", ".parquet")
+DERIVED_INDEX = "derived: equal-weighted mean return of the landed stocks (no TOPIX file landed)"
 
 
 def _decode(data: bytes) -> str:
@@ -246,6 +247,7 @@ class LandingFileSource:
     quarantine_dir: Path | None = None
     name: str = "files"
     limits: QuoteLimits = QuoteLimits()
+    index_origin: str = "TOPIX (landed files)"  # set by topix(): where the market index came from
 
     def __post_init__(self) -> None:
         self.landing_dir = Path(self.landing_dir)
@@ -307,9 +309,15 @@ class LandingFileSource:
         return validate(snapshots_to_intervals(snap), SectorMaster, str(self.landing_dir))
 
     def topix(self, start: date, end: date) -> pl.DataFrame:
+        """Landed TOPIX bars; without a TOPIX file, an index derived from the landed quotes (every landed
+        session up to ``end``, so a range's levels do not depend on where it starts), and
+        ``index_origin`` says so."""
         parts = [f.frame for f in self._load((Layout.JQUANTS_TOPIX,))]
         if not parts:
-            raise FileNotFoundError(f"no TOPIX files (Date, O, H, L, C) in {self.landing_dir}")
+            self.index_origin = DERIVED_INDEX
+            derived = equal_weighted_index(self.daily_quotes(date.min, end))
+            return validate(derived.filter(pl.col("date") >= start), IndexBars, str(self.landing_dir))
+        self.index_origin = "TOPIX (landed files)"
         t = (
             pl.concat(parts)
             .unique("date", keep="last")

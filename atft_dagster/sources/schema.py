@@ -38,7 +38,7 @@ class DailyQuotes(pa.DataFrameModel):
     high: pl.Float64 = pa.Field(gt=0)
     low: pl.Float64 = pa.Field(gt=0)
     close: pl.Float64 = pa.Field(gt=0)
-    volume: pl.Float64 = pa.Field(ge=0)
+    volume: pl.Float64 = pa.Field(ge=0, nullable=True)  # empty where a source has closes only
     turnover: pl.Float64 = pa.Field(ge=0, nullable=True)
     adj_factor: pl.Float64 = pa.Field(gt=0)
     shares_outstanding: pl.Float64 = pa.Field(gt=0, nullable=True)
