@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from atft_dagster.definitions import build_definitions
-from atft_dagster.pipeline.records import ChampionState, TrainedModel
+from atft_dagster.pipeline.records import ChampionState, EvaluationSummary, TrainedModel
 from atft_dagster_tests.helpers import SMALL, TINY, ingest, partition_keys
 
 
@@ -83,6 +83,9 @@ def test_evaluation_report_scores_all_models_on_the_same_days(retrained):
     assert (root / "reports" / res.run_id / "cumulative_ls_1d.png").exists()
     md = {e.asset_key.path[-1]: e.materialization.metadata for e in res.get_asset_materialization_events()}
     assert "data:image/png;base64" in md["evaluation_report"]["report_primary"].value
+    summary = EvaluationSummary.from_json((root / "reports" / res.run_id / "summary.json").read_text())
+    assert summary.report == f"reports/{res.run_id}/report.md" and summary.folds == 1
+    assert summary.test_rank_ic == pytest.approx(md["evaluation_report"]["model_rank_ic_primary"].value)
     for h in (1, 5, 10, 20):  # every horizon's plots are on the asset's page
         page = md["evaluation_report"][f"report_{h}d"].value
         assert f"lag {h - 1}" in page  # that horizon's Newey-West lag

@@ -16,6 +16,7 @@ from atft_dagster.pipeline import ChampionState, DataLayout, FoldWindows, Traine
 from atft_dagster.pipeline.champion import decide_champion, load_champion
 from atft_dagster.pipeline.evaluate import EvaluationResult, model_columns
 from atft_dagster.pipeline.rank import NoFeaturesForDay, rank_day
+from atft_dagster.pipeline.records import EvaluationSummary
 from atft_dagster.pipeline.retrain import retrain_decision
 from atft_dagster.pipeline.train_run import HorizonMismatch, require_horizons
 
@@ -203,6 +204,13 @@ def test_model_columns_and_the_oracle_fraction():
     )
     r = EvaluationResult(table, pl.DataFrame(), "", {1: "t"}, {1: []}, 1, 10, 1, 2)
     assert r.oracle_fraction == pytest.approx(0.75) and r.score("selection") == 0.05
+    summary = r.summary("run1", "reports/run1/report.md")
+    assert EvaluationSummary.from_json(summary.to_json()) == summary
+    assert (
+        summary.test_rank_ic == 0.06
+        and len(summary.rows) == 3
+        and summary.oracle_fraction == pytest.approx(0.75)
+    )
     no_oracle = EvaluationResult(
         table.filter(pl.col("model") != "oracle"), pl.DataFrame(), "", {}, {}, 1, 10, 1, 2
     )

@@ -78,6 +78,8 @@ def evaluation_report(
     )
     report_path = out_dir / "report.md"
     write_text_atomic(result.markdown, report_path)
+    summary = result.summary(context.run_id, paths.layout.relative(report_path))
+    write_text_atomic(summary.to_json(), out_dir / "summary.json")
     write_parquet_atomic(result.test_predictions, out_dir / "test_predictions.parquet")
     with mlflow_tracking.run(context.run_id, context.job_name):
         mlflow.log_metrics(_mlflow_metrics(result.table))

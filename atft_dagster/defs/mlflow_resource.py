@@ -6,6 +6,9 @@ root is pinned under the project's data folder (dagster-mlflow creates the exper
 root, relative to whatever directory the process runs in), and each use ends its run cleanly.
 """
 
+import logging
+import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +18,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 RUN_TAG = "dagster_run_id"
+PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 class MlflowTracking(dg.ConfigurableResource):
@@ -59,3 +63,23 @@ class MlflowTracking(dg.ConfigurableResource):
             status = "FINISHED"
         finally:
             mlflow.end_run(status=status)
+
+
+@contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """Model logging without MLflow's console chatter (progress bars, 'Created version', a warning that
+    ``predict`` has no type hints): the run's own log says what was registered."""
+    logger = logging.getLogger("mlflow")
+    level, bar = logger.level, os.environ.get(PROGRESS_BAR)
+    logger.setLevel(logging.WARNING)
+    os.environ[PROGRESS_BAR] = "false"
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*type hints to the `predict` method")
+            yield
+    finally:
+        logger.setLevel(level)
+        if bar is None:
+            os.environ.pop(PROGRESS_BAR, None)
+        else:
+            os.environ[PROGRESS_BAR] = bar

@@ -9,7 +9,7 @@ import polars as pl
 import torch
 from pydantic import Field
 
-from atft_dagster.defs.mlflow_resource import MlflowTracking
+from atft_dagster.defs.mlflow_resource import MlflowTracking, quiet_mlflow
 from atft_dagster.defs.resources import ProjectPaths
 from atft_dagster.features.support import registry_for_frame
 from atft_dagster.model import TrainingConfig
@@ -159,10 +159,11 @@ def _metadata(model: TrainedModel, skipped: int, tracking: MlflowTracking, run) 
 def _register(checkpoints: tuple[str, ...]) -> str:
     """Log fold 0's seed ensemble as a pyfunc model (``atft_dagster.pipeline.mlflow_model``) in the active
     run and register it: ``models:/atft_gat_fan/<version>`` loads and ranks a day."""
-    info = mlflow.pyfunc.log_model(
-        name="ranker",
-        python_model=mlflow_model.__file__,
-        artifacts=mlflow_model.member_artifacts(list(checkpoints)),
-        pip_requirements=mlflow_model.requirements(),
-    )
-    return str(mlflow.register_model(info.model_uri, REGISTERED_MODEL).version)
+    with quiet_mlflow():
+        info = mlflow.pyfunc.log_model(
+            name="ranker",
+            python_model=mlflow_model.__file__,
+            artifacts=mlflow_model.member_artifacts(list(checkpoints)),
+            pip_requirements=mlflow_model.requirements(),
+        )
+        return str(mlflow.register_model(info.model_uri, REGISTERED_MODEL).version)

@@ -18,7 +18,7 @@ from atft_dagster.evaluation.selection import TrainedFold
 from atft_dagster.features.registry import FeatureRegistry
 from atft_dagster.model import TrainingConfig
 from atft_dagster.pipeline.layout import DataLayout
-from atft_dagster.pipeline.records import TrainedModel
+from atft_dagster.pipeline.records import EvaluationSummary, TrainedModel
 from atft_dagster.training.checkpoint import load_checkpoint
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.ensemble import ensemble_predict
@@ -73,6 +73,21 @@ class EvaluationResult:
     def oracle_fraction(self) -> float | None:
         model, oracle = self.score("test"), self.score("test", ORACLE)
         return model / oracle if model is not None and oracle else None
+
+    def summary(self, run_id: str, report: str) -> EvaluationSummary:
+        """The typed record of this result (``report``: the Markdown's path relative to the data directory)."""
+        return EvaluationSummary(
+            run_id=run_id,
+            primary_horizon=self.primary_horizon,
+            test_rank_ic=self.score("test"),
+            selection_rank_ic=self.score("selection"),
+            oracle_fraction=self.oracle_fraction,
+            test_days=self.test_days,
+            folds=self.folds,
+            ensemble_seeds=self.ensemble_seeds,
+            report=report,
+            rows=self.table.to_dicts(),
+        )
 
 
 def model_columns(h: int, frame: pl.DataFrame) -> dict[str, str]:

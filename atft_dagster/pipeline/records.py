@@ -163,3 +163,21 @@ class ChampionState(Record):
 
     def member_paths(self, layout: DataLayout) -> list[str]:
         return [str(layout.resolve(c)) for c in self.checkpoints]
+
+
+class EvaluationSummary(Record):
+    """What an evaluation found, without the frames: every (window, horizon, model) row of metrics and
+    the headline figures. Written beside the report as ``summary.json``."""
+
+    run_id: str
+    primary_horizon: int
+    test_rank_ic: float | None = Field(
+        description="The model's, primary horizon, test window (reported only)."
+    )
+    selection_rank_ic: float | None = Field(description="The model's, primary horizon, selection window.")
+    oracle_fraction: float | None
+    test_days: int
+    folds: int
+    ensemble_seeds: int
+    report: str = Field(description="The Markdown report, relative to the data directory.")
+    rows: list[dict[str, Any]] = Field(description="window, horizon, model and the metrics.")
