@@ -99,13 +99,35 @@ def test_upper_case_suffixes_are_landing_files(tmp_path):
 def test_nightly_schedule_trading_day_and_holiday(when, runs, tmp_path):
     repo = build_definitions(tmp_path, SMALL).get_repository_def()
     schedule = repo.get_schedule_def("nightly_schedule")
-    result = schedule.evaluate_tick(
-        dg.build_schedule_context(scheduled_execution_time=when, repository_def=repo)
-    )
+    with dg.instance_for_test() as instance:
+        _report_panel(instance, "2024-06-28" if runs else "2024-07-12")  # the previous session
+        result = schedule.evaluate_tick(
+            dg.build_schedule_context(instance=instance, scheduled_execution_time=when, repository_def=repo)
+        )
     if runs:
         assert [r.partition_key for r in result.run_requests] == ["2024-07-01"]
     else:  # 2024-07-15 is Marine Day
         assert not result.run_requests and "not an XTKS trading day" in result.skip_message
+
+
+def test_nightly_skips_a_day_the_panel_cannot_reach_and_writes_nothing(tmp_path):
+    """The panel ends on 2024-06-21: a nightly run for 2024-07-01 would write that day's raw quotes and then
+    fail on the gap (leaving a stray partition); it is skipped, naming the days to ingest."""
+    repo = build_definitions(tmp_path, SMALL).get_repository_def()
+    schedule = repo.get_schedule_def("nightly_schedule")
+    when = datetime(2024, 7, 1, 19, 0, tzinfo=TOKYO)
+    with dg.instance_for_test() as instance:
+        none_yet = schedule.evaluate_tick(
+            dg.build_schedule_context(instance=instance, scheduled_execution_time=when, repository_def=repo)
+        )
+        _report_panel(instance, "2024-06-21")
+        behind = schedule.evaluate_tick(
+            dg.build_schedule_context(instance=instance, scheduled_execution_time=when, repository_def=repo)
+        )
+    assert not none_yet.run_requests and "no market panel yet" in none_yet.skip_message
+    assert not behind.run_requests and "5 trading day(s) before 2024-07-01" in behind.skip_message
+    assert "atft ingest --start 2024-06-24 --end 2024-07-01" in behind.skip_message
+    assert not (tmp_path / "tables").exists()
 
 
 def test_schedule_cron_is_configurable():

@@ -273,3 +273,15 @@ def test_panel_integrity_needs_unique_keys_and_known_sectors():
         and r.rows_without_sector33["code"].to_list() == ["3"]
     )
     assert panel_integrity(gap, min_coverage=0.5).passed
+
+
+# ---- nightly ---------------------------------------------------------------------------------
+def test_nightly_runs_only_right_after_the_panel():
+    from atft_dagster.pipeline.nightly import nightly_decision
+
+    assert nightly_decision(date(2024, 7, 1), date(2024, 6, 28)).run  # Fri -> Mon
+    assert nightly_decision(date(2024, 6, 28), date(2024, 6, 28)).run  # the same day again: idempotent
+    assert "not an XTKS trading day" in nightly_decision(date(2024, 7, 15), date(2024, 7, 12)).reason
+    assert not nightly_decision(date(2024, 7, 1), None).run
+    gap = nightly_decision(date(2024, 7, 3), date(2024, 6, 28))
+    assert not gap.run and "2 trading day(s)" in gap.reason and "2024-07-01 .. 2024-07-02" in gap.reason

@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from atft_dagster.calendar import is_trading_day
 from atft_dagster.defs.partitions import TIMEZONE
 from atft_dagster.defs.resources import ProjectPaths, landing_limits
 from atft_dagster.pipeline.champion import load_champion
 from atft_dagster.pipeline.landing_plan import plan_landing
+from atft_dagster.pipeline.nightly import nightly_decision
 from atft_dagster.pipeline.retrain import retrain_decision
 from atft_dagster.sources.files import LandingFileSource
 
@@ -132,12 +132,14 @@ def nightly_schedule_for(cron: str = DEFAULT_NIGHTLY_CRON) -> dg.ScheduleDefinit
         execution_timezone=TIMEZONE,
         job_name="nightly",
         name="nightly_schedule",
-        description="Nightly on XTKS trading days: ingest the day, refresh features and graph, predict with the champion.",
+        description="Nightly on XTKS trading days: ingest the day, refresh features and graph, predict with the "
+        "champion. Skips (with the reason) a day that does not follow the market panel's last day.",
     )
     def nightly_schedule(context: dg.ScheduleEvaluationContext):
         day = context.scheduled_execution_time.astimezone(ZoneInfo(TIMEZONE)).date()
-        if not is_trading_day(day):
-            return dg.SkipReason(f"{day} is not an XTKS trading day")
+        decision = nightly_decision(day, _latest_panel_date(context.instance))
+        if not decision.run:
+            return dg.SkipReason(decision.reason)
         return dg.RunRequest(run_key=f"nightly:{day}", partition_key=str(day))
 
     return nightly_schedule
