@@ -77,6 +77,15 @@ def missing_sessions(days: pl.Series, calendar: pl.DataFrame) -> list:
     return sorted(set(sessions.to_list()) - set(days.unique().to_list()))
 
 
+def require_no_gaps(days: pl.Series, calendar: pl.DataFrame) -> None:
+    """The raw quotes must cover every trading day inside their range (a lost day fails, named)."""
+    gaps = missing_sessions(days, calendar)
+    if gaps:
+        raise PanelError(
+            f"raw_daily_quotes has {len(gaps)} missing trading day(s) inside its range: {[str(d) for d in gaps[:10]]}"
+        )
+
+
 def missing_stock_days(panel: pl.DataFrame, calendar: pl.DataFrame) -> pl.DataFrame:
     """Per code, the trading days between its first and last row that have no row: no-trade days (a halt,
     a file that left the stock out). Columns ``code``, ``missing_days``, ``first_missing``; only codes with

@@ -285,3 +285,19 @@ def test_nightly_runs_only_right_after_the_panel():
     assert not nightly_decision(date(2024, 7, 1), None).run
     gap = nightly_decision(date(2024, 7, 3), date(2024, 6, 28))
     assert not gap.run and "2 trading day(s)" in gap.reason and "2024-07-01 .. 2024-07-02" in gap.reason
+
+
+# ---- ingest guards ---------------------------------------------------------------------------
+def test_a_source_lacking_a_requested_day_or_a_panel_gap_fails_naming_the_days():
+    from atft_dagster.panel import PanelError, require_no_gaps
+    from atft_dagster.sources.base import MissingSourceData, calendar_frame, require_days
+
+    days = [date(2024, 7, 1), date(2024, 7, 2), date(2024, 7, 3)]
+    frame = pl.DataFrame({"date": [days[0], days[2]]})
+    require_days(frame, [days[0], days[2]], "x")
+    with pytest.raises(MissingSourceData, match=r"source 'x' has no rows for 1 .*2024-07-02"):
+        require_days(frame, days, "source 'x'")
+    cal = calendar_frame(days[0], days[-1], days)
+    require_no_gaps(pl.Series(days), cal)
+    with pytest.raises(PanelError, match=r"1 missing trading day.*2024-07-02"):
+        require_no_gaps(frame["date"], cal)

@@ -11,7 +11,8 @@ from atft_dagster.calendar import calendar_horizon
 from atft_dagster.defs.partitions import TIMEZONE, partition_date, trading_days_partitions
 from atft_dagster.defs.resources import MarketSourceResource, SyntheticMarketResource
 from atft_dagster.horizons import target_horizons
-from atft_dagster.panel import build_market_panel, missing_sessions, missing_stock_days, panel_integrity
+from atft_dagster.panel import build_market_panel, missing_stock_days, panel_integrity, require_no_gaps
+from atft_dagster.sources.base import require_days
 from atft_dagster.sources.synthetic import SyntheticSource
 
 MARKET_GROUP = "market_data"
@@ -39,12 +40,7 @@ def raw_daily_quotes(context: dg.AssetExecutionContext, market_source: MarketSou
     start, end = _range(context)
     source = market_source.source()
     quotes = source.daily_quotes(start, end)
-    have = set(quotes["date"].unique().to_list())
-    empty = [k for k in context.partition_keys if partition_date(k) not in have]
-    if empty:
-        raise ValueError(
-            f"source '{source.name}' has no quotes for {len(empty)} requested trading day(s): {empty[:5]}"
-        )
+    require_days(quotes, [partition_date(k) for k in context.partition_keys], f"source '{source.name}'")
     context.add_output_metadata(
         {
             "source": source.name,
@@ -68,10 +64,7 @@ def topix_index(context: dg.AssetExecutionContext, market_source: MarketSourceRe
     start, end = _range(context)
     source = market_source.source()
     bars = source.topix(start, end)
-    if bars.height != len(context.partition_keys):
-        raise ValueError(
-            f"TOPIX has {bars.height} bars for {len(context.partition_keys)} requested trading days"
-        )
+    require_days(bars, [partition_date(k) for k in context.partition_keys], "the TOPIX series")
     context.add_output_metadata({"index": getattr(source, "index_origin", "TOPIX")})
     return bars
 
@@ -116,11 +109,7 @@ def market_panel(
     sector_master: pl.DataFrame,
     trading_calendar: pl.DataFrame,
 ) -> pl.DataFrame:
-    gaps = missing_sessions(raw_daily_quotes["date"], trading_calendar)
-    if gaps:
-        raise ValueError(
-            f"raw_daily_quotes has {len(gaps)} missing trading day(s) inside its range: {[str(d) for d in gaps[:10]]}"
-        )
+    require_no_gaps(raw_daily_quotes["date"], trading_calendar)
     panel = build_market_panel(raw_daily_quotes, sector_master, trading_calendar)
     no_trade = missing_stock_days(panel, trading_calendar)
     if no_trade.height:

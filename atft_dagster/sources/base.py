@@ -60,3 +60,17 @@ def equal_weighted_index(quotes: pl.DataFrame) -> pl.DataFrame:
     return daily.select("date").with_columns(
         level.alias("open"), level.alias("high"), level.alias("low"), level
     )
+
+
+class MissingSourceData(ValueError):
+    pass
+
+
+def require_days(frame: pl.DataFrame, days: list[date], what: str) -> None:
+    """Every requested trading day must have rows in ``frame`` (a source that lacks a day fails, naming it)."""
+    have = set(frame["date"].unique().to_list())
+    lacking = [d for d in days if d not in have]
+    if lacking:
+        raise MissingSourceData(
+            f"{what} has no rows for {len(lacking)} requested trading day(s): {[str(d) for d in lacking[:5]]}"
+        )
