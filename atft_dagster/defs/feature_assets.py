@@ -1,16 +1,15 @@
 """The enriched_features asset: registry features + targets, validated before anything is written."""
 
-import json
-
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
 from atft_dagster.defs.resources import ProjectPaths
 from atft_dagster.features import compute_features, default_registry, validate_features
-from atft_dagster.features.support import dropped_summary, registry_from_manifest, supported_registry
+from atft_dagster.features.support import dropped_summary, supported_registry
 from atft_dagster.features.validation import MAX_NULL_RATE_AFTER_WARMUP, Failure, FeatureValidationError
 from atft_dagster.horizons import HORIZONS, target_horizons
+from atft_dagster.pipeline.inputs import dropped_table_md, feature_registry
 from atft_dagster.storage import write_json_atomic
 
 FEATURES_GROUP = "features"
@@ -25,13 +24,6 @@ class FeaturesConfig(dg.Config):
         default=MAX_NULL_RATE_AFTER_WARMUP,
         description="Largest share of nulls a feature may have after its warm-up.",
     )
-
-
-def _dropped_md(summary: list[dict]) -> str:
-    if not summary:
-        return "none: the data supports every registry feature"
-    rows = "\n".join(f"| {r['group']} | {r['features']} | {r['reason']} |" for r in summary)
-    return "| group | features dropped | why |\n|---|---|---|\n" + rows
 
 
 def _failures_md(failures: list[Failure]) -> str:
@@ -71,7 +63,7 @@ def enriched_features(
         {
             "n_features": len(registry),
             "features_dropped": len(dropped),
-            "dropped_by_data": dg.MetadataValue.md(_dropped_md(summary)),
+            "dropped_by_data": dg.MetadataValue.md(dropped_table_md(summary)),
             "manifest_hash": manifest["hash"],
             "rows_without_sector_dropped": stats.rows_without_sector,
             "codes": stats.codes,
@@ -96,7 +88,7 @@ def enriched_features(
     "column, targets in range.",
 )
 def enriched_features_schema(enriched_features: pl.DataFrame, paths: ProjectPaths) -> dg.AssetCheckResult:
-    registry = registry_from_manifest(json.loads(paths.layout.features_manifest.read_text()))
+    registry = feature_registry(paths.layout)
     horizons = target_horizons(enriched_features.columns)
     failures = validate_features(enriched_features, registry, horizons=horizons)
     return dg.AssetCheckResult(

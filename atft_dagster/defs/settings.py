@@ -22,13 +22,16 @@ from atft_dagster.defs.resources import (
     MarketSourceResource,
     SyntheticMarketResource,
 )
+from atft_dagster.market import SyntheticMarketConfig
 from atft_dagster.pipeline.layout import DataLayout
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("synthetic", "jquants", "files")
 
 
-DEFAULT_HISTORY_START = date(2022, 1, 4)  # the embedded market's first session
+DEFAULT_HISTORY_START: date = SyntheticMarketConfig.model_fields[
+    "start"
+].default  # the embedded market's first
 
 
 def history_start() -> date:

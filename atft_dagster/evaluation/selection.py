@@ -9,7 +9,6 @@ before anything is scored, so no test-window number can reach the decision.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date
 
@@ -48,29 +47,6 @@ class TrainedFold:
             tuple(date.fromisoformat(x) for x in d["selection"]),
             tuple(date.fromisoformat(x) for x in d["test"]),
         )
-
-
-def folds_from_rows(rows: list[dict]) -> list[TrainedFold]:
-    """model_checkpoint rows (one per fold x seed, ``split`` = Split.describe JSON) -> folds, fold 0 first."""
-    by_fold: dict[int, list[dict]] = {}
-    for r in rows:
-        by_fold.setdefault(int(r["fold"]), []).append(r)
-    out = []
-    for k in sorted(by_fold):
-        members = sorted(by_fold[k], key=lambda r: r["seed"])
-        split = (
-            json.loads(members[0]["split"]) if isinstance(members[0]["split"], str) else members[0]["split"]
-        )
-        out.append(
-            TrainedFold(
-                k,
-                tuple(r["checkpoint"] for r in members),
-                date.fromisoformat(split["train"][1]),
-                tuple(date.fromisoformat(x) for x in split["selection"]),
-                tuple(date.fromisoformat(x) for x in split["test"]),
-            )
-        )
-    return out
 
 
 def window_indices(data: PanelTensors, first: date, last: date) -> list[int]:

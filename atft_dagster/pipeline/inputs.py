@@ -28,8 +28,16 @@ def inputs_md(manifest: dict) -> str:
     summary = manifest.get("dropped_summary") or []
     if not summary:
         return f"## Inputs\n\nAll {used} registry features (the data supports every one).\n\n"
-    rows = "\n".join(f"| {r['group']} | {r['features']} | {r['reason']} |" for r in summary)
     return (
         f"## Inputs\n\n{used} of {n_registry} registry features; the data cannot support the rest:\n\n"
-        "| group | features dropped | why |\n|---|---|---|\n" + rows + "\n\n"
+        + dropped_table_md(summary)
+        + "\n\n"
     )
+
+
+def dropped_table_md(summary: list[dict]) -> str:
+    """Per (group, reason), the features the data could not support (``dropped_summary``), as Markdown."""
+    if not summary:
+        return "none: the data supports every registry feature"
+    rows = "\n".join(f"| {r['group']} | {r['features']} | {r['reason']} |" for r in summary)
+    return "| group | features dropped | why |\n|---|---|---|\n" + rows

@@ -35,6 +35,7 @@ class EnsembleRanker(mlflow.pyfunc.PythonModel):
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         keys = sorted((k for k in context.artifacts if k.startswith("member_")), key=lambda k: int(k[7:]))
         self.members = [context.artifacts[k] for k in keys]
+        self.trained_on = load_checkpoint(Path(self.members[0]), "cpu")["meta"]["feature_manifest_hash"]
 
     def predict(self, context, model_input, params=None):  # untyped: MLflow reads hints as a schema
         day = model_input["day"]
@@ -43,8 +44,7 @@ class EnsembleRanker(mlflow.pyfunc.PythonModel):
         graph = _polars(model_input.get("graph"))
         if graph is not None:
             graph = graph.with_columns(pl.col("date").cast(pl.Date))
-        trained_on = load_checkpoint(Path(self.members[0]), "cpu")["meta"]["feature_manifest_hash"]
-        registry = registry_for_frame(features, trained_on, "the registered model")
+        registry = registry_for_frame(features, self.trained_on, "the registered model")
         preds = predict_day(self.members, features, registry, graph, day)
         return preds.to_pandas()
 
