@@ -40,6 +40,44 @@ def next_days_to_land(
     return trading_days_from(after, n + 1)[1:] if n > 0 else []
 
 
+def jquants_bars(quotes: pl.DataFrame) -> pl.DataFrame:
+    """Canonical quotes in the J-Quants v2 daily-bars layout (5-character codes, as the API gives them)."""
+    return quotes.select(
+        pl.col("date").dt.strftime("%Y-%m-%d").alias("Date"),
+        (pl.col("code") + "0").alias("Code"),
+        pl.col("open").alias("O"),
+        pl.col("high").alias("H"),
+        pl.col("low").alias("L"),
+        pl.col("close").alias("C"),
+        pl.col("volume").alias("Vo"),
+        pl.col("turnover").alias("Va"),
+        pl.col("adj_factor").alias("AdjFactor"),
+    )
+
+
+def jquants_topix(bars: pl.DataFrame) -> pl.DataFrame:
+    """Canonical index bars in the J-Quants v2 TOPIX layout."""
+    return bars.select(
+        pl.col("date").dt.strftime("%Y-%m-%d").alias("Date"),
+        pl.col("open").alias("O"),
+        pl.col("high").alias("H"),
+        pl.col("low").alias("L"),
+        pl.col("close").alias("C"),
+    )
+
+
+def jquants_master(master: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """The J-Quants v2 equity-master snapshot on ``as_of`` of a canonical sector master (open intervals)."""
+    return master.filter(pl.col("valid_to").is_null()).select(
+        pl.lit(as_of.isoformat()).alias("Date"),
+        (pl.col("code") + "0").alias("Code"),
+        pl.col("name").alias("CoNameEn"),
+        pl.col("sector17_code").alias("S17"),
+        pl.col("sector33_code").alias("S33"),
+        pl.col("market_segment").replace_strict(SEGMENT_CODES).alias("Mkt"),
+    )
+
+
 def land_days(source: SyntheticSource, landing_dir: Path, days: list[date]) -> list[Path]:
     """Write the files for ``days``; each file is written atomically. Returns the quote files."""
     if not days:
@@ -52,36 +90,9 @@ def land_days(source: SyntheticSource, landing_dir: Path, days: list[date]) -> l
         q = quotes.filter(pl.col("date") == d)
         if q.is_empty():
             raise ValueError(f"the synthetic market has no quotes for {d}")
-        bars = q.select(
-            pl.col("date").dt.strftime("%Y-%m-%d").alias("Date"),
-            (pl.col("code") + "0").alias("Code"),
-            pl.col("open").alias("O"),
-            pl.col("high").alias("H"),
-            pl.col("low").alias("L"),
-            pl.col("close").alias("C"),
-            pl.col("volume").alias("Vo"),
-            pl.col("turnover").alias("Va"),
-            pl.col("adj_factor").alias("AdjFactor"),
-        )
-        t = topix.filter(pl.col("date") == d).select(
-            pl.col("date").dt.strftime("%Y-%m-%d").alias("Date"),
-            pl.col("open").alias("O"),
-            pl.col("high").alias("H"),
-            pl.col("low").alias("L"),
-            pl.col("close").alias("C"),
-        )
-        master = (
-            source.sector_master(d)
-            .filter(pl.col("valid_to").is_null())
-            .select(
-                pl.lit(d.isoformat()).alias("Date"),
-                (pl.col("code") + "0").alias("Code"),
-                pl.col("name").alias("CoNameEn"),
-                pl.col("sector17_code").alias("S17"),
-                pl.col("sector33_code").alias("S33"),
-                pl.col("market_segment").replace_strict(SEGMENT_CODES).alias("Mkt"),
-            )
-        )
+        bars = jquants_bars(q)
+        t = jquants_topix(topix.filter(pl.col("date") == d))
+        master = jquants_master(source.sector_master(d), d)
         # master and TOPIX first, quotes last: a watcher that keys on the quote file sees a complete day
         write_text_atomic(master.write_csv(), landing_dir / f"equity_master_{d}.csv")
         write_text_atomic(t.write_csv(), landing_dir / f"topix_{d}.csv")

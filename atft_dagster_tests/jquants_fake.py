@@ -21,9 +21,7 @@ def recorded_response(path: str, q: dict[str, str]) -> tuple[int, dict]:
     """The recorded v2 response for a request path (with or without /v2) and its query."""
     path = path.removeprefix("/v2")
     if path == "/equities/bars/daily":
-        name = (
-            "eq_bars_daily_page2.json" if q.get("pagination_key") == "page2" else "eq_bars_daily_page1.json"
-        )
+        return _bars(q)
     elif path == "/equities/master":
         name = "eq_master_before.json" if q.get("date", "99999999") < "20240601" else "eq_master_after.json"
     elif path == "/indices/bars/daily/topix":
@@ -33,6 +31,20 @@ def recorded_response(path: str, q: dict[str, str]) -> tuple[int, dict]:
     else:
         return 404, {"message": f"unknown path {path}"}
     return 200, _load(name)
+
+
+def _bars(q: dict[str, str]) -> tuple[int, dict]:
+    """As the API: ``code`` or ``date`` is required (a bare from/to range is refused); a ``date`` query gets
+    that day's rows of each recorded page, with the page key while the next page has rows of that day."""
+    if not q.get("code") and not q.get("date"):
+        return 400, {"message": "This API requires at least 1 parameter as follows; 'date','code'."}
+    pages = [_load("eq_bars_daily_page1.json")["data"], _load("eq_bars_daily_page2.json")["data"]]
+    day = q.get("date", "").replace("-", "")
+    pages = [[r for r in page if r["Date"].replace("-", "") == day or not day] for page in pages]
+    pages = [[r for r in page if r["Code"].startswith(q.get("code", ""))] for page in pages]
+    if q.get("pagination_key") == "page2":
+        return 200, {"data": pages[1]}
+    return 200, {"data": pages[0], **({"pagination_key": "page2"} if pages[1] else {})}
 
 
 class RecordedJQuants(BaseAdapter):

@@ -58,7 +58,11 @@ def _jq(failures=None):
 def test_jquants_source_is_canonical_and_pages():
     src, adapter = _jq()
     q = _canonical(src, D1, D3)
-    assert sum("/equities/bars/daily" in r.url for r in adapter.requests) == 2  # two pages
+    bars = [r.url for r in adapter.requests if "/equities/bars/daily" in r.url]
+    assert (
+        len(bars) == 6
+    )  # one query per session (the API takes the whole market only by date), two pages each
+    assert all("date=" in u for u in bars) and not any("from=" in u for u in bars)
     assert set(q["code"]) == {"7203", "6758"}  # 5-char codes -> 4; the no-trade row of 130A0 is dropped
     split = q.filter((pl.col("code") == "6758") & (pl.col("date") == D2))
     assert split["adj_factor"].item() == pytest.approx(0.2)
@@ -368,7 +372,7 @@ def test_the_real_client_pages_and_parses_over_http():
         src, _ = _served(server)
         q = src.daily_quotes(D1, D3)
         assert set(q["code"]) == {"7203", "6758"}
-        assert server.paths.count("/v2/equities/bars/daily") == 2  # two pages over the wire
+        assert server.paths.count("/v2/equities/bars/daily") == 6  # 3 sessions x 2 pages over the wire
         assert src.topix(D1, D3).height == 3
 
 

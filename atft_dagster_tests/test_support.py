@@ -9,10 +9,17 @@ import polars as pl
 import pytest
 
 from atft_dagster.features import compute_features, default_registry, validate_features
-from atft_dagster.features.support import CLOSE_ONLY, NO_VOLUME, dropped_summary, supported_registry
+from atft_dagster.features.support import (
+    CLOSE_ONLY,
+    INDEX_CLOSE_ONLY,
+    NO_VOLUME,
+    dropped_summary,
+    supported_registry,
+)
 from atft_dagster.market import SyntheticMarketConfig
 from atft_dagster.panel import build_market_panel
 from atft_dagster.sources import SyntheticSource
+from atft_dagster.sources.base import equal_weighted_index
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +60,23 @@ def test_close_only_data_keeps_what_it_supports(close_only):
     assert reg.hash != full.hash and "ret_1d" in df.columns and "ret_intraday" not in df.columns
     groups = {r["group"] for r in dropped_summary(dropped, full)}
     assert "volume" in groups and sum(r["features"] for r in dropped_summary(dropped, full)) == len(dropped)
+
+
+def test_the_index_and_the_panel_are_judged_apart(close_only):
+    """Close-only stocks beside a real TOPIX keep the index's gap (it reads TOPIX's open, not the stocks');
+    an index derived from closes loses it, for its own reason."""
+    panel, topix, _ = close_only
+    reg = default_registry()
+    assert reg.inputs("mkt_gap") == {("index", "open"), ("index", "close")}
+    assert ("panel", "adj_open") in reg.inputs("ret_intraday")
+    kept, dropped = supported_registry(reg, panel, topix)
+    assert "mkt_gap" in kept.names and dropped["ret_intraday"] == CLOSE_ONLY
+    derived = equal_weighted_index(
+        panel.select("date", "code", "open", "high", "low", "close", "volume", "adj_factor")
+    )
+    kept, dropped = supported_registry(reg, panel, derived)
+    assert "mkt_gap" not in kept.names and dropped["mkt_gap"] == INDEX_CLOSE_ONLY
+    assert "mkt_ret_1d" in kept.names  # closes are all an index needs for returns
 
 
 def test_full_ohlcv_data_drops_nothing():

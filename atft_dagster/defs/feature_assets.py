@@ -49,7 +49,7 @@ def enriched_features(
     trading_calendar: pl.DataFrame,
     paths: ProjectPaths,
 ) -> pl.DataFrame:
-    registry, dropped = supported_registry(default_registry(), market_panel)
+    registry, dropped = supported_registry(default_registry(), market_panel, topix_index)
     horizons = tuple(config.horizons)
     df, stats = compute_features(market_panel, topix_index, trading_calendar, registry, horizons)
     failures = validate_features(df, registry, config.max_null_rate_after_warmup, horizons)

@@ -82,10 +82,24 @@ class JQuantsResource(MarketSourceResource):
     """J-Quants API v2. Bind ``api_key=dg.EnvVar("JQUANTS_API_KEY")``; the key is never logged."""
 
     api_key: str
-    master_snapshot_days: int = 30
+    base_url: str | None = Field(
+        None,
+        description="The API's base URL (…/v2); empty = J-Quants' own. Point it at a proxy or a stand-in.",
+    )
+    master_snapshot_days: int = Field(30, gt=0, description="Days between the equity-master snapshots read.")
+    workers: int = Field(
+        1, ge=1, description="Sessions of daily bars requested at once (mind your plan's rate limit)."
+    )
+    max_pages: int = Field(1000, ge=1, description="Pages followed per request before it is an error.")
 
     def source(self) -> JQuantsSource:
-        return JQuantsSource.from_api_key(self.api_key, master_snapshot_days=self.master_snapshot_days)
+        return JQuantsSource.from_api_key(
+            self.api_key,
+            base_url=self.base_url or None,
+            max_pages=self.max_pages,
+            master_snapshot_days=self.master_snapshot_days,
+            workers=self.workers,
+        )
 
 
 class LandingFilesResource(MarketSourceResource):

@@ -4,6 +4,8 @@ ATFT_DATA_DIR       where Parquet tables, landing files and reports live (defaul
 ATFT_MARKET_SOURCE  synthetic (default) | jquants | files
 ATFT_MARKET_PRESET  the synthetic market's preset: demo (default) | realistic
 JQUANTS_API_KEY     the J-Quants API v2 key (read through dg.EnvVar, never logged)
+ATFT_JQUANTS_BASE_URL  the J-Quants API's base URL (default: J-Quants' own; a proxy or a local stand-in)
+ATFT_JQUANTS_WORKERS   sessions of daily bars requested at once from J-Quants (default 1)
 ATFT_NIGHTLY_CRON   cron of the nightly schedule in Asia/Tokyo (default "0 19 * * 1-5")
 ATFT_HISTORY_START  the first daily partition (YYYY-MM-DD, default 2022-01-04): ingestable history starts here
 """
@@ -54,7 +56,11 @@ def market_source_resource(kind: str | None = None, root: Path | None = None) ->
     if kind == "synthetic":
         return SyntheticMarketResource(preset=os.environ.get("ATFT_MARKET_PRESET", "demo"))
     if kind == "jquants":
-        return JQuantsResource(api_key=dg.EnvVar("JQUANTS_API_KEY"))
+        return JQuantsResource(
+            api_key=dg.EnvVar("JQUANTS_API_KEY"),
+            base_url=os.environ.get("ATFT_JQUANTS_BASE_URL") or None,
+            workers=int(os.environ.get("ATFT_JQUANTS_WORKERS", "1")),
+        )
     if kind == "files":
         layout = DataLayout(root)
         return LandingFilesResource(

@@ -8,7 +8,15 @@ import numpy as np
 import polars as pl
 
 from atft_dagster.features.definitions import CALENDAR_CAP, ROW, default_registry
-from atft_dagster.features.registry import TARGET_PREFIX, FeatureRegistry, Scope, Stage
+from atft_dagster.features.registry import (
+    CALENDAR_GROUP,
+    MARKET_GROUP,
+    MARKET_HELPER_PREFIX,
+    TARGET_PREFIX,
+    FeatureRegistry,
+    Scope,
+    Stage,
+)
 from atft_dagster.horizons import HORIZONS
 
 KEY_COLUMNS = ("date", "code", "sector33_code", "sector17_code", "market_segment")
@@ -26,9 +34,9 @@ def target_names(horizons: tuple[int, ...] = HORIZONS) -> list[str]:
 def market_frame(topix: pl.DataFrame, registry: FeatureRegistry) -> pl.DataFrame:
     """Market-level features on the TOPIX series (one row per date)."""
     t = topix.sort("date").with_columns(
-        [h.expr.alias(h.name) for h in registry.helpers if h.name.startswith("_mkt_")]
+        [h.expr.alias(h.name) for h in registry.helpers if h.name.startswith(MARKET_HELPER_PREFIX)]
     )
-    feats = [f for f in registry.features if f.group == "market"]
+    feats = [f for f in registry.features if f.group == MARKET_GROUP]
     t = t.with_columns([_feature_expr(f) for f in feats])
     return t.select("date", "_mkt_r1", *[f.name for f in feats])
 
@@ -64,7 +72,7 @@ def calendar_frame(calendar: pl.DataFrame, registry: FeatureRegistry) -> pl.Data
         .cast(pl.Float64)
         .alias("_days_to_month_end"),
     )
-    feats = [f for f in registry.features if f.group == "calendar"]
+    feats = [f for f in registry.features if f.group == CALENDAR_GROUP]
     return s.with_columns([_feature_expr(f) for f in feats]).select("date", *[f.name for f in feats])
 
 
@@ -122,7 +130,7 @@ def compute_features(
         exprs = [
             hp.expr.alias(hp.name)
             for hp in reg.helpers
-            if hp.stage == stage and not hp.name.startswith("_mkt_")
+            if hp.stage == stage and not hp.name.startswith(MARKET_HELPER_PREFIX)
         ]
         exprs += [_feature_expr(f) for f in stock if f.stage == stage]
         if exprs:

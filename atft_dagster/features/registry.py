@@ -17,6 +17,10 @@ import polars as pl
 
 TARGET_PREFIX = "target_"
 HELPER_PREFIX = "_"
+# Features of these groups and helpers with this prefix are computed on the market index (TOPIX) frame
+# and the calendar frame, not on the stock panel: their input columns are that table's.
+MARKET_GROUP, CALENDAR_GROUP, MARKET_HELPER_PREFIX = "market", "calendar", "_mkt_"
+PANEL, INDEX, CALENDAR = "panel", "index", "calendar"
 
 
 class Stage(IntEnum):
@@ -100,24 +104,38 @@ class FeatureRegistry:
     def stock_features(self) -> list[str]:
         return [f.name for f in self.features if f.scope == Scope.STOCK]
 
-    def _reads(self, name: str) -> tuple[frozenset[str], frozenset[str]]:
-        """(input columns, features) that ``name`` reads, through every helper and feature on the way."""
+    def _table(self, name: str) -> str:
+        """The table a feature or helper is computed on, whose columns it reads directly."""
+        if name.startswith(MARKET_HELPER_PREFIX):
+            return INDEX
+        group = next((f.group for f in self.features if f.name == name), None)
+        return {MARKET_GROUP: INDEX, CALENDAR_GROUP: CALENDAR}.get(group or "", PANEL)
+
+    def _reads(self, name: str) -> tuple[frozenset[tuple[str, str]], frozenset[str]]:
+        """((table, input column) pairs, features) that ``name`` reads, through every helper and feature
+        on the way."""
         exprs = {f.name: f.expr for f in self.features} | {h.name: h.expr for h in self.helpers}
         features = set(self.names)
         seen, todo, columns = {name}, [name], set()
         while todo:
-            for root in exprs[todo.pop()].meta.root_names():
+            node = todo.pop()
+            for root in exprs[node].meta.root_names():
                 if root in exprs and root not in seen:
                     seen.add(root)
                     todo.append(root)
                 elif root not in exprs:
-                    columns.add(root)
+                    columns.add((self._table(node), root))
         return frozenset(columns), frozenset((seen - {name}) & features)
 
-    def base_columns(self, name: str) -> frozenset[str]:
-        """The input columns (panel, TOPIX, calendar) a feature or helper reads, through the helpers and
-        features its expression reads: derived from the expressions, never declared by hand."""
+    def inputs(self, name: str) -> frozenset[tuple[str, str]]:
+        """The (table, column) pairs — table one of panel, index, calendar — a feature or helper reads,
+        through the helpers and features its expression reads: derived from the expressions, never
+        declared by hand."""
         return self._reads(name)[0]
+
+    def base_columns(self, name: str) -> frozenset[str]:
+        """The input columns a feature or helper reads, of whichever table."""
+        return frozenset(column for _, column in self.inputs(name))
 
     def subset(self, names: list[str] | set[str]) -> FeatureRegistry:
         """The features named (in registry order) and the helpers that read none of the others."""
@@ -129,12 +147,12 @@ class FeatureRegistry:
         helpers = tuple(h for h in self.helpers if not self._reads(h.name)[1] & gone)
         return FeatureRegistry(tuple(f for f in self.features if f.name in keep), helpers)
 
-    def supported(self, unavailable: dict[str, str]) -> tuple[FeatureRegistry, dict[str, str]]:
-        """Drop every feature that reads an unavailable input column (column -> why it is unavailable).
+    def supported(self, unavailable: dict[tuple[str, str], str]) -> tuple[FeatureRegistry, dict[str, str]]:
+        """Drop every feature that reads an unavailable input ((table, column) -> why it is unavailable).
         Returns the remaining registry and, per dropped feature, the reason."""
         dropped = {}
         for f in self.features:
-            missing = sorted(self.base_columns(f.name) & set(unavailable))
+            missing = self.inputs(f.name) & set(unavailable)
             if missing:
                 dropped[f.name] = "; ".join(sorted({unavailable[c] for c in missing}))
         return self.subset([n for n in self.names if n not in dropped]), dropped

@@ -7,39 +7,42 @@ from __future__ import annotations
 import polars as pl
 
 from atft_dagster.features.definitions import default_registry
-from atft_dagster.features.registry import FeatureRegistry, require_manifest
+from atft_dagster.features.registry import INDEX, PANEL, FeatureRegistry, require_manifest
 
 NO_VOLUME = "the source has no volume"
 NO_TURNOVER = "the source has neither volume nor turnover"
 CLOSE_ONLY = "the source has closes only (open = high = low = close)"
-CLOSE_ONLY_SHARE = 0.999  # of rows with open = high = low = close that marks a close-only source
+INDEX_CLOSE_ONLY = "the market index has closes only (open = high = low = close)"
+CLOSE_ONLY_SHARE = 0.999  # of rows with open = high = low = close that marks a close-only series
+PRICE_PARTS = ("open", "high", "low")
 
 
-def unavailable_inputs(panel: pl.DataFrame) -> dict[str, str]:
-    """Panel columns that carry no information, and why."""
-    out: dict[str, str] = {}
+def _closes_only(frame: pl.DataFrame) -> bool:
+    flat = pl.all_horizontal([pl.col(c) == pl.col("close") for c in PRICE_PARTS])
+    return frame.height > 0 and frame.select(flat.fill_null(True).mean()).item() >= CLOSE_ONLY_SHARE
+
+
+def unavailable_inputs(panel: pl.DataFrame, index: pl.DataFrame | None = None) -> dict[tuple[str, str], str]:
+    """(table, column) inputs that carry no information, and why: the panel's, and the market index's
+    when given (an index derived from closes, or a close-only TOPIX file, has no open, high or low)."""
+    out: dict[tuple[str, str], str] = {}
     volume = panel["volume"]
-    no_volume = volume.null_count() == panel.height or bool((volume.fill_null(0) == 0).all())
-    if no_volume:
-        out |= {"volume": NO_VOLUME, "adj_volume": NO_VOLUME}
+    if volume.null_count() == panel.height or bool((volume.fill_null(0) == 0).all()):
+        out |= {(PANEL, "volume"): NO_VOLUME, (PANEL, "adj_volume"): NO_VOLUME}
         if panel["turnover"].null_count() == panel.height:
-            out["turnover"] = NO_TURNOVER
-    flat = (
-        (pl.col("open") == pl.col("close"))
-        & (pl.col("high") == pl.col("close"))
-        & (pl.col("low") == pl.col("close"))
-    )
-    share = panel.select(flat.fill_null(True).mean()).item() if panel.height else 0.0
-    if share >= CLOSE_ONLY_SHARE:
-        out |= {c: CLOSE_ONLY for c in ("open", "high", "low", "adj_open", "adj_high", "adj_low")}
+            out[(PANEL, "turnover")] = NO_TURNOVER
+    if _closes_only(panel):
+        out |= {(PANEL, c): CLOSE_ONLY for c in (*PRICE_PARTS, *(f"adj_{c}" for c in PRICE_PARTS))}
+    if index is not None and _closes_only(index):
+        out |= {(INDEX, c): INDEX_CLOSE_ONLY for c in PRICE_PARTS}
     return out
 
 
 def supported_registry(
-    registry: FeatureRegistry, panel: pl.DataFrame
+    registry: FeatureRegistry, panel: pl.DataFrame, index: pl.DataFrame | None = None
 ) -> tuple[FeatureRegistry, dict[str, str]]:
-    """The features ``panel`` supports, and per dropped feature the reason."""
-    return registry.supported(unavailable_inputs(panel))
+    """The features ``panel`` (and the market ``index``) support, and per dropped feature the reason."""
+    return registry.supported(unavailable_inputs(panel, index))
 
 
 def dropped_summary(dropped: dict[str, str], registry: FeatureRegistry) -> list[dict]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, TypeVar
@@ -72,6 +73,8 @@ class RetryPolicy:
                 if status not in RETRY_STATUS or attempt == self.attempts:
                     raise JQuantsError(f"J-Quants {what} failed with HTTP {status}") from None
                 retry_after = _retry_after(err.response)
+            except KeyError as err:  # the client library indexes the fields it expects
+                raise JQuantsError(f"J-Quants {what}: the response lacks the field(s) {err}") from None
             except (requests.Timeout, requests.ConnectionError) as err:
                 if attempt == self.attempts:
                     raise JQuantsError(
@@ -171,6 +174,7 @@ class JQuantsSource:
 
     client: Any
     master_snapshot_days: int = 30
+    workers: int = 1  # sessions requested at once by daily_quotes (J-Quants rate-limits by plan)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     name: str = "jquants"
 
@@ -181,15 +185,32 @@ class JQuantsSource:
         return cls(client=bounded_client(api_key, base_url, max_pages), **kwargs)
 
     def daily_quotes(self, start: date, end: date) -> pl.DataFrame:
-        pdf = self.retry.call(
-            lambda: self.client.get_eq_bars_daily(from_yyyymmdd=_yyyymmdd(start), to_yyyymmdd=_yyyymmdd(end)),
-            f"daily bars {start}..{end}",
-        )
-        q = _frame(pdf, Layout.JQUANTS_BARS)
-        if q.is_empty():
+        """Every stock's bars, one request per session of the exchange calendar (the API takes a whole
+        market only by ``date``; a bare from/to range needs a ``code``), ``workers`` sessions at a time."""
+
+        def bars_on(d: date) -> pl.DataFrame:
+            pdf = self.retry.call(
+                lambda: self.client.get_eq_bars_daily(date_yyyymmdd=_yyyymmdd(d)), f"daily bars {d}"
+            )
+            return _frame(pdf, Layout.JQUANTS_BARS)
+
+        sessions = self.sessions(start, end)
+        if self.workers > 1 and len(sessions) > 1:
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                frames = list(pool.map(bars_on, sessions))
+        else:
+            frames = [bars_on(d) for d in sessions]
+        frames = [f for f in frames if not f.is_empty()]
+        if not frames:
             return empty_quotes()
+        q = pl.concat(frames)
         q = q.filter(pl.all_horizontal(pl.col("open", "high", "low", "close").is_not_null()))
         return validate(q.select(QUOTE_COLUMNS).sort("date", "code"), DailyQuotes, self.name)
+
+    def sessions(self, start: date, end: date) -> list[date]:
+        """The trading days in [start, end] by J-Quants' own calendar."""
+        cal = self.calendar(start, end)
+        return cal.filter("is_trading_day")["date"].to_list()
 
     def sector_master(self, as_of: date) -> pl.DataFrame:
         """Snapshots every ``master_snapshot_days`` back over a year plus ``as_of``, collapsed to intervals."""
