@@ -26,10 +26,15 @@ def _run_job(
     log_level: str = CONSOLE_LOG_LEVEL,
 ):
     from atft_dagster.definitions import defs
+    from atft_dagster.defs.launch import job_assets, run_config_problems
 
     t0 = time.perf_counter()
+    job = defs.resolve_job_def(name)
+    problems = run_config_problems(run_config, job_assets(job))  # as the instance's coordinator does
+    if problems:
+        raise SystemExit(f"[atft] job '{name}' refused, its config is invalid: " + "; ".join(problems))
     config = {"loggers": {"console": {"config": {"log_level": log_level}}}, **(run_config or {})}
-    result = defs.resolve_job_def(name).execute_in_process(
+    result = job.execute_in_process(
         instance=_instance(), tags=tags or {}, run_config=config, raise_on_error=False
     )
     status = "succeeded" if result.success else "FAILED"

@@ -16,6 +16,9 @@ def test_run_job_passes_run_config_and_fails_loudly(monkeypatch, tmp_path):
     calls = {}
 
     class FakeJob:
+        class asset_layer:  # noqa: N801 - the attribute the CLI reads
+            selected_asset_keys = (dg.AssetKey("model_checkpoint"),)
+
         def execute_in_process(self, **kwargs):
             calls.update(kwargs)
 
@@ -38,6 +41,11 @@ def test_run_job_passes_run_config_and_fails_loudly(monkeypatch, tmp_path):
     cli._run_job("retrain", tags={"a": "b"}, run_config={"ops": {}})
     assert calls["name"] == "retrain" and calls["tags"] == {"a": "b"}
     assert calls["run_config"] == {"ops": {}, "loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    calls.clear()
+    bad = {"ops": {"model_checkpoint": {"config": {"hidden": 30, "attn_heads": 4}}}}
+    with pytest.raises(SystemExit, match="refused, its config is invalid: .*hidden must be divisible"):
+        cli._run_job("retrain", run_config=bad)
+    assert "run_config" not in calls  # refused before the job ran
 
 
 def test_the_console_shows_info_and_above_while_the_event_log_keeps_debug(monkeypatch, capfd):

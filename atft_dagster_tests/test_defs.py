@@ -73,7 +73,7 @@ def test_every_asset_and_check_in_defs_is_loaded():
 
 def test_project_config_files_agree():
     dy = yaml.safe_load((REPO / "dagster.yaml").read_text())
-    assert dy["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert dy["run_coordinator"]["class"] == "ValidatingRunCoordinator"
     assert dy["concurrency"]["pools"]["default_limit"] == 1
     assert dy["run_monitoring"]["enabled"] is True and dy["telemetry"]["enabled"] is False
     ws = yaml.safe_load((REPO / "workspace.yaml").read_text())
@@ -95,7 +95,9 @@ def test_instance_from_repo_dagster_yaml(tmp_path, monkeypatch):
     )  # a copy: never write the repo's
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     with dg.DagsterInstance.get() as instance:
-        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        from dagster._core.run_coordinator import QueuedRunCoordinator
+
+        assert isinstance(instance.run_coordinator, QueuedRunCoordinator)  # ours, validating at launch
         assert instance.run_monitoring_enabled
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
         assert Path(instance.storage_directory()).is_relative_to(tmp_path)

@@ -11,7 +11,7 @@ def test_production_dagster_yaml_parses_and_limits_the_gpu_pool(tmp_path, monkey
     text = (REPO / "docs" / "dagster.production.yaml").read_text()
     cfg = yaml.safe_load(text)
     assert cfg["concurrency"]["pools"]["default_limit"] == 1
-    assert cfg["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert cfg["run_coordinator"]["class"] == "ValidatingRunCoordinator"
     assert (
         cfg["run_launcher"]["config"]["run_k8s_config"]["container_config"]["resources"]["limits"][
             "nvidia.com/gpu"
@@ -56,3 +56,46 @@ def test_descriptions_render_and_the_failure_sensor_is_on(tmp_path):
     sensors = {s.name: s.default_status for s in repo.sensor_defs}
     assert sensors["ops_failure_sensor"] == dg.DefaultSensorStatus.RUNNING
     assert sensors["landing_sensor"] == dg.DefaultSensorStatus.STOPPED  # starting ingests stays opt-in
+
+
+BAD_CONFIGS = [
+    ({"model_checkpoint": {"epochs": -1}}, "ops.model_checkpoint.config.epochs: Input should be greater"),
+    ({"model_checkpoint": {"primary_horizon": 3}}, "primary_horizon must be one of horizons"),
+    ({"model_checkpoint": {"hidden": 30, "attn_heads": 4}}, "hidden must be divisible by attn_heads"),
+    ({"enriched_features": {"horizons": [1, 5]}}, "[10, 20] have no target in ops.enriched_features"),
+]
+
+
+def test_bad_config_is_refused_at_launch(tmp_path, monkeypatch):
+    """The instance's run coordinator builds every asset config when a run is submitted: a bad one fails the
+    run before any step, naming the field, and nothing is written; a good one is queued."""
+    import dagster as dg
+    from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
+
+    from atft_dagster.definitions import build_definitions
+    from atft_dagster_tests.helpers import SMALL
+
+    (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    data = tmp_path / "data"
+    job = build_definitions(data, SMALL).resolve_job_def("retrain")
+    with dg.DagsterInstance.get() as instance:
+        for ops, message in BAD_CONFIGS:
+            config = {"ops": {name: {"config": c} for name, c in ops.items()}}
+            run = instance.create_run_for_job(job, run_config=config)
+            run = instance.run_coordinator.submit_run(SubmitRunContext(run, workspace=None))
+            assert run.status == dg.DagsterRunStatus.FAILURE, ops
+            logged = " ".join(e.message or "" for e in instance.all_logs(run.run_id))
+            assert "refused at launch" in logged and message in logged, logged
+        queued = []  # a good run goes on to the queue (the queue itself needs a code-location origin)
+        monkeypatch.setattr(
+            QueuedRunCoordinator, "submit_run", lambda self, ctx: queued.append(ctx) or "queued"
+        )
+        good = instance.create_run_for_job(
+            job, run_config={"ops": {"model_checkpoint": {"config": {"epochs": 2}}}}
+        )
+        assert instance.run_coordinator.submit_run(SubmitRunContext(good, workspace=None)) == "queued"
+        assert (
+            len(queued) == 1 and instance.get_run_by_id(good.run_id).status == dg.DagsterRunStatus.NOT_STARTED
+        )
+    assert not (data / "tables").exists() or not any((data / "tables").iterdir())
