@@ -13,6 +13,7 @@ from atft_dagster.defs.mlflow_resource import MlflowTracking
 from atft_dagster.defs.model_assets import REGISTERED_MODEL, TorchDevice
 from atft_dagster.defs.partitions import partition_date, trading_days_partitions
 from atft_dagster.defs.resources import MarketSourceResource, ProjectPaths
+from atft_dagster.defs.worker_watch import stop_if_run_worker_dies
 from atft_dagster.evaluation.report import embed_png
 from atft_dagster.evaluation.selection import compare_on_selection
 from atft_dagster.features.support import registry_for_frame
@@ -63,19 +64,20 @@ def evaluation_report(
     market_source: MarketSourceResource,
 ) -> pl.DataFrame:
     out_dir = paths.layout.report_dir(context.run_id)
-    result = evaluate_run(
-        model_checkpoint,
-        paths.layout,
-        _panel(model_checkpoint, enriched_features, stock_graph, torch_device),
-        enriched_features,
-        feature_registry(paths.layout),
-        EvaluationSettings(**{k: getattr(config, k) for k in EvaluationSettings.model_fields}),
-        market_source.oracle,
-        out_dir,
-        torch_device.precision,
-        context.log.info,
-        inputs_md(feature_manifest(paths.layout)),
-    )
+    with stop_if_run_worker_dies(context.log.error):  # a killed run worker stops this step too
+        result = evaluate_run(
+            model_checkpoint,
+            paths.layout,
+            _panel(model_checkpoint, enriched_features, stock_graph, torch_device),
+            enriched_features,
+            feature_registry(paths.layout),
+            EvaluationSettings(**{k: getattr(config, k) for k in EvaluationSettings.model_fields}),
+            market_source.oracle,
+            out_dir,
+            torch_device.precision,
+            context.log.info,
+            inputs_md(feature_manifest(paths.layout)),
+        )
     report_path = out_dir / "report.md"
     write_text_atomic(result.markdown, report_path)
     summary = result.summary(context.run_id, paths.layout.relative(report_path))

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from atft_dagster.defs.mlflow_resource import MlflowTracking, quiet_mlflow
 from atft_dagster.defs.resources import ProjectPaths
+from atft_dagster.defs.worker_watch import stop_if_run_worker_dies
 from atft_dagster.features.support import registry_for_frame
 from atft_dagster.model import TrainingConfig
 from atft_dagster.pipeline import mlflow_model
@@ -77,7 +78,10 @@ def model_checkpoint(
     graph_config = json.loads(layout.graph_config.read_text()) if layout.graph_config.exists() else {}
     device = torch_device.resolve()
     data = PanelTensors.for_model(enriched_features, registry, stock_graph, cfg, device)
-    with mlflow_tracking.run(context.run_id, context.job_name) as run:
+    with (
+        stop_if_run_worker_dies(context.log.error),  # a killed run worker stops the training too
+        mlflow_tracking.run(context.run_id, context.job_name) as run,
+    ):
         mlflow.log_params(
             {k: json.dumps(v) if isinstance(v, list) else v for k, v in cfg.model_dump().items()}
         )
