@@ -166,3 +166,15 @@ def test_degenerate_graphs_are_flagged(default_graph):
         pl.when(pl.int_range(pl.len()) == 0).then(pl.col("src")).otherwise(pl.col("dst")).alias("dst")
     )
     assert "self-loops stored" in graph_problems(loops, s)
+
+
+def test_a_terminal_sees_a_bar_over_the_snapshots(capsys):
+    from atft_dagster.graph.build import rebuild_indices
+
+    _, panel, topix = _inputs(SyntheticMarketConfig(n_stocks=30, n_days=120))
+    quiet = build_stock_graph(panel, topix)
+    assert "graph snapshots" not in capsys.readouterr().err  # no terminal (a log file, CI): no bar
+    assert build_stock_graph(panel, topix, progress=True).equals(quiet)  # the bar changes nothing
+    n = len(rebuild_indices(panel["date"].n_unique(), GraphConfig().rebuild_every))
+    err = capsys.readouterr().err
+    assert "graph snapshots: 100%" in err and f"{n}/{n}" in err

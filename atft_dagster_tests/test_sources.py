@@ -423,6 +423,16 @@ def test_malformed_responses_are_clear_errors(fault, call, message):
         assert len(server.paths) <= 3  # neither retried nor followed for ever
 
 
+def test_a_long_history_shows_a_bar_over_its_sessions(capsys):
+    from atft_dagster_tests.jquants_server import FakeJQuants
+
+    with FakeJQuants() as server:
+        src = JQuantsSource.from_api_key("k", base_url=server.base_url, progress=True, workers=2)
+        assert src.daily_quotes(D1, D3).height > 0
+    err = capsys.readouterr().err
+    assert "J-Quants daily bars: 100%" in err and "3/3" in err
+
+
 def test_pagination_has_a_page_limit():
     from atft_dagster_tests.jquants_server import FakeJQuants
 

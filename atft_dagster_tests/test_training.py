@@ -122,6 +122,16 @@ def test_training_writes_checkpoints_and_logs(setup, tmp_path):
     assert std == pytest.approx(np.mean([f["pred_1d"].std() for f in frame]), rel=1e-6)
 
 
+def test_a_terminal_sees_epochs_with_a_batch_bar_inside(setup, tmp_path, capsys):
+    cfg, data, reg, split, _ = setup
+    train(data, cfg.model_copy(update={"epochs": 1}), split, tmp_path, {}, progress=True)
+    err = capsys.readouterr().err
+    steps = -(-len(split.train) // cfg.batch_dates)
+    assert "epochs: 100%" in err and "epoch 0: 100%" in err and f"{steps}/{steps}" in err
+    train(data, cfg.model_copy(update={"epochs": 1}), split, tmp_path / "quiet", {})
+    assert "epoch 0" not in capsys.readouterr().err  # no terminal (a log file, CI): no bars
+
+
 def test_early_stopping_reads_the_weighted_horizons(setup, tmp_path):
     cfg, data, _, split, _ = setup
     ric = {"1d": 0.1, "5d": 0.3, "10d": 0.0, "20d": 0.2}

@@ -1,5 +1,7 @@
 """The stock_graph asset: built once from the market panel, never per batch."""
 
+import sys
+
 import dagster as dg
 import polars as pl
 
@@ -42,7 +44,7 @@ def stock_graph(
     paths: ProjectPaths,
 ) -> pl.DataFrame:
     cfg = GraphConfig(**config.model_dump())
-    edges = build_stock_graph(market_panel, topix_index, cfg)
+    edges = build_stock_graph(market_panel, topix_index, cfg, progress=sys.stderr.isatty())
     write_json_atomic(
         cfg.model_dump(mode="json"), paths.layout.graph_config
     )  # recorded with every checkpoint

@@ -3,6 +3,7 @@ comes from (synthetic by default, J-Quants API, or a landing directory of files)
 
 from __future__ import annotations
 
+import sys
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -99,6 +100,7 @@ class JQuantsResource(MarketSourceResource):
             max_pages=self.max_pages,
             master_snapshot_days=self.master_snapshot_days,
             workers=self.workers,
+            progress=sys.stderr.isatty(),
         )
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+from tqdm.auto import tqdm
 
 EDGE_COLUMNS = ("date", "src", "dst", "corr", "same_sector33", "same_sector17", "same_segment", "fallback")
 EDGE_ATTRS = ("corr", "same_sector33", "same_sector17", "same_segment", "fallback")
@@ -223,12 +224,15 @@ def graph_at(mat: ReturnsMatrix, t: int, cfg: GraphConfig) -> pl.DataFrame:
 
 
 def build_stock_graph(
-    panel: pl.DataFrame, topix: pl.DataFrame, cfg: GraphConfig | None = None
+    panel: pl.DataFrame, topix: pl.DataFrame, cfg: GraphConfig | None = None, progress: bool = False
 ) -> pl.DataFrame:
-    """Edges for every rebuild date: (date, src, dst, corr, same_sector33, same_sector17, same_segment, fallback)."""
+    """Edges for every rebuild date: (date, src, dst, corr, same_sector33, same_sector17, same_segment, fallback).
+    ``progress`` shows a bar over the rebuild dates (for a terminal)."""
     cfg = cfg or GraphConfig()
     mat = returns_matrix(panel, topix)
-    parts = [graph_at(mat, t, cfg) for t in rebuild_indices(len(mat.dates), cfg.rebuild_every)]
+    rebuilds = rebuild_indices(len(mat.dates), cfg.rebuild_every)
+    steps = tqdm(rebuilds, desc="graph snapshots", unit="date", disable=not progress)
+    parts = [graph_at(mat, t, cfg) for t in steps]
     return pl.concat(parts) if parts else pl.DataFrame(schema=dict.fromkeys(EDGE_COLUMNS))
 
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import pandas as pd
 import polars as pl
 import requests
+from tqdm.auto import tqdm
 
 from atft_dagster.sources.base import calendar_frame
 from atft_dagster.sources.layouts import (
@@ -175,6 +176,7 @@ class JQuantsSource:
     client: Any
     master_snapshot_days: int = 30
     workers: int = 1  # sessions requested at once by daily_quotes (J-Quants rate-limits by plan)
+    progress: bool = False  # a bar over the sessions of daily_quotes (for a terminal)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     name: str = "jquants"
 
@@ -195,11 +197,12 @@ class JQuantsSource:
             return _frame(pdf, Layout.JQUANTS_BARS)
 
         sessions = self.sessions(start, end)
-        if self.workers > 1 and len(sessions) > 1:
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                frames = list(pool.map(bars_on, sessions))
-        else:
-            frames = [bars_on(d) for d in sessions]
+        bar = tqdm(total=len(sessions), desc="J-Quants daily bars", unit="day", disable=not self.progress)
+        with bar, ThreadPoolExecutor(max_workers=self.workers) as pool:
+            frames = []
+            for frame in pool.map(bars_on, sessions):
+                frames.append(frame)
+                bar.update(1)
         frames = [f for f in frames if not f.is_empty()]
         if not frames:
             return empty_quotes()

@@ -17,6 +17,7 @@ import polars as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from atft_dagster.model.atft import ATFTGATFAN, HorizonSelected, ModelOutput
 from atft_dagster.model.config import TrainingConfig
@@ -343,8 +344,6 @@ def train(
         start_validation = ck.get("start_validation")
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=cfg.epochs, initial=start_epoch, desc="epochs")
     rng = np.random.default_rng(cfg.seed)
     for _ in range(start_epoch):
@@ -361,6 +360,7 @@ def train(
         sums: dict[str, torch.Tensor] = {}
         norms: dict[str, torch.Tensor] = {}
         samples = 0
+        batches = tqdm(total=steps, desc=f"epoch {epoch}", unit="batch", leave=False) if bar else None
         for b in range(steps):
             ix = [split.train[i] for i in order[b * cfg.batch_dates : (b + 1) * cfg.batch_dates]]
             batch = data.batch(ix)
@@ -382,6 +382,10 @@ def train(
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v / steps
             timer.mark("optimiser")
+            if batches:
+                batches.update(1)
+        if batches:
+            batches.close()
         seconds = time.perf_counter() - t0
         t_val = time.perf_counter()
         rank_ic, ic, std = evaluate(model, data, split.val, cfg.batch_dates, precision)
