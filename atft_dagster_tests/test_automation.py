@@ -92,18 +92,27 @@ def test_upper_case_suffixes_are_landing_files(tmp_path):
 
 
 # ---- schedule --------------------------------------------------------------------------------
+def _tick(repo, instance, when: datetime, source=SMALL):
+    """One evaluation of the nightly schedule (the context is closed after, resources and all)."""
+    schedule = repo.get_schedule_def("nightly_schedule")
+    with dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=when,
+        repository_def=repo,
+        resources={"market_source": source},
+    ) as context:
+        return schedule.evaluate_tick(context)
+
+
 @pytest.mark.parametrize(
     ("when", "runs"),
     [(datetime(2024, 7, 1, 19, 0, tzinfo=TOKYO), True), (datetime(2024, 7, 15, 19, 0, tzinfo=TOKYO), False)],
 )
 def test_nightly_schedule_trading_day_and_holiday(when, runs, tmp_path):
     repo = build_definitions(tmp_path, SMALL).get_repository_def()
-    schedule = repo.get_schedule_def("nightly_schedule")
     with dg.instance_for_test() as instance:
         _report_panel(instance, "2024-06-28" if runs else "2024-07-12")  # the previous session
-        result = schedule.evaluate_tick(
-            dg.build_schedule_context(instance=instance, scheduled_execution_time=when, repository_def=repo)
-        )
+        result = _tick(repo, instance, when)
     if runs:
         assert [r.partition_key for r in result.run_requests] == ["2024-07-01"]
     else:  # 2024-07-15 is Marine Day
@@ -114,19 +123,40 @@ def test_nightly_skips_a_day_the_panel_cannot_reach_and_writes_nothing(tmp_path)
     """The panel ends on 2024-06-21: a nightly run for 2024-07-01 would write that day's raw quotes and then
     fail on the gap (leaving a stray partition); it is skipped, naming the days to ingest."""
     repo = build_definitions(tmp_path, SMALL).get_repository_def()
-    schedule = repo.get_schedule_def("nightly_schedule")
     when = datetime(2024, 7, 1, 19, 0, tzinfo=TOKYO)
     with dg.instance_for_test() as instance:
-        none_yet = schedule.evaluate_tick(
-            dg.build_schedule_context(instance=instance, scheduled_execution_time=when, repository_def=repo)
-        )
+        none_yet = _tick(repo, instance, when)
         _report_panel(instance, "2024-06-21")
-        behind = schedule.evaluate_tick(
-            dg.build_schedule_context(instance=instance, scheduled_execution_time=when, repository_def=repo)
-        )
+        behind = _tick(repo, instance, when)
     assert not none_yet.run_requests and "no market panel yet" in none_yet.skip_message
     assert not behind.run_requests and "5 trading day(s) before 2024-07-01" in behind.skip_message
     assert "atft ingest --start 2024-06-24 --end 2024-07-01" in behind.skip_message
+    assert not (tmp_path / "tables").exists()
+
+
+def test_nightly_skips_a_day_the_source_does_not_have_yet(tmp_path):
+    """Landing files end on the panel's last day: the next session's nightly run is skipped, naming the
+    source, and writes nothing; once that day's file lands, the run is requested."""
+    from atft_dagster.defs.resources import LandingFilesResource
+
+    layout = ProjectPaths(data_dir=str(tmp_path)).layout
+    src = SMALL.source()
+    last = src.history_days()[-1]
+    land_days(src, layout.landing_dir, [last])
+    files = LandingFilesResource(
+        landing_dir=str(layout.landing_dir), quarantine_dir=str(layout.quarantine_dir)
+    )
+    repo = build_definitions(tmp_path, files).get_repository_def()
+    (day,) = next_days_to_land(src, layout.landing_dir, 1)
+    when = datetime(day.year, day.month, day.day, 19, 0, tzinfo=TOKYO)
+
+    with dg.instance_for_test() as instance:
+        _report_panel(instance, str(last))
+        lacking = _tick(repo, instance, when, files)
+        land_days(src, layout.landing_dir, [day])
+        landed = _tick(repo, instance, when, files)
+    assert not lacking.run_requests and f"source 'files' has no quotes for {day} yet" in lacking.skip_message
+    assert [r.partition_key for r in landed.run_requests] == [str(day)]
     assert not (tmp_path / "tables").exists()
 
 

@@ -16,11 +16,12 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from atft_dagster.defs.partitions import TIMEZONE
-from atft_dagster.defs.resources import ProjectPaths, landing_limits
+from atft_dagster.defs.resources import MarketSourceResource, ProjectPaths, landing_limits
 from atft_dagster.pipeline.champion import load_champion
 from atft_dagster.pipeline.landing_plan import plan_landing
 from atft_dagster.pipeline.nightly import nightly_decision
 from atft_dagster.pipeline.retrain import retrain_decision
+from atft_dagster.sources.base import has_quotes
 from atft_dagster.sources.files import LandingFileSource
 
 DEFAULT_NIGHTLY_CRON = "0 19 * * 1-5"  # 19:00 Asia/Tokyo, after the 15:30 close and data publication
@@ -133,13 +134,20 @@ def nightly_schedule_for(cron: str = DEFAULT_NIGHTLY_CRON) -> dg.ScheduleDefinit
         job_name="nightly",
         name="nightly_schedule",
         description="Nightly on XTKS trading days: ingest the day, refresh features and graph, predict with the "
-        "champion. Skips (with the reason) a day that does not follow the market panel's last day.",
+        "champion. Skips (with the reason) a day that does not follow the market panel's last day, or that the "
+        "market source does not have yet.",
     )
-    def nightly_schedule(context: dg.ScheduleEvaluationContext):
+    def nightly_schedule(context: dg.ScheduleEvaluationContext, market_source: MarketSourceResource):
         day = context.scheduled_execution_time.astimezone(ZoneInfo(TIMEZONE)).date()
         decision = nightly_decision(day, _latest_panel_date(context.instance))
         if not decision.run:
             return dg.SkipReason(decision.reason)
+        source = market_source.source()
+        if not has_quotes(source, day):
+            return dg.SkipReason(
+                f"the market source '{source.name}' has no quotes for {day} yet: nothing was ingested; once "
+                f"they are there, run `atft ingest --start {day} --end {day}`"
+            )
         return dg.RunRequest(run_key=f"nightly:{day}", partition_key=str(day))
 
     return nightly_schedule

@@ -74,3 +74,8 @@ def require_days(frame: pl.DataFrame, days: list[date], what: str) -> None:
         raise MissingSourceData(
             f"{what} has no rows for {len(lacking)} requested trading day(s): {[str(d) for d in lacking[:5]]}"
         )
+
+
+def has_quotes(source: MarketSource, day: date) -> bool:
+    """Whether ``source`` can deliver quotes for ``day`` now (a file landed, the API published it)."""
+    return not source.daily_quotes(day, day).is_empty()
