@@ -18,11 +18,12 @@ from atft_dagster.defs.automation import (
     ops_failure_sensor,
     retrain_sensor,
 )
+from atft_dagster.defs.mlflow_resource import REGISTERED_MODEL
 from atft_dagster.defs.partitions import trading_days_partitions
 from atft_dagster.defs.resources import ProjectPaths
 from atft_dagster.landing import land_days, next_days_to_land
 from atft_dagster.pipeline.records import ChampionState
-from atft_dagster_tests.helpers import SMALL, TINY
+from atft_dagster_tests.helpers import SMALL, TINY, champion_of, tracking
 
 RETRAIN_CONFIG = {
     "ops": {
@@ -41,6 +42,8 @@ TOKYO = ZoneInfo("Asia/Tokyo")
 
 
 def _sensor(sensor, paths, cursor=None, instance=None, **resources):
+    if sensor is retrain_sensor:
+        resources.setdefault("mlflow_tracking", tracking(paths.root))
     ctx = dg.build_sensor_context(cursor=cursor, instance=instance, resources={"paths": paths, **resources})
     return sensor(ctx), ctx
 
@@ -181,8 +184,19 @@ def test_retrain_sensor_policy(tmp_path):
         _report_panel(instance, "2024-07-05")
         result, _ = _sensor(retrain_sensor, paths, instance=instance, retrain_policy=policy)
         assert result.run_requests[0].tags["atft/reason"] == "no champion yet"
-        champion = ChampionState(run_id="r0", folds=None, checkpoints=["x"], data_end=date(2024, 7, 3))
-        (tmp_path / "champion.json").write_text(champion.to_json())
+        version = _registered_version(tmp_path)
+        champion = ChampionState(
+            run_id="r0",
+            folds=None,
+            checkpoints=["x"],
+            data_end=date(2024, 7, 3),
+            mlflow_model_version=version,
+        )
+        paths.layout.champion_record(version).parent.mkdir(parents=True)
+        paths.layout.champion_record(version).write_text(champion.to_json())
+        result, _ = _sensor(retrain_sensor, paths, instance=instance, retrain_policy=policy)
+        assert result.run_requests, "a record without the alias is not the champion"
+        tracking(tmp_path).promote(version)  # the alias is the champion
         result, _ = _sensor(retrain_sensor, paths, instance=instance, retrain_policy=policy)
         assert "2 new trading day(s)" in result.skip_message
         _report_panel(instance, "2024-07-08")
@@ -191,6 +205,12 @@ def test_retrain_sensor_policy(tmp_path):
         instance.add_run(dg.DagsterRun(job_name="retrain", run_id="r1", status=dg.DagsterRunStatus.STARTED))
         result, _ = _sensor(retrain_sensor, paths, instance=instance, retrain_policy=policy)
         assert "already" in result.skip_message  # never two retrains at once
+
+
+def _registered_version(root) -> str:
+    client = tracking(root).client()
+    client.create_registered_model(REGISTERED_MODEL)
+    return str(client.create_model_version(REGISTERED_MODEL, source=str(root)).version)
 
 
 def test_failure_sensor_records_failures(tmp_path):
@@ -256,7 +276,7 @@ def test_end_to_end_landing_to_predictions(tmp_path):
             .execute_in_process(instance=instance, run_config=RETRAIN_CONFIG)
             .success
         )
-        champion = ChampionState.from_json((tmp_path / "champion.json").read_text())
+        champion = champion_of(tmp_path)
         assert str(champion.data_end) == keys[259]
         policy = RetrainPolicy(min_new_trading_days=5)
         _, cursor = _land_and_ingest(d, instance, paths, 1, None)

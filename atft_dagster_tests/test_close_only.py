@@ -93,4 +93,4 @@ def test_close_only_files_train_and_the_report_says_what_was_dropped(ran):
     assert "## Inputs" in report and "closes only" in report and "no volume" in report
     features = pl.read_parquet(root / "tables" / "enriched_features.parquet")
     assert "ret_intraday" not in features.columns and "ret_1d" in features.columns
-    assert (root / "champion.json").exists() and list((root / "predictions").glob("*.csv"))
+    assert list((root / "champions").glob("v*.json")) and list((root / "predictions").glob("*.csv"))

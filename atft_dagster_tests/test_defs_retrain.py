@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
 
 import dagster as dg
@@ -11,8 +10,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from atft_dagster.definitions import build_definitions
+from atft_dagster.pipeline.layout import DataLayout
 from atft_dagster.pipeline.records import ChampionState, EvaluationSummary, TrainedModel
-from atft_dagster_tests.helpers import SMALL, TINY, ingest, partition_keys
+from atft_dagster_tests.helpers import SMALL, TINY, champion_of, ingest, partition_keys, tracking
 
 
 def _run_config(margin: float = 0.0, lr: float = 1e-3) -> dict:
@@ -94,7 +94,8 @@ def test_evaluation_report_scores_all_models_on_the_same_days(retrained):
 
 def test_first_model_is_champion_and_predictions_exist(retrained):
     root, _, _, res, _ = retrained
-    champ = ChampionState.from_json((root / "champion.json").read_text())
+    champ = champion_of(root)
+    assert not (root / "champion.json").exists()  # the MLflow alias is the only pointer
     ckpt = TrainedModel.from_json((root / "tables" / "model_checkpoint.json").read_text())
     assert [m.seed for m in ckpt.members] == [42, 43]  # one fold x two ensemble seeds
     assert champ.checkpoints == [m.checkpoint for m in ckpt.fold_members(0)]
@@ -140,14 +141,14 @@ def test_daily_predictions_are_byte_identical_and_refuse_missing_dates(retrained
 
 def test_the_registered_champion_loads_from_mlflow_and_ranks_like_the_asset(retrained):
     """`models:/atft_gat_fan@champion` is a pyfunc model: it ranks the latest day exactly as
-    latest_predictions did, and its version is the one champion.json records."""
+    latest_predictions did, and its version's record is the champion everything else reads."""
     import mlflow
 
     root = retrained[0]
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model("models:/atft_gat_fan@champion")
     version = MlflowClient().get_model_version_by_alias("atft_gat_fan", "champion").version
-    assert str(version) == ChampionState.from_json((root / "champion.json").read_text()).mlflow_model_version
+    assert str(version) == champion_of(root).mlflow_model_version
     latest = pl.read_parquet(root / "tables" / "latest_predictions.parquet")
     got = model.predict(
         {
@@ -177,7 +178,7 @@ def test_a_range_of_daily_predictions_runs_as_one_step(retrained):
 
 def test_champion_is_kept_unless_beaten_by_the_margin(retrained):
     root, d, inst, _, _ = retrained
-    before = json.loads((root / "champion.json").read_text())
+    before = champion_of(root)
     res = d.resolve_job_def("retrain").execute_in_process(
         instance=inst, run_config=_run_config(margin=10.0, lr=5e-4)
     )
@@ -185,7 +186,26 @@ def test_champion_is_kept_unless_beaten_by_the_margin(retrained):
     md = {e.asset_key.path[-1]: e.materialization.metadata for e in res.get_asset_materialization_events()}
     decision = md["champion_model"]["decision"].value
     assert decision.startswith("kept champion") and "selection-window rank_ic" in decision
-    assert json.loads((root / "champion.json").read_text())["checkpoints"] == before["checkpoints"]
+    assert champion_of(root) == before  # the alias did not move
+    # the alias is the one pointer: moved by hand to the kept run's version, predictions follow it
+    kept = TrainedModel.from_json((root / "tables" / "model_checkpoint.json").read_text())
+    assert kept.mlflow_model_version != before.mlflow_model_version
+    tracking(root).promote(kept.mlflow_model_version)
+
+    def predict():
+        return d.resolve_job_def("__ASSET_JOB").execute_in_process(
+            instance=inst, asset_selection=[dg.AssetKey("latest_predictions")], raise_on_error=False
+        )
+
+    refused = predict()  # a version never promoted has no record: refused, not guessed
+    (failure,) = [e for e in refused.all_events if e.is_step_failure]
+    assert "whose record" in failure.event_specific_data.error.to_string()
+    layout = DataLayout(root)
+    record = ChampionState.from_model(kept, layout, "rank_ic", None, "promoted by hand")
+    layout.champion_record(kept.mlflow_model_version).write_text(record.to_json())
+    used = predict().get_asset_materialization_events()[0].materialization.metadata["champion"].value
+    assert used == record.checkpoints != before.checkpoints
+    tracking(root).promote(before.mlflow_model_version)
 
 
 def test_the_evaluation_reports_baseline_training_on_the_console(retrained):

@@ -106,13 +106,29 @@ def test_a_champion_file_of_an_earlier_version_still_loads(tmp_path):
     (tmp_path / "champion.json").write_text(
         json.dumps({"run_id": "old", "checkpoints": ["/abs/a.pt"], "x": 1})
     )
-    state = load_champion(DataLayout(tmp_path))
+    state = load_champion(DataLayout(tmp_path), None)  # no MLflow alias yet: the old file is the champion
     assert (
         state.folds is None
         and state.data_end is None
         and state.member_paths(DataLayout(tmp_path)) == ["/abs/a.pt"]
     )
-    assert load_champion(DataLayout(tmp_path / "none")) is None
+    assert load_champion(DataLayout(tmp_path / "none"), None) is None
+
+
+def test_the_alias_names_the_champion_and_its_record_must_exist(tmp_path):
+    from atft_dagster.pipeline.champion import ChampionRecordMissing, require_version
+    from atft_dagster.pipeline.records import ChampionState
+
+    layout = DataLayout(tmp_path)
+    (tmp_path / "champion.json").write_text(json.dumps({"run_id": "old", "checkpoints": ["a.pt"]}))
+    with pytest.raises(ChampionRecordMissing, match="points at model version 3, whose record"):
+        load_champion(layout, "3")  # an alias is never overruled by the old file
+    new = ChampionState(run_id="r3", folds=None, checkpoints=["b.pt"], mlflow_model_version="3")
+    layout.champion_record(require_version(new)).parent.mkdir()
+    layout.champion_record("3").write_text(new.to_json())
+    assert load_champion(layout, "3") == new
+    with pytest.raises(ChampionRecordMissing, match="no registered MLflow model version"):
+        require_version(new.model_copy(update={"mlflow_model_version": None}))
 
 
 # ---- champion --------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from atft_dagster.defs.mlflow_resource import MlflowTracking
 from atft_dagster.defs.partitions import TIMEZONE
 from atft_dagster.defs.resources import MarketSourceResource, ProjectPaths, landing_limits
 from atft_dagster.pipeline.champion import load_champion
@@ -76,7 +77,10 @@ def _latest_panel_date(instance: dg.DagsterInstance) -> date | None:
     description="Enough new trading days since the champion's data -> retrain.",
 )
 def retrain_sensor(
-    context: dg.SensorEvaluationContext, paths: ProjectPaths, retrain_policy: RetrainPolicy
+    context: dg.SensorEvaluationContext,
+    paths: ProjectPaths,
+    retrain_policy: RetrainPolicy,
+    mlflow_tracking: MlflowTracking,
 ) -> dg.SensorResult | dg.SkipReason:
     active = context.instance.get_run_records(
         dg.RunsFilter(
@@ -91,7 +95,7 @@ def retrain_sensor(
         limit=1,
     )
     latest = _latest_panel_date(context.instance)
-    champion = load_champion(paths.layout)
+    champion = load_champion(paths.layout, mlflow_tracking.champion_version())
     d = retrain_decision(
         latest,
         champion.data_end if champion else None,

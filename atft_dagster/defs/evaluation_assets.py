@@ -10,7 +10,7 @@ import polars as pl
 from pydantic import Field
 
 from atft_dagster.defs.mlflow_resource import MlflowTracking
-from atft_dagster.defs.model_assets import REGISTERED_MODEL, TorchDevice
+from atft_dagster.defs.model_assets import TorchDevice
 from atft_dagster.defs.partitions import partition_date, trading_days_partitions
 from atft_dagster.defs.resources import MarketSourceResource, ProjectPaths
 from atft_dagster.defs.worker_watch import stop_if_run_worker_dies
@@ -18,7 +18,12 @@ from atft_dagster.evaluation.report import embed_png
 from atft_dagster.evaluation.selection import compare_on_selection
 from atft_dagster.features.support import registry_for_frame
 from atft_dagster.model import TrainingConfig
-from atft_dagster.pipeline.champion import decide_champion, load_champion
+from atft_dagster.pipeline.champion import (
+    ChampionRecordMissing,
+    decide_champion,
+    load_champion,
+    require_version,
+)
 from atft_dagster.pipeline.evaluate import EvaluationResult, EvaluationSettings, evaluate_run
 from atft_dagster.pipeline.inputs import feature_manifest, feature_registry, inputs_md
 from atft_dagster.pipeline.rank import rank_day
@@ -136,8 +141,9 @@ class ChampionConfig(dg.Config):
     deps=["evaluation_report"],
     description="Promotes the new seed ensemble only if it beats the current champion on the new run's selection "
     "windows (mean over folds; test-window labels are removed before scoring) by the configured margin; the first "
-    "model becomes champion. Writes champion.json (read by the retrain sensor) and the MLflow registry alias "
-    "`champion`. Output: a ChampionState record (JSON).",
+    "model becomes champion. The MLflow registry alias `champion` (models:/atft_gat_fan@champion) is the one "
+    "pointer to the champion: a promotion writes the version's record (data/champions/v<version>.json) and then "
+    "moves the alias; predictions and the retrain sensor follow the alias. Output: a ChampionState record (JSON).",
 )
 def champion_model(
     context: dg.AssetExecutionContext,
@@ -165,12 +171,12 @@ def champion_model(
         )
 
     layout = paths.layout
-    d = decide_champion(model_checkpoint, load_champion(layout), layout, compare, config.metric)
-    write_text_atomic(d.state.to_json(), layout.champion_file)
-    if d.promote and d.state.mlflow_model_version:
-        mlflow_tracking.client().set_registered_model_alias(
-            REGISTERED_MODEL, "champion", d.state.mlflow_model_version
-        )
+    champion = load_champion(layout, mlflow_tracking.champion_version())
+    d = decide_champion(model_checkpoint, champion, layout, compare, config.metric)
+    if d.promote:
+        version = require_version(d.state)
+        write_text_atomic(d.state.to_json(), layout.champion_record(version))  # the record, then the pointer
+        mlflow_tracking.promote(version)
     nan = float("nan")
     context.add_output_metadata(
         {
@@ -228,6 +234,7 @@ def _predict(
     partitions_def=trading_days_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"polars", "parquet", "csv"},
+    deps=["champion_model"],
     description="For each partition's trading date, the champion's scores for every stock trading that day: point "
     "prediction per horizon, quantiles and cross-sectional rank (0 = best). Parquet plus a JPX-style CSV "
     "(Date, SecuritiesCode, Rank) in the data directory's predictions folder. Same date and champion => "
@@ -235,29 +242,42 @@ def _predict(
 )
 def daily_predictions(
     context: dg.AssetExecutionContext,
-    champion_model: ChampionState,
     enriched_features: pl.DataFrame,
     stock_graph: pl.DataFrame,
     torch_device: TorchDevice,
     paths: ProjectPaths,
+    mlflow_tracking: MlflowTracking,
 ) -> pl.DataFrame:
     days = [partition_date(k) for k in context.partition_keys]
-    return _predict(context, days, champion_model, enriched_features, stock_graph, torch_device, paths)
+    champion = _champion(paths, mlflow_tracking)
+    return _predict(context, days, champion, enriched_features, stock_graph, torch_device, paths)
 
 
 @dg.asset(
     group_name=EVAL_GROUP,
     kinds={"polars", "parquet", "csv"},
+    deps=["champion_model"],
     description="The champion's predictions for the latest trading day with features (what `retrain` "
     "ends with); the same files as that day's daily_predictions partition.",
 )
 def latest_predictions(
     context: dg.AssetExecutionContext,
-    champion_model: ChampionState,
     enriched_features: pl.DataFrame,
     stock_graph: pl.DataFrame,
     torch_device: TorchDevice,
     paths: ProjectPaths,
+    mlflow_tracking: MlflowTracking,
 ) -> pl.DataFrame:
     day = enriched_features["date"].max()
-    return _predict(context, [day], champion_model, enriched_features, stock_graph, torch_device, paths)
+    champion = _champion(paths, mlflow_tracking)
+    return _predict(context, [day], champion, enriched_features, stock_graph, torch_device, paths)
+
+
+def _champion(paths: ProjectPaths, mlflow_tracking: MlflowTracking) -> ChampionState:
+    """The model version the ``champion`` alias points at (moving the alias by hand moves predictions)."""
+    champion = load_champion(paths.layout, mlflow_tracking.champion_version())
+    if champion is None:
+        raise ChampionRecordMissing(
+            "no champion yet: run `retrain` (or point the MLflow alias 'champion' at a version)"
+        )
+    return champion

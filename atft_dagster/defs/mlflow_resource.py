@@ -15,9 +15,12 @@ from pathlib import Path
 
 import dagster as dg
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 RUN_TAG = "dagster_run_id"
+REGISTERED_MODEL = "atft_gat_fan"
+CHAMPION_ALIAS = "champion"  # the single pointer to the champion: models:/atft_gat_fan@champion
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
@@ -28,6 +31,18 @@ class MlflowTracking(dg.ConfigurableResource):
 
     def client(self) -> MlflowClient:
         return MlflowClient(tracking_uri=self.tracking_uri)
+
+    def champion_version(self) -> str | None:
+        """The registered version the ``champion`` alias points at; None before the first promotion."""
+        try:
+            return str(self.client().get_model_version_by_alias(REGISTERED_MODEL, CHAMPION_ALIAS).version)
+        except MlflowException as err:
+            if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None  # no registered model yet, or no alias on it
+            raise
+
+    def promote(self, version: str) -> None:
+        self.client().set_registered_model_alias(REGISTERED_MODEL, CHAMPION_ALIAS, version)
 
     def _experiment_id(self) -> str:
         client = self.client()

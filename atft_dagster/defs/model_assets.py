@@ -9,7 +9,7 @@ import polars as pl
 import torch
 from pydantic import Field
 
-from atft_dagster.defs.mlflow_resource import MlflowTracking, quiet_mlflow
+from atft_dagster.defs.mlflow_resource import REGISTERED_MODEL, MlflowTracking, quiet_mlflow
 from atft_dagster.defs.resources import ProjectPaths
 from atft_dagster.defs.worker_watch import stop_if_run_worker_dies
 from atft_dagster.features.support import registry_for_frame
@@ -23,7 +23,6 @@ from atft_dagster.training.split import Split
 from atft_dagster.training.train import EpochLog
 
 MODEL_GROUP = "model"
-REGISTERED_MODEL = "atft_gat_fan"
 
 
 class TorchDevice(dg.ConfigurableResource):

@@ -19,7 +19,7 @@ class ChampionDecision:
     decision: str
     candidate_score: float | None
     champion_score: float | None
-    state: ChampionState  # what champion.json holds afterwards
+    state: ChampionState  # the champion afterwards
 
 
 def decide_champion(
@@ -52,6 +52,30 @@ def decide_champion(
     return ChampionDecision(False, cmp.decision, cmp.candidate, cmp.champion, previous)
 
 
-def load_champion(layout: DataLayout) -> ChampionState | None:
-    path = layout.champion_file
-    return ChampionState.from_json(path.read_text(encoding="utf-8")) if path.exists() else None
+class ChampionRecordMissing(FileNotFoundError):
+    pass
+
+
+def load_champion(layout: DataLayout, version: str | None) -> ChampionState | None:
+    """The champion is the registered model version the MLflow alias ``champion`` points at (``version``,
+    None when no alias is set): its record is the one written when that version was promoted. Without an
+    alias, the champion.json of an earlier version is read, if there is one; else there is no champion."""
+    if version is not None:
+        path = layout.champion_record(version)
+        if not path.exists():
+            raise ChampionRecordMissing(
+                f"the MLflow alias 'champion' points at model version {version}, whose record {path} is "
+                "missing: point the alias at a promoted version, or retrain"
+            )
+        return ChampionState.from_json(path.read_text(encoding="utf-8"))
+    legacy = layout.champion_file
+    return ChampionState.from_json(legacy.read_text(encoding="utf-8")) if legacy.exists() else None
+
+
+def require_version(state: ChampionState) -> str:
+    """A champion is a registered model version (the alias can point at nothing else)."""
+    if not state.mlflow_model_version:
+        raise ChampionRecordMissing(
+            f"run {state.run_id} has no registered MLflow model version and cannot be champion: retrain it"
+        )
+    return state.mlflow_model_version

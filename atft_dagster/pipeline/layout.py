@@ -39,8 +39,14 @@ class DataLayout:
 
     @property
     def champion_file(self) -> Path:
-        """The champion state the retrain sensor and the next promotion read."""
+        """Where versions before the MLflow alias was the champion's pointer kept its state; read only when
+        no alias is set (a data directory of such a version)."""
         return self.root / "champion.json"
+
+    def champion_record(self, version: str) -> Path:
+        """The record (members, folds, data end) of the registered model version promoted to champion,
+        written once when it is promoted; the MLflow alias says which version is champion."""
+        return self.root / "champions" / f"v{version}.json"
 
     @property
     def ops_dir(self) -> Path:
