@@ -142,7 +142,7 @@ class ChampionConfig(dg.Config):
     description="Promotes the new seed ensemble only if it beats the current champion on the new run's selection "
     "windows (mean over folds; test-window labels are removed before scoring) by the configured margin; the first "
     "model becomes champion. The MLflow registry alias `champion` (models:/atft_gat_fan@champion) is the one "
-    "pointer to the champion: a promotion writes the version's record (data/champions/v<version>.json) and then "
+    "pointer to the champion: a promotion writes the version's record (data/champions/v{version}.json) and then "
     "moves the alias; predictions and the retrain sensor follow the alias. Output: a ChampionState record (JSON).",
 )
 def champion_model(
