@@ -297,3 +297,11 @@ def test_normalise_is_per_date(feats):
     full = normalise(df, REG).filter(pl.col("date") == t)
     cut = normalise(df.filter(pl.col("date") <= t), REG).filter(pl.col("date") == t)
     assert_frame_equal(full, cut)
+
+
+def test_a_terminal_sees_a_bar_over_the_feature_stages(capsys):
+    panel, topix, cal = _inputs(SyntheticMarketConfig(seed=3, n_stocks=20, n_days=90))
+    quiet, _ = compute_features(panel, topix, cal)
+    assert "features" not in capsys.readouterr().err  # no terminal (a log file, CI): no bar
+    shown, _ = compute_features(panel, topix, cal, progress=True)
+    assert shown.equals(quiet) and "features: 100%" in capsys.readouterr().err

@@ -1,5 +1,7 @@
 """The enriched_features asset: registry features + targets, validated before anything is written."""
 
+import sys
+
 import dagster as dg
 import polars as pl
 from pydantic import Field
@@ -51,7 +53,9 @@ def enriched_features(
 ) -> pl.DataFrame:
     registry, dropped = supported_registry(default_registry(), market_panel, topix_index)
     horizons = tuple(config.horizons)
-    df, stats = compute_features(market_panel, topix_index, trading_calendar, registry, horizons)
+    df, stats = compute_features(
+        market_panel, topix_index, trading_calendar, registry, horizons, progress=sys.stderr.isatty()
+    )
     failures = validate_features(df, registry, config.max_null_rate_after_warmup, horizons)
     if failures:
         raise FeatureValidationError(failures)  # nothing is written where downstream reads

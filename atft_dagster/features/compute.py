@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+from tqdm.auto import tqdm
 
 from atft_dagster.features.definitions import CALENDAR_CAP, ROW, default_registry
 from atft_dagster.features.registry import (
@@ -108,6 +109,7 @@ def compute_features(
     calendar: pl.DataFrame,
     registry: FeatureRegistry | None = None,
     horizons: tuple[int, ...] = HORIZONS,
+    progress: bool = False,
 ) -> tuple[pl.DataFrame, FeatureStats]:
     """One row per (date, code) with a known sector33, sorted by (code, date): keys, every registry feature
     (Float32) and the targets. Features at t read rows up to t only; targets read t+h and are kept apart
@@ -126,7 +128,9 @@ def compute_features(
     df = df.join(mkt, on="date", how="left", maintain_order="left")
     df = df.join(calendar_frame(calendar, reg), on="date", how="left", maintain_order="left")
     stock = [f for f in reg.features if f.scope == Scope.STOCK]
-    for stage in (Stage.BASE, Stage.SERIES, Stage.SERIES2):
+    per_code = (Stage.BASE, Stage.SERIES, Stage.SERIES2)
+    bar = tqdm(total=len(per_code) + 1, desc="features", unit="stage", disable=not progress)
+    for stage in per_code:
         exprs = [
             hp.expr.alias(hp.name)
             for hp in reg.helpers
@@ -135,12 +139,15 @@ def compute_features(
         exprs += [_feature_expr(f) for f in stock if f.stage == stage]
         if exprs:
             df = _with(df, exprs)
+        bar.update(1)
     # helpers and raw prices are not needed any more: free them before the per-date stages
     keep = set(KEY_COLUMNS) | set(reg.names) | set(target_names(horizons))
     df = df.drop([c for c in df.columns if c not in keep and c not in _per_date_reads(reg)])
     df = _per_date_stages(
         df, [f for f in stock if f.stage >= Stage.SECTOR], [h for h in reg.helpers if h.stage >= Stage.SECTOR]
     )
+    bar.update(1)
+    bar.close()
     if df["sector33_code"].null_count():  # a filter copies every column: only when needed
         df = df.filter(pl.col("sector33_code").is_not_null())
     out = df.select(*KEY_COLUMNS, *reg.names, *target_names(horizons))
