@@ -19,9 +19,9 @@ from atft_dagster.defs.automation import (
 )
 from atft_dagster.defs.io_manager import PolarsParquetIOManager
 from atft_dagster.defs.jobs import JOBS
-from atft_dagster.defs.mlflow_resource import MlflowTracking
+from atft_dagster.defs.mlflow_resource import MlflowTracking, postgres_tracking_uri
 from atft_dagster.defs.resources import MarketSourceResource, ProjectPaths
-from atft_dagster.defs.settings import data_dir, market_source_resource, nightly_cron
+from atft_dagster.defs.settings import data_dir, database_url, market_source_resource, nightly_cron
 from atft_dagster.pipeline.layout import DataLayout
 
 OWNERS = ["team:quant-research"]
@@ -38,11 +38,16 @@ def source_version() -> str:
 
 
 def build_definitions(
-    root: Path | None = None, market_source: MarketSourceResource | None = None
+    root: Path | None = None,
+    market_source: MarketSourceResource | None = None,
+    database_url: str | None = None,
 ) -> dg.Definitions:
-    """All assets, checks, jobs and resources; tests pass their own data folder and source."""
+    """All assets, checks, jobs and resources; tests pass their own data folder and source. With a
+    PostgreSQL ``database_url``, MLflow's store is on that database (the Dagster instance's storage is
+    the instance config's: dagster.postgres.yaml)."""
     root = Path(root) if root else data_dir()
     layout = DataLayout(root)
+    tracking_uri = postgres_tracking_uri(database_url) if database_url else layout.mlflow_uri
     return dg.Definitions(
         # every asset and check defined anywhere in defs/ (one module per domain; nothing listed by hand)
         assets=dg.map_asset_specs(
@@ -60,10 +65,10 @@ def build_definitions(
             "torch_device": model_assets.TorchDevice(),
             "retrain_policy": RetrainPolicy(),
             "mlflow_tracking": MlflowTracking(
-                tracking_uri=layout.mlflow_uri, artifact_dir=str(layout.mlflow_artifacts)
+                tracking_uri=tracking_uri, artifact_dir=str(layout.mlflow_artifacts)
             ),
         },
     )
 
 
-defs = build_definitions()
+defs = build_definitions(database_url=database_url())

@@ -99,3 +99,38 @@ def test_bad_config_is_refused_at_launch(tmp_path, monkeypatch):
             len(queued) == 1 and instance.get_run_by_id(good.run_id).status == dg.DagsterRunStatus.NOT_STARTED
         )
     assert not (data / "tables").exists() or not any((data / "tables").iterdir())
+
+
+def test_the_postgres_instance_config_differs_only_in_storage(tmp_path):
+    """./run links dagster.postgres.yaml when ATFT_DATABASE_URL is set: the same queue, pool, monitoring and
+    launch validation, with the storage on that URL."""
+    from dagster._core.instance.config import dagster_instance_config as parse
+
+    sqlite = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    postgres = yaml.safe_load((REPO / "dagster.postgres.yaml").read_text())
+    assert {k: v for k, v in sqlite.items() if k != "storage"} == {
+        k: v for k, v in postgres.items() if k != "storage"
+    }
+    assert postgres["storage"] == {"postgres": {"postgres_url": {"env": "ATFT_DATABASE_URL"}}}
+    (tmp_path / "dagster.yaml").write_text((REPO / "dagster.postgres.yaml").read_text())
+    parsed, _ = parse(str(tmp_path))  # valid for the daemon and the webserver
+    assert parsed["storage"]["postgres"]["postgres_url"] == {"env": "ATFT_DATABASE_URL"}
+    run = (REPO / "run").read_text()
+    assert "dagster.postgres.yaml" in run and "ATFT_DATABASE_URL" in run
+
+
+def test_one_database_url_names_the_driver_for_both_stores(monkeypatch):
+    from atft_dagster.defs.mlflow_resource import postgres_tracking_uri
+    from atft_dagster.defs.settings import database_url
+
+    monkeypatch.setenv("ATFT_DATABASE_URL", "postgresql://u:p@db:5432/atft")
+    url = database_url()
+    assert url == "postgresql+psycopg2://u:p@db:5432/atft"
+    assert postgres_tracking_uri(url) == url + "?options=-csearch_path%3Dmlflow"
+    monkeypatch.setenv("ATFT_DATABASE_URL", "mysql://u@db/atft")
+    import pytest
+
+    with pytest.raises(ValueError, match="must be a postgresql:// URL"):
+        database_url()
+    monkeypatch.delenv("ATFT_DATABASE_URL")
+    assert database_url() is None

@@ -6,6 +6,7 @@ root is pinned under the project's data folder (dagster-mlflow creates the exper
 root, relative to whatever directory the process runs in), and each use ends its run cleanly.
 """
 
+import functools
 import logging
 import os
 import warnings
@@ -21,6 +22,30 @@ from mlflow.tracking import MlflowClient
 RUN_TAG = "dagster_run_id"
 REGISTERED_MODEL = "atft_gat_fan"
 CHAMPION_ALIAS = "champion"  # the single pointer to the champion: models:/atft_gat_fan@champion
+MLFLOW_SCHEMA = "mlflow"  # on PostgreSQL, MLflow's tables and migrations live apart from Dagster's
+
+
+def postgres_tracking_uri(database_url: str) -> str:
+    """MLflow's tracking and registry store on the project's PostgreSQL database, in its own schema."""
+    return f"{database_url}{'&' if '?' in database_url else '?'}options=-csearch_path%3D{MLFLOW_SCHEMA}"
+
+
+@functools.cache
+def _prepare_store(tracking_uri: str) -> None:
+    """Create MLflow's schema once per process (MLflow creates its tables, not the schema)."""
+    if not tracking_uri.startswith("postgresql") or f"search_path%3D{MLFLOW_SCHEMA}" not in tracking_uri:
+        return
+    import psycopg2
+
+    libpq_url = "postgresql://" + tracking_uri.split("://", 1)[1].split("?")[0]
+    conn = psycopg2.connect(libpq_url)
+    try:
+        conn.autocommit = True
+        conn.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS {MLFLOW_SCHEMA}")
+    finally:
+        conn.close()
+
+
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
@@ -30,6 +55,7 @@ class MlflowTracking(dg.ConfigurableResource):
     experiment_name: str = "atft_dagster"
 
     def client(self) -> MlflowClient:
+        _prepare_store(self.tracking_uri)
         return MlflowClient(tracking_uri=self.tracking_uri)
 
     def champion_version(self) -> str | None:
@@ -57,6 +83,7 @@ class MlflowTracking(dg.ConfigurableResource):
     @contextmanager
     def run(self, dagster_run_id: str, job_name: str = "") -> Iterator[mlflow.ActiveRun]:
         """Start (or re-enter) the MLflow run of this Dagster run; end it when the block ends."""
+        _prepare_store(self.tracking_uri)
         mlflow.set_tracking_uri(self.tracking_uri)
         exp_id = self._experiment_id()
         found = self.client().search_runs(

@@ -7,6 +7,9 @@ JQUANTS_API_KEY     the J-Quants API v2 key (read through dg.EnvVar, never logge
 ATFT_JQUANTS_BASE_URL  the J-Quants API's base URL (default: J-Quants' own; a proxy or a local stand-in)
 ATFT_JQUANTS_WORKERS   sessions of daily bars requested at once from J-Quants (default 1)
 ATFT_NIGHTLY_CRON   cron of the nightly schedule in Asia/Tokyo (default "0 19 * * 1-5")
+ATFT_DATABASE_URL   postgresql://user:password@host:port/db: Dagster's runs, events and schedules (through
+                    dagster.postgres.yaml, which ./run selects when this is set) and MLflow's tracking and
+                    model registry (schema `mlflow` of the same database); unset = SQLite under the data folder
 ATFT_HISTORY_START  the first daily partition (YYYY-MM-DD, default 2022-01-04): ingestable history starts here
 """
 
@@ -44,6 +47,24 @@ def history_start() -> date:
         return date.fromisoformat(raw)
     except ValueError:
         raise ValueError(f"ATFT_HISTORY_START must be a date YYYY-MM-DD, got {raw!r}") from None
+
+
+PG_DRIVER_SCHEME = "postgresql+psycopg2://"  # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3
+
+
+def with_pg_driver(url: str) -> str:
+    """A PostgreSQL URL naming the driver Dagster's and MLflow's stores use (psycopg2)."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return PG_DRIVER_SCHEME + url[len(scheme) :]
+    if not url.startswith(PG_DRIVER_SCHEME):
+        raise ValueError(f"ATFT_DATABASE_URL must be a postgresql:// URL, got {url.split('@')[-1]!r}")
+    return url
+
+
+def database_url() -> str | None:
+    raw = os.environ.get("ATFT_DATABASE_URL")
+    return with_pg_driver(raw) if raw else None
 
 
 def data_dir() -> Path:
