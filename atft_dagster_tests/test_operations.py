@@ -20,12 +20,11 @@ def test_production_dagster_yaml_parses_and_limits_the_gpu_pool(tmp_path, monkey
     )
     assert cfg["telemetry"]["enabled"] is False and cfg["run_monitoring"]["enabled"] is True
     (tmp_path / "dagster.yaml").write_text(text)
-    for var in ("DAGSTER_PG_HOST", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB", "ATFT_IMAGE"):
-        monkeypatch.setenv(var, "x")
+    monkeypatch.setenv("ATFT_IMAGE", "x")
     from dagster._core.instance.config import dagster_instance_config as parse  # what the daemon uses
 
     parsed, _ = parse(str(tmp_path))
-    assert parsed["storage"]["postgres"]["postgres_db"]["port"] == 5432
+    assert parsed["storage"]["postgres"]["postgres_url"] == {"env": "ATFT_DATABASE_URL"}  # the one URL
     assert parsed["run_monitoring"]["free_slots_after_run_end_seconds"] > 0
 
 
