@@ -15,6 +15,19 @@ from atft_dagster.training.skip_init import ridge_start
 from atft_dagster.training.split import Split
 from atft_dagster.training.train import predict
 
+# The ridge start zeroes the deep point head, so the deep path adds exactly 0 to the prediction: it is
+# built at the smallest width the config allows, and only the skip's ridge fit decides the scores.
+NO_DEEP_PATH = {
+    "hidden": 4,
+    "attn_heads": 1,
+    "gat_heads": [1, 1],
+    "lstm_layers": 1,
+    "use_fan": False,
+    "use_san": False,
+    "graph_raw_inputs": False,
+    "dropout": 0.0,
+}
+
 
 def linear_graph_baseline(
     data: PanelTensors,
@@ -25,7 +38,9 @@ def linear_graph_baseline(
     precision: str = "fp32",
 ) -> tuple[pl.DataFrame, list[dict]]:
     """(one ``linear_graph_<h>d`` column per horizon on the selection and test rows, the choices)."""
-    lin = cfg.model_copy(update={"use_graph": True, "input_skip": True, "skip_neighbour_mean": True})
+    lin = cfg.model_copy(
+        update={"use_graph": True, "input_skip": True, "skip_neighbour_mean": True, **NO_DEEP_PATH}
+    )
     frames = []
     for penalty in penalties:
         model = ATFTGATFAN(data.n_features, lin).to(data.device)
