@@ -18,7 +18,7 @@ from atft_dagster.pipeline.layout import DataLayout
 from atft_dagster.sources.synthetic import SyntheticSource
 from atft_dagster_tests.jquants_server import FakeJQuants, market_responder
 
-HISTORY = market_preset("demo", seed=17, n_stocks=12, start=date(2017, 1, 4), n_days=60)
+HISTORY = market_preset("demo", seed=17, n_stocks=12, start=date(2017, 1, 4), n_days=40)
 
 
 def _ingest(env: dict[str, str], start: date, end: date) -> subprocess.CompletedProcess:
