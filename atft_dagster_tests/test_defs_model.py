@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -110,26 +111,56 @@ def test_torch_device_resource():
     assert TorchDevice().resolve().type in ("cpu", "cuda")
 
 
-def test_a_run_interrupted_mid_training_resumes_when_run_again(prepared, monkeypatch):
-    """The step dies after epoch 1 was checkpointed; the next run of the same training (new run id,
-    same config and data) starts at epoch 2 instead of from scratch."""
+KILLED_AFTER_EPOCH_1 = """
+import json, os, signal, sys
+from pathlib import Path
+import dagster as dg
+from atft_dagster.definitions import build_definitions
+from atft_dagster.defs import model_assets
+from atft_dagster_tests.helpers import SMALL
+
+real = model_assets._log_epoch
+
+def killed(context, split, member, cfg, log):
+    real(context, split, member, cfg, log)
+    if log.epoch == 1:  # epoch 1 is checkpointed: the process dies here, no cleanup of any kind
+        os.kill(os.getpid(), signal.SIGKILL)
+
+model_assets._log_epoch = killed
+defs = build_definitions(Path(sys.argv[1]), SMALL)
+defs.resolve_job_def("train").execute_in_process(
+    instance=dg.DagsterInstance.ephemeral(), run_config=json.loads(sys.argv[2])
+)
+"""
+
+
+def test_a_run_killed_mid_training_resumes_when_run_again(prepared):
+    """The training process is killed with SIGKILL right after epoch 1 was checkpointed; the next run of
+    the same training (new run id, same config and data) starts at epoch 2 instead of from scratch."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
     root, d, inst = prepared
-    from atft_dagster.defs import model_assets
-
-    real = model_assets._log_epoch
-
-    def dies_after_epoch_1(context, split, member, cfg, log):
-        real(context, split, member, cfg, log)
-        if log.epoch == 1:
-            raise RuntimeError("worker killed")
-
     overrides = {"epochs": 3, "patience": 5, "ensemble_seeds": 1, "lr": 7e-4}
-    monkeypatch.setattr(model_assets, "_log_epoch", dies_after_epoch_1)
-    crashed = _train(d, inst, **overrides)
-    assert not crashed.success
-    monkeypatch.setattr(model_assets, "_log_epoch", real)
+    config = {"ops": {"model_checkpoint": {"config": {**TINY, **overrides}}}}
+    repo = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])),
+    }
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_EPOCH_1, str(root), json.dumps(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert list(root.glob("models/*/fold_0/seed_*/last.pt"))  # what the dead process left
     again = _train(d, inst, **overrides)
-    assert again.success and again.run_id != crashed.run_id
+    assert again.success
     (member,) = _trained(root).members
     assert member.resumed_from_epoch == 1 and member.epochs_run == 3
     md = next(e for e in again.get_asset_materialization_events()).materialization.metadata
