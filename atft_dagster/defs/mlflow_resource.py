@@ -83,7 +83,6 @@ class MlflowTracking(dg.ConfigurableResource):
     @contextmanager
     def run(self, dagster_run_id: str, job_name: str = "") -> Iterator[mlflow.ActiveRun]:
         """Start (or re-enter) the MLflow run of this Dagster run; end it when the block ends."""
-        _prepare_store(self.tracking_uri)
         mlflow.set_tracking_uri(self.tracking_uri)
         exp_id = self._experiment_id()
         found = self.client().search_runs(
