@@ -17,11 +17,18 @@ from atft_dagster.defs.automation import (
     ops_failure_sensor,
     retrain_sensor,
 )
+from atft_dagster.defs.executors import executor_for
 from atft_dagster.defs.io_manager import PolarsParquetIOManager
 from atft_dagster.defs.jobs import JOBS
 from atft_dagster.defs.mlflow_resource import MlflowTracking, postgres_tracking_uri
 from atft_dagster.defs.resources import MarketSourceResource, ProjectPaths
-from atft_dagster.defs.settings import data_dir, database_url, market_source_resource, nightly_cron
+from atft_dagster.defs.settings import (
+    data_dir,
+    database_url,
+    executor_name,
+    market_source_resource,
+    nightly_cron,
+)
 from atft_dagster.pipeline.layout import DataLayout
 
 OWNERS = ["team:quant-research"]
@@ -41,10 +48,11 @@ def build_definitions(
     root: Path | None = None,
     market_source: MarketSourceResource | None = None,
     database_url: str | None = None,
+    executor: str = "multiprocess",
 ) -> dg.Definitions:
     """All assets, checks, jobs and resources; tests pass their own data folder and source. With a
     PostgreSQL ``database_url``, MLflow's store is on that database (the Dagster instance's storage is
-    the instance config's: dagster.postgres.yaml)."""
+    the instance config's: dagster.postgres.yaml). ``executor``: :func:`executor_for`'s name."""
     root = Path(root) if root else data_dir()
     layout = DataLayout(root)
     tracking_uri = postgres_tracking_uri(database_url) if database_url else layout.mlflow_uri
@@ -56,6 +64,7 @@ def build_definitions(
         ),
         asset_checks=dg.load_asset_checks_from_package_module(atft_dagster.defs),
         jobs=JOBS,
+        executor=executor_for(executor),
         sensors=[landing_sensor, retrain_sensor, ops_failure_sensor],
         schedules=[nightly_schedule_for(nightly_cron())],
         resources={
@@ -71,4 +80,4 @@ def build_definitions(
     )
 
 
-defs = build_definitions(database_url=database_url())
+defs = build_definitions(database_url=database_url(), executor=executor_name())

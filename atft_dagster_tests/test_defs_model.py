@@ -35,8 +35,9 @@ def _train(d, inst, **overrides):
     return d.resolve_job_def("train").execute_in_process(instance=inst, run_config=cfg, raise_on_error=False)
 
 
-def test_training_asset_runs_in_the_gpu_pool():
-    assert model_checkpoint.op.pool == "gpu"
+def test_training_steps_run_in_the_gpu_pool():
+    pools = {node.name: node.definition.pool for node in model_checkpoint.node_def.nodes}
+    assert pools == {"plan": None, "train_member": "gpu", "register": None}
 
 
 def test_train_job_checkpoints_and_tracks(prepared):

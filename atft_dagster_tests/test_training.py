@@ -471,3 +471,54 @@ def test_the_linear_graph_baseline_is_the_ridge_start_with_its_penalty_chosen_on
         assert c["selection_rank_ic"] == pytest.approx(scores[c["penalty"]])
         chosen = frame.filter(pl.col("date").is_in(sorted(sel_dates)))[f"linear_graph_{h}d"]
         assert chosen.is_finite().all() and chosen.std() > 0
+
+
+def test_members_trained_apart_in_any_order_equal_the_sequential_run(setup, tmp_path):
+    """The plan / one member / assemble split (one Dagster step per member) trains exactly what the
+    sequential loop trains, whatever order the members finish in; a member refuses other data."""
+    from atft_dagster.pipeline.layout import DataLayout
+    from atft_dagster.pipeline.train_run import (
+        PlanMismatch,
+        assemble,
+        plan_training,
+        train_member,
+        train_run,
+    )
+
+    cfg, data, _, _, _ = setup
+    cfg = cfg.model_copy(
+        update={
+            "epochs": 1,
+            "n_folds": 2,
+            "ensemble_seeds": 2,
+            "val_days": 15,
+            "selection_days": 15,
+            "test_days": 15,
+        }
+    )
+    args = ("run1", "manifest", {"top_k": 10}, "fingerprint")
+    plan = plan_training(data, cfg, *args)
+    assert [(t.fold, t.seed) for t in plan.tasks] == [(0, 42), (0, 43), (1, 42), (1, 43)]
+    assert len({t.key for t in plan.tasks}) == 4 and len(plan.folds) == 2
+
+    apart = DataLayout(tmp_path / "apart")
+    members = [train_member(data, plan, t, apart, "cpu", "fingerprint")[0] for t in reversed(plan.tasks)]
+    model = assemble(plan, members)
+    sequential = train_run(data, cfg, "run1", DataLayout(tmp_path / "seq"), *args[1:3], "cpu", "fingerprint")
+    timing = {"seconds_per_epoch", "samples_per_second"}
+
+    def untimed(m):
+        return m.model_copy(update={"members": [x.model_dump(exclude=timing) for x in m.members]})
+
+    assert untimed(model) == untimed(sequential)  # same records, checkpoints at the same relative paths
+    for m in model.members:
+        a = load_checkpoint(apart.resolve(m.checkpoint))["state_dict"]
+        b = load_checkpoint((tmp_path / "seq") / m.checkpoint)["state_dict"]
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+    with pytest.raises(PlanMismatch, match="missing|not the planned"):
+        assemble(plan, members[:3])
+    with pytest.raises(PlanMismatch, match="not the planned"):
+        assemble(plan, members + members[:1])
+    with pytest.raises(PlanMismatch, match="changed since training run1 was planned"):
+        train_member(data, plan, plan.tasks[0], apart, "cpu", "other data")

@@ -4,20 +4,25 @@ Unpartitioned assets live at ``<base>/<asset key>.parquet``; daily-partitioned o
 ``<base>/<asset key>/<YYYY-MM-DD>.parquet``. A single-run backfill returns one frame with a ``date``
 column, split here into its partitions. A typed run record (:class:`atft_dagster.pipeline.records.Record`)
 is stored as ``<base>/<asset key>.json`` and loaded back as the type the consuming asset annotates.
-Every write is atomic (temp file, then rename).
+An op output inside a graph asset (the training's plan and members) is a record too, stored per run as
+``<base>/_steps/<run id>/<step>.<output>[.<mapping key>].json`` with its type's name, so a step of any
+process (multiprocess executor, a pod per step) reads it, and a re-execution from failure reads its parent
+run's. Every write is atomic (temp file, then rename).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from atft_dagster.pipeline.records import Record
+from atft_dagster.pipeline.records import Record, record_types
 from atft_dagster.storage import write_parquet_atomic, write_text_atomic
 
 PARTITION_COLUMN = "date"
+STEPS_DIR = "_steps"
 
 
 class PolarsParquetIOManager(dg.ConfigurableIOManager):
@@ -27,8 +32,22 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
         root = Path(self.base_dir).joinpath(*key.path)
         return root / f"{partition}.parquet" if partition else root.with_suffix(".parquet")
 
+    def _step_path(self, identifier: list[str]) -> Path:
+        run_id, *names = identifier
+        return Path(self.base_dir, STEPS_DIR, run_id, ".".join(names) + ".json")
+
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | Record | None) -> None:
         if obj is None:
+            return
+        if not context.has_asset_key:
+            if not isinstance(obj, Record):
+                raise TypeError(
+                    f"step {context.step_key} returned {type(obj).__name__}, expected a run record"
+                )
+            path = self._step_path(context.get_identifier())
+            write_text_atomic(
+                json.dumps({"record": type(obj).__name__, "value": obj.model_dump(mode="json")}), path
+            )
             return
         if isinstance(obj, Record) and not context.has_asset_partitions:
             path = self._path(context.asset_key).with_suffix(".json")
@@ -72,6 +91,14 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
         )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame | Record:
+        if not context.has_asset_key:
+            path = self._step_path(context.upstream_output.get_identifier())
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"the output of step {context.upstream_output.step_key} is gone ({path})"
+                )
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            return record_types()[stored["record"]].model_validate(stored["value"])
         key = context.asset_key
         wanted = context.dagster_type.typing_type
         if isinstance(wanted, type) and issubclass(wanted, Record):

@@ -1,4 +1,5 @@
-"""The model_checkpoint asset: trains ATFT-GAT-FAN on the GPU pool, tracked in MLflow."""
+"""The model_checkpoint asset: a graph of plan -> one training step per (fold, seed) member on the GPU pool
+-> register, tracked in one MLflow run."""
 
 import json
 import sys
@@ -9,6 +10,7 @@ import polars as pl
 import torch
 from pydantic import Field
 
+from atft_dagster.defs.executors import gpu_step_tags
 from atft_dagster.defs.mlflow_resource import REGISTERED_MODEL, MlflowTracking, quiet_mlflow
 from atft_dagster.defs.resources import ProjectPaths
 from atft_dagster.defs.worker_watch import stop_if_run_worker_dies
@@ -16,8 +18,14 @@ from atft_dagster.features.support import registry_for_frame
 from atft_dagster.model import TrainingConfig
 from atft_dagster.pipeline import mlflow_model
 from atft_dagster.pipeline.inputs import feature_registry
-from atft_dagster.pipeline.records import TrainedMember, TrainedModel
-from atft_dagster.pipeline.train_run import frames_fingerprint, require_horizons, train_run
+from atft_dagster.pipeline.records import MemberTask, TrainedMember, TrainedModel, TrainingPlan
+from atft_dagster.pipeline.train_run import (
+    assemble,
+    frames_fingerprint,
+    plan_training,
+    require_horizons,
+)
+from atft_dagster.pipeline.train_run import train_member as train_member_core
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.split import Split
 from atft_dagster.training.train import EpochLog
@@ -52,61 +60,148 @@ class ModelTrainingConfig(dg.Config, TrainingConfig):
     """All fields of :class:`atft_dagster.model.TrainingConfig`, editable in the launchpad."""
 
 
-@dg.asset(
-    group_name=MODEL_GROUP,
-    pool="gpu",
-    kinds={"pytorch", "mlflow"},
-    description="Trains ATFT-GAT-FAN (walk-forward split with purge and embargo, early stopping on validation "
-    "RankIC) and keeps the best checkpoint. Runs in concurrency pool `gpu`: two trainings never share the GPU. "
-    "One MLflow run per Dagster run (params = full resolved config, per-epoch metrics, checkpoint artifact, "
-    "registered model version). Output: a TrainedModel record (JSON).",
+@dg.config_mapping(config_schema=ModelTrainingConfig.to_config_schema())
+def _training_config(config: dict) -> dict:
+    """The asset's config (``ops.model_checkpoint.config``, as for any asset) is the plan step's. Passed
+    on as is: its constraints are checked at launch (defs/launch.py) and when the plan step builds it."""
+    return {"plan": {"config": config}}
+
+
+def _inputs(features: pl.DataFrame, layout, cfg: TrainingConfig):
+    """The manifest's registry, after checking the features table is the manifest's and has the model's
+    horizons."""
+    registry = feature_registry(layout)  # the manifest's features; refused if the code defines them otherwise
+    registry_for_frame(features, registry.hash, "model_checkpoint")  # the table is the manifest's
+    require_horizons(cfg, features.columns)
+    return registry
+
+
+@dg.op(
+    out={
+        "plan": dg.Out(TrainingPlan, description="Identity, folds and members of the training."),
+        "tasks": dg.DynamicOut(MemberTask, description="One per (fold, seed): a parallel step each."),
+    },
+    description="Checks the inputs, plans the folds and members, and opens the run's MLflow run.",
 )
-def model_checkpoint(
-    context: dg.AssetExecutionContext,
+def plan(
+    context: dg.OpExecutionContext,
     config: ModelTrainingConfig,
+    enriched_features: pl.DataFrame,
+    stock_graph: pl.DataFrame,
+    paths: ProjectPaths,
+    mlflow_tracking: MlflowTracking,
+):
+    cfg, layout = TrainingConfig(**config.model_dump()), paths.layout
+    registry = _inputs(enriched_features, layout, cfg)
+    graph_config = json.loads(layout.graph_config.read_text()) if layout.graph_config.exists() else {}
+    data = PanelTensors.for_model(enriched_features, registry, stock_graph, cfg, "cpu")
+    planned = plan_training(
+        data,
+        cfg,
+        context.run_id,
+        registry.hash,
+        graph_config,
+        frames_fingerprint(enriched_features, stock_graph),
+    )
+    with mlflow_tracking.run(
+        context.run_id, context.job_name
+    ):  # created here, before parallel members look it up
+        mlflow.log_params({k: json.dumps(v) if isinstance(v, list) else v for k, v in planned.config.items()})
+        mlflow.set_tags({"feature_manifest_hash": registry.hash})
+        mlflow.log_dict(planned.config, "config.json")
+    context.log.info(
+        f"training {planned.training_key}: {len(planned.folds)} fold(s) x {cfg.ensemble_seeds} seed(s) = "
+        f"{len(planned.tasks)} member step(s)"
+    )
+    yield dg.Output(planned, "plan")
+    for task in planned.tasks:
+        yield dg.DynamicOutput(task, mapping_key=task.key, output_name="tasks")
+
+
+@dg.op(
+    pool="gpu",
+    tags=gpu_step_tags(),
+    out=dg.Out(TrainedMember),
+    description="Trains one (fold, seed) member with early stopping, on the GPU pool; resumes an "
+    "interrupted member from its last epoch.",
+)
+def train_member(
+    context: dg.OpExecutionContext,
+    task: MemberTask,
+    plan: TrainingPlan,
     enriched_features: pl.DataFrame,
     stock_graph: pl.DataFrame,
     torch_device: TorchDevice,
     paths: ProjectPaths,
     mlflow_tracking: MlflowTracking,
-) -> TrainedModel:
-    cfg, layout = TrainingConfig(**config.model_dump()), paths.layout
-    registry = feature_registry(layout)  # the manifest's features; refused if the code defines them otherwise
-    registry_for_frame(enriched_features, registry.hash, "model_checkpoint")  # the table is the manifest's
-    require_horizons(cfg, enriched_features.columns)
-    graph_config = json.loads(layout.graph_config.read_text()) if layout.graph_config.exists() else {}
+) -> TrainedMember:
+    cfg, layout = TrainingConfig(**plan.config), paths.layout
+    registry = _inputs(enriched_features, layout, cfg)
     device = torch_device.resolve()
     data = PanelTensors.for_model(enriched_features, registry, stock_graph, cfg, device)
     with (
         stop_if_run_worker_dies(context.log.error),  # a killed run worker stops the training too
-        mlflow_tracking.run(context.run_id, context.job_name) as run,
+        mlflow_tracking.run(plan.run_id, context.job_name),
     ):
-        mlflow.log_params(
-            {k: json.dumps(v) if isinstance(v, list) else v for k, v in cfg.model_dump().items()}
-        )
-        mlflow.set_tags({"feature_manifest_hash": registry.hash, "device": torch_device.describe(device)})
-        model = train_run(
+        record, result = train_member_core(
             data,
-            cfg,
-            context.run_id,
+            plan,
+            task,
             layout,
-            registry.hash,
-            graph_config,
             torch_device.describe(device),
             frames_fingerprint(enriched_features, stock_graph),
             torch_device.precision,
             on_epoch=lambda split, member, mcfg, log: _log_epoch(context, split, member, mcfg, log),
-            on_member=lambda record, result: mlflow.log_artifact(
-                result.best_checkpoint, artifact_path=f"checkpoint/fold_{record.fold}/seed_{record.seed}"
-            ),
             progress=sys.stderr.isatty(),
         )
-        mlflow.log_dict(cfg.model_dump(), "config.json")
-        version = _register(model.trained_folds(layout)[0].checkpoints)
-        model = model.model_copy(update={"mlflow_model_version": version})
-        skipped = len(data.dates) - len(data.usable_dates(cfg.min_stocks_per_date))
-        context.add_output_metadata(_metadata(model, skipped, mlflow_tracking, run))
+        mlflow.log_artifact(
+            result.best_checkpoint, artifact_path=f"checkpoint/fold_{record.fold}/seed_{record.seed}"
+        )
+    context.add_output_metadata(
+        {
+            "best_epoch": record.best_epoch,
+            "best_val_rank_ic_primary": record.best_val_rank_ic,
+            "seconds_per_epoch": record.seconds_per_epoch,
+            "device": record.device,
+            "checkpoint": dg.MetadataValue.path(record.checkpoint),
+        }
+    )
+    return record
+
+
+@dg.op(
+    out=dg.Out(TrainedModel),
+    description="Gathers every member into the TrainedModel record and registers fold 0's ensemble in MLflow.",
+)
+def register(
+    context: dg.OpExecutionContext,
+    plan: TrainingPlan,
+    members: list[TrainedMember],
+    paths: ProjectPaths,
+    mlflow_tracking: MlflowTracking,
+) -> TrainedModel:
+    model = assemble(plan, members)
+    with mlflow_tracking.run(plan.run_id, context.job_name) as run:  # across re-executions
+        version = _register(model.trained_folds(paths.layout)[0].checkpoints)
+    model = model.model_copy(update={"mlflow_model_version": version})
+    context.add_output_metadata(_metadata(model, plan.dates_skipped, mlflow_tracking, run))
     return model
+
+
+@dg.graph_asset(
+    config=_training_config,
+    group_name=MODEL_GROUP,
+    kinds={"pytorch", "mlflow"},
+    description="Trains ATFT-GAT-FAN (walk-forward split with purge and embargo, early stopping on validation "
+    "RankIC) and keeps the best checkpoint of every member. One step per (fold, seed) member: the "
+    "multiprocess executor runs them in parallel up to the `gpu` pool's limit (two trainings never share a "
+    "GPU slot). One MLflow run per Dagster run (params = full resolved config, per-epoch metrics, "
+    "checkpoint artifacts, registered model version). Output: a TrainedModel record (JSON).",
+)
+def model_checkpoint(enriched_features: pl.DataFrame, stock_graph: pl.DataFrame) -> TrainedModel:
+    planned, tasks = plan(enriched_features, stock_graph)
+    members = tasks.map(lambda task: train_member(task, planned, enriched_features, stock_graph))
+    return register(planned, members.collect())
 
 
 def _log_epoch(context, split: Split, member: int, cfg: TrainingConfig, log: EpochLog) -> None:

@@ -10,6 +10,8 @@ ATFT_NIGHTLY_CRON   cron of the nightly schedule in Asia/Tokyo (default "0 19 * 
 ATFT_DATABASE_URL   postgresql://user:password@host:port/db: Dagster's runs, events and schedules (through
                     dagster.postgres.yaml, which ./run selects when this is set) and MLflow's tracking and
                     model registry (schema `mlflow` of the same database); unset = SQLite under the data folder
+ATFT_EXECUTOR       multiprocess (default: steps are processes, member trainings bounded by the `gpu` pool) |
+                    k8s (a pod per step, one GPU per member training; needs the `k8s` extra)
 ATFT_HISTORY_START  the first daily partition (YYYY-MM-DD, default 2022-01-04): ingestable history starts here
 """
 
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from atft_dagster.defs.executors import EXECUTORS
 from atft_dagster.defs.resources import (
     JQuantsResource,
     LandingFilesResource,
@@ -65,6 +68,13 @@ def with_pg_driver(url: str) -> str:
 def database_url() -> str | None:
     raw = os.environ.get("ATFT_DATABASE_URL")
     return with_pg_driver(raw) if raw else None
+
+
+def executor_name() -> str:
+    name = os.environ.get("ATFT_EXECUTOR", "multiprocess")
+    if name not in EXECUTORS:
+        raise ValueError(f"ATFT_EXECUTOR={name!r}: one of {', '.join(EXECUTORS)}")
+    return name
 
 
 def data_dir() -> Path:

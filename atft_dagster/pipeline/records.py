@@ -68,6 +68,35 @@ class TrainedMember(Record):
     resumed_from_epoch: int | None = Field(None, description="Set when an interrupted training was resumed.")
 
 
+class MemberTask(Record):
+    """One member to train: a seed on a walk-forward fold (``member`` is its index in the fold's ensemble)."""
+
+    fold: int
+    member: int
+    seed: int
+
+    @property
+    def key(self) -> str:
+        """A name for the member, unique within a training (a Dagster mapping key)."""
+        return f"fold{self.fold}_seed{self.seed}"
+
+
+class TrainingPlan(Record):
+    """What a training will do before any member trains: its identity, folds and members. Each member is
+    trained against the plan (in any order, in parallel) and the plan assembles them into a TrainedModel."""
+
+    run_id: str
+    training_key: str = Field(description="Config + data + graph identity; names the checkpoint folder.")
+    feature_manifest_hash: str
+    data_fingerprint: str = Field(description="Content hash of the features and graph the plan was made on.")
+    data_end: date
+    config: dict[str, Any] = Field(description="The full resolved TrainingConfig.")
+    graph_config: dict[str, Any]
+    folds: list[FoldWindows]
+    tasks: list[MemberTask]
+    dates_skipped: int = Field(description="Dates left out for having fewer than min_stocks_per_date stocks.")
+
+
 class TrainedModel(Record):
     """What one training run produced: a seed ensemble per walk-forward fold, and what it was trained on."""
 
@@ -181,3 +210,14 @@ class EvaluationSummary(Record):
     ensemble_seeds: int
     report: str = Field(description="The Markdown report, relative to the data directory.")
     rows: list[dict[str, Any]] = Field(description="window, horizon, model and the metrics.")
+
+
+def record_types() -> dict[str, type[Record]]:
+    """Every record class by name (the step IO manager stores the name beside the value)."""
+    found: dict[str, type[Record]] = {}
+    todo: list[type[Record]] = [Record]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            found[sub.__name__] = sub
+            todo.append(sub)
+    return found

@@ -1,4 +1,7 @@
-"""A training run: a seed ensemble per walk-forward fold, as one :class:`TrainedModel` record."""
+"""A training run: a seed ensemble per walk-forward fold, as one :class:`TrainedModel` record. It is planned
+(:func:`plan_training`), each (fold, seed) member is trained on its own (:func:`train_member`, one Dagster
+step each, in parallel where the executor and the `gpu` pool allow) and the members are assembled
+(:func:`assemble`)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,13 @@ import polars as pl
 
 from atft_dagster.model import TrainingConfig
 from atft_dagster.pipeline.layout import DataLayout
-from atft_dagster.pipeline.records import FoldWindows, TrainedMember, TrainedModel
+from atft_dagster.pipeline.records import (
+    FoldWindows,
+    MemberTask,
+    TrainedMember,
+    TrainedModel,
+    TrainingPlan,
+)
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.ensemble import member_seeds
 from atft_dagster.training.split import Split
@@ -62,6 +71,116 @@ def training_key(
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+class PlanMismatch(ValueError):
+    pass
+
+
+def plan_training(
+    data: PanelTensors,
+    cfg: TrainingConfig,
+    run_id: str,
+    feature_manifest_hash: str,
+    graph_config: dict[str, Any],
+    data_fingerprint: str,
+) -> TrainingPlan:
+    """The folds of ``cfg`` over ``data`` and one task per (fold, seed): ``cfg.ensemble_seeds`` seeds from
+    ``cfg.seed`` on every fold."""
+    splits = config_folds(data, cfg)
+    seeds = member_seeds(cfg.seed, cfg.ensemble_seeds)
+    return TrainingPlan(
+        run_id=run_id,
+        training_key=training_key(cfg, feature_manifest_hash, graph_config, data_fingerprint),
+        feature_manifest_hash=feature_manifest_hash,
+        data_fingerprint=data_fingerprint,
+        data_end=data.dates[-1],
+        config=cfg.model_dump(),
+        graph_config=graph_config,
+        folds=[FoldWindows.from_described(s.describe(data.dates)) for s in splits],
+        tasks=[MemberTask(fold=s.fold, member=i, seed=seed) for s in splits for i, seed in enumerate(seeds)],
+        dates_skipped=len(data.dates) - len(data.usable_dates(cfg.min_stocks_per_date)),
+    )
+
+
+def train_member(
+    data: PanelTensors,
+    plan: TrainingPlan,
+    task: MemberTask,
+    layout: DataLayout,
+    device_name: str,
+    data_fingerprint: str,
+    precision: str = "fp32",
+    on_epoch: OnEpoch = lambda *_: None,
+    progress: bool = False,
+) -> tuple[TrainedMember, TrainResult]:
+    """Train one member of ``plan``. Its checkpoints go under ``layout.member_dir(training_key, fold,
+    seed)`` with the manifest hash and graph config; a member interrupted earlier resumes from its last
+    epoch. Refused when ``data`` is not what the plan was made on (a step retried after the features
+    changed)."""
+    if data_fingerprint != plan.data_fingerprint:
+        raise PlanMismatch(
+            f"member {task.key}: the features and graph changed since training {plan.run_id} was planned "
+            f"(fingerprint {data_fingerprint}, planned on {plan.data_fingerprint}); start a new run"
+        )
+    cfg = TrainingConfig(**plan.config)
+    split = next((s for s in config_folds(data, cfg) if s.fold == task.fold), None)
+    window = next(f for f in plan.folds if f.fold == task.fold)
+    if split is None or FoldWindows.from_described(split.describe(data.dates)) != window:
+        raise PlanMismatch(f"member {task.key}: fold {task.fold} is not the planned window {window}")
+    mcfg = cfg.model_copy(update={"seed": task.seed})
+    meta = {
+        "feature_manifest_hash": plan.feature_manifest_hash,
+        "graph_config": plan.graph_config,
+        "dagster_run_id": plan.run_id,
+        "fold": task.fold,
+        "member": task.member,
+    }
+    result = train(
+        data,
+        mcfg,
+        split,
+        layout.member_dir(plan.training_key, task.fold, task.seed),
+        meta,
+        precision,
+        lambda log: on_epoch(split, task.member, mcfg, log),
+        progress=progress,
+    )
+    record = TrainedMember(
+        fold=task.fold,
+        seed=task.seed,
+        checkpoint=layout.relative(result.best_checkpoint),
+        best_epoch=result.best_epoch,
+        epochs_run=result.epochs_run,
+        best_val_rank_ic=result.best_val_rank_ic,
+        horizon_epochs=result.horizon_epochs,
+        val_rank_ic=result.chosen_validation("val_rank_ic"),
+        val_ic=result.chosen_validation("val_ic"),
+        n_parameters=result.n_parameters,
+        seconds_per_epoch=result.seconds_per_epoch,
+        samples_per_second=result.samples_per_second,
+        device=device_name,
+        resumed_from_epoch=result.resumed_from_epoch,
+    )
+    return record, result
+
+
+def assemble(plan: TrainingPlan, members: list[TrainedMember]) -> TrainedModel:
+    """The trained model of ``plan``: every planned member, exactly once, whatever order they finished in."""
+    got = sorted((m.fold, m.seed) for m in members)
+    want = sorted((t.fold, t.seed) for t in plan.tasks)
+    if got != want:
+        raise PlanMismatch(f"training {plan.run_id}: members (fold, seed) {got} are not the planned {want}")
+    return TrainedModel(
+        run_id=plan.run_id,
+        training_key=plan.training_key,
+        feature_manifest_hash=plan.feature_manifest_hash,
+        data_end=plan.data_end,
+        config=plan.config,
+        graph_config=plan.graph_config,
+        folds=plan.folds,
+        members=sorted(members, key=lambda m: (m.fold, m.seed)),
+    )
+
+
 def train_run(
     data: PanelTensors,
     cfg: TrainingConfig,
@@ -76,55 +195,13 @@ def train_run(
     on_member: OnMember = lambda *_: None,
     progress: bool = False,
 ) -> TrainedModel:
-    """Train ``cfg.ensemble_seeds`` members on each walk-forward fold of ``cfg``; checkpoints go under
-    ``layout.member_dir(training_key, fold, seed)`` and every checkpoint records the manifest hash and the
-    graph config. A training interrupted earlier with the same key resumes from its last epoch."""
-    key = training_key(cfg, feature_manifest_hash, graph_config, data_fingerprint)
-    meta = {
-        "feature_manifest_hash": feature_manifest_hash,
-        "graph_config": graph_config,
-        "dagster_run_id": run_id,
-    }
-    folds, members = [], []
-    for split in config_folds(data, cfg):
-        folds.append(FoldWindows.from_described(split.describe(data.dates)))
-        for member, seed in enumerate(member_seeds(cfg.seed, cfg.ensemble_seeds)):
-            mcfg = cfg.model_copy(update={"seed": seed})
-            result = train(
-                data,
-                mcfg,
-                split,
-                layout.member_dir(key, split.fold, seed),
-                {**meta, "fold": split.fold, "member": member},
-                precision,
-                lambda log, split=split, member=member, mcfg=mcfg: on_epoch(split, member, mcfg, log),
-                progress=progress,
-            )
-            record = TrainedMember(
-                fold=split.fold,
-                seed=seed,
-                checkpoint=layout.relative(result.best_checkpoint),
-                best_epoch=result.best_epoch,
-                epochs_run=result.epochs_run,
-                best_val_rank_ic=result.best_val_rank_ic,
-                horizon_epochs=result.horizon_epochs,
-                val_rank_ic=result.chosen_validation("val_rank_ic"),
-                val_ic=result.chosen_validation("val_ic"),
-                n_parameters=result.n_parameters,
-                seconds_per_epoch=result.seconds_per_epoch,
-                samples_per_second=result.samples_per_second,
-                device=device_name,
-                resumed_from_epoch=result.resumed_from_epoch,
-            )
-            on_member(record, result)
-            members.append(record)
-    return TrainedModel(
-        run_id=run_id,
-        training_key=key,
-        feature_manifest_hash=feature_manifest_hash,
-        data_end=data.dates[-1],
-        config=cfg.model_dump(),
-        graph_config=graph_config,
-        folds=folds,
-        members=members,
-    )
+    """Plan, train every member in turn, assemble: what the Dagster asset does with one step per member."""
+    plan = plan_training(data, cfg, run_id, feature_manifest_hash, graph_config, data_fingerprint)
+    members = []
+    for task in plan.tasks:
+        record, result = train_member(
+            data, plan, task, layout, device_name, data_fingerprint, precision, on_epoch, progress
+        )
+        on_member(record, result)
+        members.append(record)
+    return assemble(plan, members)
