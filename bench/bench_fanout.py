@@ -3,10 +3,10 @@
 Runs the real `train` job (plan -> one step per member -> register) with the multiprocess executor on a
 persistent instance made from the repo's dagster.yaml, once with the `gpu` pool at 1 slot (members one after
 another, each with all the CPU threads) and once at 2 slots (two members at once, the threads split between
-them). Same data, same config; the checkpoints of the first run are removed before the second so nothing
-resumes. Reports the run's wall time, the span from the first member's start to the last member's end,
+them). Same data, same config; each setting runs in a fresh process of this script (its own instance and
+step-process server) and the checkpoints of the previous one are removed first, so nothing resumes. Reports the run's wall time, the span from the first member's start to the last member's end,
 and the most members seen running at once.
-Run: ./run shell, then python bench/bench_fanout.py [--n-stocks 100 --n-days 500 --epochs 3]
+Run: ./run shell, then python bench/bench_fanout.py [--n-stocks 100 --n-days 750 --epochs 3]
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import json
 import os
 import platform
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import datetime
@@ -72,16 +74,55 @@ def _most_at_once(spans: list[list[float]]) -> int:
     return most
 
 
+def run_once(work: Path, slots: int, config: dict, cores: int) -> dict:
+    """One training run of the prepared data with the `gpu` pool at ``slots``; the row of figures."""
+    root = Path(os.environ["ATFT_DATA_DIR"])
+    shutil.rmtree(root / "models", ignore_errors=True)  # nothing resumes from the previous run
+    instance = _instance(work / f"home_{slots}", slots)
+    threads = max(1, cores // slots)
+    run_config = {
+        "ops": {"model_checkpoint": {"config": config}},
+        "resources": {"torch_device": {"config": {"threads": threads}}},
+        "execution": {"config": {"multiprocess": {"max_concurrent": max(cores, slots) + 2}}},
+    }
+    t0 = time.perf_counter()
+    with dg.execute_job(dg.reconstructable(train_job), instance, run_config=run_config) as res:
+        wall = time.perf_counter() - t0
+        assert res.success, "the training run failed"
+        spans = _spans(instance, res.run_id)
+    members = [v for k, v in spans.items() if ".train_member[" in k]
+    assert members, "no member steps recorded"
+    return {
+        "gpu_slots": slots,
+        "threads_per_step": threads,
+        "members": len(members),
+        "run_wall_s": round(wall, 1),
+        "members_span_s": round(max(e for _, e in members) - min(s for s, _ in members), 1),
+        "mean_member_s": round(sum(e - s for s, e in members) / len(members), 1),
+        "most_at_once": _most_at_once(members),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-stocks", type=int, default=100)
-    ap.add_argument("--n-days", type=int, default=500)
+    ap.add_argument("--n-days", type=int, default=750)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--folds", type=int, default=2)
     ap.add_argument("--slots", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)  # set for the child run of one setting
     args = ap.parse_args()
     cores = os.cpu_count() or 1
+    config = {
+        "epochs": args.epochs,
+        "patience": args.epochs,
+        "n_folds": args.folds,
+        "ensemble_seeds": args.seeds,
+    }
+    if args.work:
+        print(json.dumps(run_once(args.work, args.slots[0], config, cores)), flush=True)
+        return
     print(
         f"# {datetime.now():%Y-%m-%d %H:%M} on {platform.node()} ({platform.machine()}, {cores} cores), "
         f"torch {torch.__version__}; {args.n_stocks} stocks x {args.n_days} days, {args.seeds} seeds x "
@@ -102,36 +143,12 @@ def main() -> None:
     }
     assert d.resolve_job_def("ingest").execute_in_process(instance=prep, tags=tags).success
     assert d.resolve_job_def("prepare").execute_in_process(instance=prep).success
-    config = {
-        "epochs": args.epochs,
-        "patience": args.epochs,
-        "n_folds": args.folds,
-        "ensemble_seeds": args.seeds,
-    }
     results = []
     for slots in args.slots:
-        shutil.rmtree(root / "models", ignore_errors=True)  # nothing resumes from the previous run
-        instance = _instance(work / f"home_{slots}", slots)
-        run_config = {
-            "ops": {"model_checkpoint": {"config": config}},
-            "resources": {"torch_device": {"config": {"threads": max(1, cores // slots)}}},
-            "execution": {"config": {"multiprocess": {"max_concurrent": max(cores, slots) + 2}}},
-        }
-        t0 = time.perf_counter()
-        with dg.execute_job(dg.reconstructable(train_job), instance, run_config=run_config) as res:
-            wall = time.perf_counter() - t0
-            assert res.success, "the training run failed"
-            spans = _spans(instance, res.run_id)
-        members = [v for k, v in spans.items() if ".train_member[" in k]
-        row = {
-            "gpu_slots": slots,
-            "threads_per_step": max(1, cores // slots),
-            "members": len(members),
-            "run_wall_s": round(wall, 1),
-            "members_span_s": round(max(e for _, e in members) - min(s for s, _ in members), 1),
-            "mean_member_s": round(sum(e - s for s, e in members) / len(members), 1),
-            "most_at_once": _most_at_once(members),
-        }
+        argv = [sys.executable, __file__, "--work", str(work), "--slots", str(slots)]
+        argv += ["--epochs", str(args.epochs), "--seeds", str(args.seeds), "--folds", str(args.folds)]
+        out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+        row = json.loads(out.strip().splitlines()[-1])
         results.append(row)
         print(json.dumps(row), flush=True)
     if len(results) > 1:

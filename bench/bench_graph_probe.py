@@ -1,0 +1,147 @@
+"""Benchmark: which stock-graph config carries the most signal into the linear graph model, on the tuning
+markets' selection windows (issue: model quality).
+
+For each `GraphConfig` variant, ridge on [x_L, m_L] (the last day's inputs and their neighbours' mean with
+edge weight max(corr, 0)^2, i.e. the model's input skip / the `linear_graph` baseline) is fitted per
+horizon on the train window of walk-forward fold 0 and scored on the selection window (mean daily
+RankIC); the penalty is chosen per horizon on the selection window, as the baseline does. The test window
+is never read. Criterion fixed before the run: the mean over the four horizons and the tuning markets.
+
+Run: ./run shell, then python bench/bench_graph_probe.py [--preset demo] [--market-seeds 11 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+import torch
+from scipy.stats import spearmanr
+
+from atft_dagster.features import compute_features, default_registry
+from atft_dagster.graph import GraphConfig, build_stock_graph
+from atft_dagster.market import market_preset
+from atft_dagster.model import TrainingConfig
+from atft_dagster.model.atft import neighbour_mean
+from atft_dagster.panel import build_market_panel
+from atft_dagster.sources import SyntheticSource
+from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.train import config_folds
+
+VARIANTS: dict[str, dict] = {
+    "default (lookback 250, half-life 125, top_k 10)": {},
+    "top_k 5": {"top_k": 5},
+    "top_k 20": {"top_k": 20},
+    "top_k 30": {"top_k": 30},
+    "lookback 120, half-life 60": {"lookback": 120, "half_life": 60.0},
+    "lookback 500, half-life 250": {"lookback": 500, "half_life": 250.0},
+    "equal weights (no half-life)": {"half_life": None},
+    "no shrinkage": {"shrinkage": 0.0},
+}
+# the ceiling: the synthetic market's hidden peer clusters as the graph (no real market has it)
+HIDDEN = "hidden peer clusters (ceiling, synthetic only)"
+PENALTIES = (1e3, 1e4, 1e5, 3e5)
+
+
+def hidden_graph(src: SyntheticSource, like: pl.DataFrame) -> pl.DataFrame:
+    """The hidden peer network on every rebuild date of ``like``, each edge with corr 1 and no flags."""
+    peers = src.peer_network().select("src", "dst")
+    g = like.select("date").unique().join(peers, how="cross").with_columns(pl.lit(1.0).alias("corr"))
+    flags = [c for c in like.columns if c not in g.columns]
+    g = g.with_columns([pl.lit(0).cast(like.schema[c]).alias(c) for c in flags])
+    return g.select(like.columns).cast(dict(like.schema))
+
+
+def _design(data: PanelTensors, t: int) -> tuple[np.ndarray, np.ndarray]:
+    b = data.batch([t])
+    last = b.x[:, -1]
+    weight = b.edge_attr[:, 0].clamp_min(0) ** 2
+    x = torch.cat([last, neighbour_mean(last, b.edge_index, weight)], dim=-1)
+    return x.numpy().astype(np.float64), b.y.numpy()
+
+
+def probe(data: PanelTensors, cfg: TrainingConfig) -> dict[str, float]:
+    """Per horizon, the selection-window RankIC of the best penalty."""
+    split = config_folds(data, cfg)[0]
+    train = [_design(data, t) for t in split.train]
+    select = [_design(data, t) for t in split.selection]
+    out = {}
+    for j, h in enumerate(cfg.horizons):
+        xs, ys = [], []
+        for x, y in train:
+            ok = np.isfinite(y[:, j])
+            z = (y[ok, j] - y[ok, j].mean()) / max(y[ok, j].std(), 1e-12)
+            xs.append(x[ok])
+            ys.append(np.clip(z, -cfg.label_clip, cfg.label_clip))
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        gram, xty = x.T @ x, x.T @ y
+        best = -np.inf
+        for lam in PENALTIES:
+            beta = np.linalg.solve(gram + lam * np.eye(x.shape[1]), xty)
+            ics = [
+                spearmanr(d[np.isfinite(v[:, j])] @ beta, v[np.isfinite(v[:, j]), j])[0] for d, v in select
+            ]
+            best = max(best, float(np.mean(ics)))
+        out[f"{h}d"] = best
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="demo")
+    ap.add_argument("--market-seeds", nargs="+", type=int, default=[11, 12])
+    ap.add_argument("--n-stocks", type=int, default=200)
+    ap.add_argument("--variants", nargs="*", help="Names of VARIANTS to run (default: all).")
+    args = ap.parse_args()
+    cfg = TrainingConfig()
+    rows: dict[str, list[dict[str, float]]] = {}
+    for seed in args.market_seeds:
+        src = SyntheticSource(market_preset(args.preset, seed=seed, n_stocks=args.n_stocks))
+        d = src.history_days()
+        panel = build_market_panel(
+            src.daily_quotes(d[0], d[-1]), src.sector_master(d[-1]), src.calendar(d[0], d[-1])
+        )
+        topix = src.topix(d[0], d[-1])
+        reg = default_registry()
+        feats, _ = compute_features(panel, topix, src.calendar(d[0], d[-1] + timedelta(days=120)), reg)
+        for name, over in [*VARIANTS.items(), (HIDDEN, {})]:
+            if args.variants and name not in args.variants:
+                continue
+            t0 = time.perf_counter()
+            graph = build_stock_graph(panel, topix, GraphConfig(**over))
+            if name == HIDDEN:
+                graph = hidden_graph(src, graph)
+            data = PanelTensors.for_model(feats, reg, graph, cfg)
+            r = probe(data, cfg)
+            rows.setdefault(name, []).append(r)
+            print(
+                json.dumps(
+                    {
+                        "preset": args.preset,
+                        "market_seed": seed,
+                        "variant": name,
+                        **r,
+                        "edges_per_stock": round(
+                            graph.height / max(graph["date"].n_unique(), 1) * 2 / args.n_stocks, 1
+                        ),
+                        "seconds": round(time.perf_counter() - t0, 1),
+                    }
+                ),
+                flush=True,
+            )
+    hs = [f"{h}d" for h in cfg.horizons]
+    print(
+        f"\n| graph variant ({args.preset}, seeds {args.market_seeds}) | " + " | ".join(hs) + " | **mean** |"
+    )
+    print("|---|" + "---|" * (len(hs) + 1))
+    for name, rs in rows.items():
+        means = [float(np.mean([r[h] for r in rs])) for h in hs]
+        print(f"| {name} | " + " | ".join(f"{m:.4f}" for m in means) + f" | **{np.mean(means):.4f}** |")
+
+
+if __name__ == "__main__":
+    main()
