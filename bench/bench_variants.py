@@ -81,6 +81,9 @@ VARIANTS: dict[str, dict] = {
     "ridge_1_slow": {**SKIP_PH, "skip_ridge_penalty": 1.0, "skip_lr_scale": 0.1},
     "ridge_3": {**SKIP_PH, "skip_ridge_penalty": 3.0},
     "ridge_3_frozen": {**SKIP_PH, "skip_ridge_penalty": 3.0, "skip_lr_scale": 0.0},
+    # 2026-11-28 (fifth sweep): can the deep path add to the frozen ridge start (today's defaults)?
+    "deep_lr1e-3": {**SKIP_PH, "skip_ridge_penalty": 3.0, "skip_lr_scale": 0.0, "lr": 1e-3},
+    "deep_h32": {**SKIP_PH, "skip_ridge_penalty": 3.0, "skip_lr_scale": 0.0, "hidden": 32},
 }
 
 
