@@ -166,3 +166,18 @@ def test_a_run_killed_mid_training_resumes_when_run_again(prepared):
     assert member.resumed_from_epoch == 1 and member.epochs_run == 3
     md = next(e for e in again.get_asset_materialization_events()).materialization.metadata
     assert md["resumed_from_epoch"].value == 1
+
+
+def test_registration_chatter_stays_off_the_console(capsys):
+    """MLflow prints 'Successfully registered model' and 'Created version' past its logger; the model step
+    silences them (the run's own log says what was registered) and restores MLflow's output after."""
+    from mlflow.utils.logging_utils import eprint
+
+    from atft_dagster.defs.mlflow_resource import quiet_mlflow
+
+    with pytest.raises(RuntimeError, match="still raises"), quiet_mlflow():
+        eprint("Created version '1' of model 'atft_gat_fan'.")
+        raise RuntimeError("an error still raises")
+    eprint("MLflow speaks again")
+    err = capsys.readouterr().err
+    assert "Created version" not in err and "MLflow speaks again" in err

@@ -18,6 +18,7 @@ import dagster as dg
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 
 RUN_TAG = "dagster_run_id"
 REGISTERED_MODEL = "atft_gat_fan"
@@ -108,18 +109,22 @@ class MlflowTracking(dg.ConfigurableResource):
 
 @contextmanager
 def quiet_mlflow() -> Iterator[None]:
-    """Model logging without MLflow's console chatter (progress bars, 'Created version', a warning that
-    ``predict`` has no type hints): the run's own log says what was registered."""
+    """Model logging without MLflow's console chatter (progress bars, 'Successfully registered model' and
+    'Created version', which MLflow prints past its logger, a warning that ``predict`` has no type hints):
+    the run's own log says what was registered. Errors still raise."""
     logger = logging.getLogger("mlflow")
     level, bar = logger.level, os.environ.get(PROGRESS_BAR)
+    stream_on = MLFLOW_LOGGING_STREAM.enabled
     logger.setLevel(logging.WARNING)
     os.environ[PROGRESS_BAR] = "false"
+    MLFLOW_LOGGING_STREAM.enabled = False
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*type hints to the `predict` method")
             yield
     finally:
         logger.setLevel(level)
+        MLFLOW_LOGGING_STREAM.enabled = stream_on
         if bar is None:
             os.environ.pop(PROGRESS_BAR, None)
         else:
