@@ -484,8 +484,9 @@ def test_members_trained_apart_in_any_order_equal_the_sequential_run(setup, tmp_
         train_member,
         train_run,
     )
+    from atft_dagster.training.data import PanelDates
 
-    cfg, data, _, _, _ = setup
+    cfg, data, _, _, feats = setup
     cfg = cfg.model_copy(
         update={
             "epochs": 1,
@@ -500,6 +501,8 @@ def test_members_trained_apart_in_any_order_equal_the_sequential_run(setup, tmp_
     plan = plan_training(data, cfg, *args)
     assert [(t.fold, t.seed) for t in plan.tasks] == [(0, 42), (0, 43), (1, 42), (1, 43)]
     assert len({t.key for t in plan.tasks}) == 4 and len(plan.folds) == 2
+    # the plan step reads only the dates and stocks per date: the same plan as from the tensors
+    assert plan_training(PanelDates.of(feats, cfg.seq_len), cfg, *args) == plan
 
     apart = DataLayout(tmp_path / "apart")
     members = [train_member(data, plan, t, apart, "cpu", "fingerprint")[0] for t in reversed(plan.tasks)]

@@ -26,7 +26,7 @@ from atft_dagster.pipeline.train_run import (
     require_horizons,
 )
 from atft_dagster.pipeline.train_run import train_member as train_member_core
-from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.data import PanelDates, PanelTensors
 from atft_dagster.training.split import Split
 from atft_dagster.training.train import EpochLog
 
@@ -94,9 +94,8 @@ def plan(
     cfg, layout = TrainingConfig(**config.model_dump()), paths.layout
     registry = _inputs(enriched_features, layout, cfg)
     graph_config = json.loads(layout.graph_config.read_text()) if layout.graph_config.exists() else {}
-    data = PanelTensors.for_model(enriched_features, registry, stock_graph, cfg, "cpu")
     planned = plan_training(
-        data,
+        PanelDates.of(enriched_features, cfg.seq_len),  # no tensors: each member step builds its own
         cfg,
         context.run_id,
         registry.hash,

@@ -21,7 +21,7 @@ from atft_dagster.pipeline.records import (
     TrainedModel,
     TrainingPlan,
 )
-from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.data import PanelDates, PanelTensors
 from atft_dagster.training.ensemble import member_seeds
 from atft_dagster.training.split import Split
 from atft_dagster.training.train import EpochLog, TrainResult, config_folds, train
@@ -76,7 +76,7 @@ class PlanMismatch(ValueError):
 
 
 def plan_training(
-    data: PanelTensors,
+    data: PanelTensors | PanelDates,
     cfg: TrainingConfig,
     run_id: str,
     feature_manifest_hash: str,

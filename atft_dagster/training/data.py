@@ -47,6 +47,30 @@ def _index_of(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return np.searchsorted(keys, values)
 
 
+def _usable(counts: np.ndarray, seq_len: int, min_stocks: int) -> list[int]:
+    """Date indices with a full ``seq_len`` window and at least ``min_stocks`` stocks."""
+    return [t for t in range(seq_len - 1, len(counts)) if counts[t] >= min_stocks]
+
+
+@dataclass(frozen=True)
+class PanelDates:
+    """A features table's trading dates and stocks per date: all a walk-forward split reads, without
+    building the tensors (the training's plan step)."""
+
+    dates: list[date]
+    counts: np.ndarray  # (T,) stocks per date
+    seq_len: int
+
+    @classmethod
+    def of(cls, features: pl.DataFrame, seq_len: int) -> PanelDates:
+        """The same dates and counts as ``PanelTensors`` of ``features`` (one row per date and code)."""
+        per_day = features.group_by("date").len().sort("date")
+        return cls(per_day["date"].to_list(), per_day["len"].to_numpy(), seq_len)
+
+    def usable_dates(self, min_stocks: int) -> list[int]:
+        return _usable(self.counts, self.seq_len, min_stocks)
+
+
 class PanelTensors:
     """Everything training and prediction need, preloaded once on ``device``."""
 
@@ -201,7 +225,7 @@ class PanelTensors:
 
     def usable_dates(self, min_stocks: int) -> list[int]:
         """Date indices with a full window and enough stocks (the rest are skipped)."""
-        return [t for t in range(self.seq_len - 1, len(self.dates)) if self.counts[t] >= min_stocks]
+        return _usable(self.counts, self.seq_len, min_stocks)
 
     def _date_edges(self, t: int, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Date t's edges in both directions as batch row indices (rows of t start at ``offset``)."""

@@ -23,7 +23,7 @@ from atft_dagster.model.atft import ATFTGATFAN, HorizonSelected, ModelOutput
 from atft_dagster.model.config import TrainingConfig
 from atft_dagster.model.loss import MultiHorizonLoss, pad_by_date
 from atft_dagster.training.checkpoint import BEST, LAST, epoch_path, load_checkpoint, retain, save_checkpoint
-from atft_dagster.training.data import Batch, PanelTensors
+from atft_dagster.training.data import Batch, PanelDates, PanelTensors
 from atft_dagster.training.ic import daily_ic_device
 from atft_dagster.training.skip_init import ridge_start
 from atft_dagster.training.split import Split, walk_forward
@@ -35,7 +35,7 @@ class DegenerateModelError(RuntimeError):
     """Predictions collapsed to a constant across stocks."""
 
 
-def config_folds(data: PanelTensors, cfg: TrainingConfig) -> list[Split]:
+def config_folds(data: PanelTensors | PanelDates, cfg: TrainingConfig) -> list[Split]:
     """The walk-forward folds the config asks for, over the dates with enough stocks."""
     return walk_forward(
         data.usable_dates(cfg.min_stocks_per_date),
