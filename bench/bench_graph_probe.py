@@ -15,19 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from datetime import timedelta
 
 import numpy as np
 import polars as pl
-import torch
-from scipy.stats import spearmanr
+from bench_linear_probe import design, mean_rank_ic, stacked
+from bench_throughput import market_tables
 
-from atft_dagster.features import compute_features, default_registry
 from atft_dagster.graph import GraphConfig, build_stock_graph
 from atft_dagster.market import market_preset
 from atft_dagster.model import TrainingConfig
-from atft_dagster.model.atft import neighbour_mean
-from atft_dagster.panel import build_market_panel
 from atft_dagster.sources import SyntheticSource
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.train import config_folds
@@ -45,6 +41,7 @@ VARIANTS: dict[str, dict] = {
 # the ceiling: the synthetic market's hidden peer clusters as the graph (no real market has it)
 HIDDEN = "hidden peer clusters (ceiling, synthetic only)"
 PENALTIES = (1e3, 1e4, 1e5, 3e5)
+POWER = 2.0  # the model's neighbour_weight_power
 
 
 def hidden_graph(src: SyntheticSource, like: pl.DataFrame) -> pl.DataFrame:
@@ -56,37 +53,17 @@ def hidden_graph(src: SyntheticSource, like: pl.DataFrame) -> pl.DataFrame:
     return g.select(like.columns).cast(dict(like.schema))
 
 
-def _design(data: PanelTensors, t: int) -> tuple[np.ndarray, np.ndarray]:
-    b = data.batch([t])
-    last = b.x[:, -1]
-    weight = b.edge_attr[:, 0].clamp_min(0) ** 2
-    x = torch.cat([last, neighbour_mean(last, b.edge_index, weight)], dim=-1)
-    return x.numpy().astype(np.float64), b.y.numpy()
-
-
 def probe(data: PanelTensors, cfg: TrainingConfig) -> dict[str, float]:
     """Per horizon, the selection-window RankIC of the best penalty."""
     split = config_folds(data, cfg)[0]
-    train = [_design(data, t) for t in split.train]
-    select = [_design(data, t) for t in split.selection]
+    train = [design(data, t, POWER) for t in split.train]
+    select = [design(data, t, POWER) for t in split.selection]
     out = {}
     for j, h in enumerate(cfg.horizons):
-        xs, ys = [], []
-        for x, y in train:
-            ok = np.isfinite(y[:, j])
-            z = (y[ok, j] - y[ok, j].mean()) / max(y[ok, j].std(), 1e-12)
-            xs.append(x[ok])
-            ys.append(np.clip(z, -cfg.label_clip, cfg.label_clip))
-        x, y = np.concatenate(xs), np.concatenate(ys)
+        x, y = stacked(train, j, cfg.label_clip)
         gram, xty = x.T @ x, x.T @ y
-        best = -np.inf
-        for lam in PENALTIES:
-            beta = np.linalg.solve(gram + lam * np.eye(x.shape[1]), xty)
-            ics = [
-                spearmanr(d[np.isfinite(v[:, j])] @ beta, v[np.isfinite(v[:, j]), j])[0] for d, v in select
-            ]
-            best = max(best, float(np.mean(ics)))
-        out[f"{h}d"] = best
+        fits = [np.linalg.solve(gram + lam * np.eye(x.shape[1]), xty) for lam in PENALTIES]
+        out[f"{h}d"] = max(mean_rank_ic(select, j, beta) for beta in fits)
     return out
 
 
@@ -100,14 +77,9 @@ def main() -> None:
     cfg = TrainingConfig()
     rows: dict[str, list[dict[str, float]]] = {}
     for seed in args.market_seeds:
-        src = SyntheticSource(market_preset(args.preset, seed=seed, n_stocks=args.n_stocks))
-        d = src.history_days()
-        panel = build_market_panel(
-            src.daily_quotes(d[0], d[-1]), src.sector_master(d[-1]), src.calendar(d[0], d[-1])
+        src, panel, topix, reg, feats = market_tables(
+            market_preset(args.preset, seed=seed, n_stocks=args.n_stocks)
         )
-        topix = src.topix(d[0], d[-1])
-        reg = default_registry()
-        feats, _ = compute_features(panel, topix, src.calendar(d[0], d[-1] + timedelta(days=120)), reg)
         for name, over in [*VARIANTS.items(), (HIDDEN, {})]:
             if args.variants and name not in args.variants:
                 continue

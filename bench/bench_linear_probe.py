@@ -30,12 +30,31 @@ PENALTIES = (1e1, 1e3, 1e4, 1e5)
 
 
 def design(data: PanelTensors, t: int, power: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Date t's ridge inputs (x_L, with the neighbour mean under weight max(corr, 0)^power unless None)
+    and its labels, one column per horizon."""
     b = data.batch([t])
     last = b.x[:, -1]
     if power is not None:
         weight = b.edge_attr[:, 0].clamp_min(0) ** power
         last = torch.cat([last, neighbour_mean(last, b.edge_index, weight)], dim=-1)
-    return last.numpy().astype(np.float64), b.y[:, 0].numpy()
+    return last.numpy().astype(np.float64), b.y.numpy()
+
+
+def stacked(days: list[tuple[np.ndarray, np.ndarray]], j: int, clip: float) -> tuple[np.ndarray, np.ndarray]:
+    """The days' rows with a label of horizon column j, labels z-scored per date and clipped."""
+    xs, ys = [], []
+    for x, y in days:
+        ok = np.isfinite(y[:, j])
+        z = (y[ok, j] - y[ok, j].mean()) / max(y[ok, j].std(), 1e-12)
+        xs.append(x[ok])
+        ys.append(np.clip(z, -clip, clip))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def mean_rank_ic(days: list[tuple[np.ndarray, np.ndarray]], j: int, beta: np.ndarray) -> float:
+    """Mean daily RankIC of x @ beta against the labels of horizon column j."""
+    ics = [spearmanr(x[np.isfinite(y[:, j])] @ beta, y[np.isfinite(y[:, j]), j])[0] for x, y in days]
+    return float(np.mean(ics))
 
 
 def probe(seed: int, n_stocks: int, preset: str) -> dict[str, float]:
@@ -45,19 +64,11 @@ def probe(seed: int, n_stocks: int, preset: str) -> dict[str, float]:
     split = config_folds(data, cfg)[0]
     out = {}
     for name, power in PROBES.items():
-        xs, ys = [], []
-        for t in split.train:
-            x, y = design(data, t, power)
-            ok = np.isfinite(y)
-            z = (y[ok] - y[ok].mean()) / max(y[ok].std(), 1e-12)
-            xs.append(x[ok])
-            ys.append(np.clip(z, -cfg.label_clip, cfg.label_clip))
-        x, y = np.concatenate(xs), np.concatenate(ys)
+        x, y = stacked([design(data, t, power) for t in split.train], 0, cfg.label_clip)
         days = [design(data, t, power) for t in split.selection]
         for lam in PENALTIES:
             beta = np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
-            ics = [spearmanr(d[np.isfinite(v)] @ beta, v[np.isfinite(v)])[0] for d, v in days]
-            out[f"{name} @ {lam:g}"] = float(np.mean(ics))
+            out[f"{name} @ {lam:g}"] = mean_rank_ic(days, 0, beta)
     return out
 
 

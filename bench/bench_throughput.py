@@ -48,8 +48,8 @@ def device_name(device: str) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def inputs(cfg: SyntheticMarketConfig):
-    """(source, registry, features with targets, stock graph) of a synthetic market."""
+def market_tables(cfg: SyntheticMarketConfig):
+    """(source, market panel, TOPIX, registry, features with targets) of a synthetic market."""
     src = SyntheticSource(cfg)
     d = src.history_days()
     panel = build_market_panel(
@@ -58,6 +58,12 @@ def inputs(cfg: SyntheticMarketConfig):
     topix, cal = src.topix(d[0], d[-1]), src.calendar(d[0], d[-1] + timedelta(days=120))
     reg = default_registry()
     feats, _ = compute_features(panel, topix, cal, reg)
+    return src, panel, topix, reg, feats
+
+
+def inputs(cfg: SyntheticMarketConfig):
+    """(source, registry, features with targets, stock graph) of a synthetic market."""
+    src, panel, topix, reg, feats = market_tables(cfg)
     return src, reg, feats, build_stock_graph(panel, topix)
 
 
