@@ -12,13 +12,12 @@ Run: ./run shell, then python bench/bench_graph_probe.py [--preset demo] [--mark
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 import numpy as np
 import polars as pl
-from bench_linear_probe import design, mean_rank_ic, stacked
+from bench_linear_probe import design, mean_rank_ic, stacked, tuning_market_args
 from bench_throughput import market_tables
 
 from atft_dagster.graph import GraphConfig, build_stock_graph
@@ -68,10 +67,7 @@ def probe(data: PanelTensors, cfg: TrainingConfig) -> dict[str, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--preset", default="demo")
-    ap.add_argument("--market-seeds", nargs="+", type=int, default=[11, 12])
-    ap.add_argument("--n-stocks", type=int, default=200)
+    ap = tuning_market_args()
     ap.add_argument("--variants", nargs="*", help="Names of VARIANTS to run (default: all).")
     args = ap.parse_args()
     cfg = TrainingConfig()

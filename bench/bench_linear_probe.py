@@ -72,12 +72,17 @@ def probe(seed: int, n_stocks: int, preset: str) -> dict[str, float]:
     return out
 
 
-def main() -> None:
+def tuning_market_args() -> argparse.ArgumentParser:
+    """The probes' common options: preset, tuning market seeds, stocks."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="demo")
     ap.add_argument("--market-seeds", nargs="+", type=int, default=[11, 12])
     ap.add_argument("--n-stocks", type=int, default=200)
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = tuning_market_args().parse_args()
     rows = {s: probe(s, args.n_stocks, args.preset) for s in args.market_seeds}
     for s, r in rows.items():
         print(json.dumps({"market_seed": s, **r}))
