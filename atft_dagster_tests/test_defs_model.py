@@ -112,6 +112,16 @@ def test_torch_device_resource():
     assert TorchDevice().resolve().type in ("cpu", "cuda")
 
 
+@pytest.mark.parametrize("keep", [True, False])
+def test_torch_device_keeps_freed_memory_on_the_cpu_when_set(keep, monkeypatch):
+    from atft_dagster.defs import model_assets
+
+    calls = []
+    monkeypatch.setattr(model_assets, "keep_freed_memory", lambda: calls.append(1))
+    TorchDevice(device="cpu", keep_freed_memory=keep).resolve()
+    assert calls == ([1] if keep else [])
+
+
 KILLED_AFTER_EPOCH_1 = """
 import json, os, signal, sys
 from pathlib import Path

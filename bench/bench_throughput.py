@@ -39,6 +39,14 @@ from atft_dagster.sources import SyntheticSource
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.train import config_folds, train
 
+try:
+    from atft_dagster.training.memory import keep_freed_memory
+except ImportError:  # a --reference checkout from before it: runs with the allocator's defaults
+
+    def keep_freed_memory() -> bool:
+        return False
+
+
 START = date(2019, 1, 4)
 
 
@@ -138,6 +146,8 @@ def reference_run(reference: Path, feats_path: Path, graph_path: Path, args, siz
         str(args.epochs),
         "--label",
         f"reference {size}",
+        "--keep-freed-memory",
+        args.keep_freed_memory,
     ]
     if args.out:
         cmd += ["--out", str(args.out)]
@@ -296,9 +306,17 @@ def main() -> None:
     ap.add_argument("--profile-steps", type=int, default=0, help="print a kernel profile of N steps")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--label", default="this tree")
+    ap.add_argument(
+        "--keep-freed-memory",
+        choices=("on", "off"),
+        default="on",
+        help="CPU: the allocator setting TorchDevice applies by default (training/memory.py)",
+    )
     ap.add_argument("--child", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu" and args.keep_freed_memory == "on":
+        keep_freed_memory()
     if args.child:
         run_size(pl.read_parquet(args.child[0]), pl.read_parquet(args.child[1]), args, device, args.label)
         return

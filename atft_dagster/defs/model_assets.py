@@ -27,6 +27,7 @@ from atft_dagster.pipeline.train_run import (
 )
 from atft_dagster.pipeline.train_run import train_member as train_member_core
 from atft_dagster.training.data import PanelDates, PanelTensors
+from atft_dagster.training.memory import keep_freed_memory
 from atft_dagster.training.split import Split
 from atft_dagster.training.train import EpochLog
 
@@ -35,11 +36,17 @@ MODEL_GROUP = "model"
 
 class TorchDevice(dg.ConfigurableResource):
     """Where and how torch runs: ``device`` auto | cuda | cpu, ``precision`` fp32 | bf16 (CUDA only),
-    ``threads`` for CPU intra-op parallelism (None = torch's default)."""
+    ``threads`` for CPU intra-op parallelism (None = torch's default), ``keep_freed_memory`` on a CPU
+    (training/memory.py)."""
 
     device: str = Field("auto", pattern="^(auto|cuda|cpu)$")
     precision: str = Field("fp32", pattern="^(fp32|bf16)$")
     threads: int | None = None
+    keep_freed_memory: bool = Field(
+        True,
+        description="On a CPU, the C allocator keeps freed memory for reuse instead of mapping fresh pages for "
+        "every large tensor: a 1000-stock training epoch about 10 % faster on 2 cores; the process keeps its peak memory.",
+    )
 
     def resolve(self) -> torch.device:
         if self.threads:
@@ -47,8 +54,12 @@ class TorchDevice(dg.ConfigurableResource):
         if self.device == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("TorchDevice(device='cuda') but no CUDA device is available")
         if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+            device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        else:
+            device = torch.device(self.device)
+        if device.type == "cpu" and self.keep_freed_memory:
+            keep_freed_memory()
+        return device
 
     def describe(self, device: torch.device) -> str:
         if device.type == "cuda":
