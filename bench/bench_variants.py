@@ -84,6 +84,9 @@ VARIANTS: dict[str, dict] = {
     # 2026-11-28 (fifth sweep): can the deep path add to the frozen ridge start (today's defaults)?
     "deep_lr1e-3": {**SKIP_PH, "skip_ridge_penalty": 3.0, "skip_lr_scale": 0.0, "lr": 1e-3},
     "deep_h32": {**SKIP_PH, "skip_ridge_penalty": 3.0, "skip_lr_scale": 0.0, "hidden": 32},
+    # 2026-11-28 (seventh sweep): a 40-day window; the defaults' own epochs and patience
+    "deep_seq40": {**SKIP_PH, "skip_ridge_penalty": 3.0, "skip_lr_scale": 0.0, "seq_len": 40},
+    "epochs12_p6": {**SKIP_PH, "skip_ridge_penalty": 3.0, "skip_lr_scale": 0.0, "epochs": 12, "patience": 6},
 }
 
 
