@@ -48,6 +48,7 @@ INPUT_SETS = {
     "+ both": ("base", "volume", "state"),
 }
 EXACT = "[x_L, m_L], alpha_1d := exact residual (ceiling)"
+HS = [f"{h}d" for h in TrainingConfig().horizons]
 
 
 def oracle_parts(mk: SyntheticMarket) -> dict[str, np.ndarray]:
@@ -147,9 +148,6 @@ def market_rows(seed: int, n_stocks: int, preset: str) -> list[dict]:
             ics = ridge_scores(train, select, keys, cfg)
             rows.append({"part": "ridge", "variant": name, **dict(zip(HS, ics, strict=True))})
     return [{"market_seed": seed, **r} for r in rows]
-
-
-HS = [f"{h}d" for h in TrainingConfig().horizons]
 
 
 def main() -> None:

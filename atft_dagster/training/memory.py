@@ -1,7 +1,8 @@
 """How the C allocator treats the large, short-lived tensors of a CPU training step.
 
-glibc serves every block above its mmap threshold (128 KiB, rising to at most 32 MiB) with a fresh ``mmap``, unmapped on
-free, so each elementwise pass over a (stocks, window, features) tensor pays for page faults on new pages.
+glibc serves every block above its mmap threshold (128 KiB, rising to at most 32 MiB) with a fresh
+``mmap``, unmapped on free, so each elementwise pass over a (stocks, window, features) tensor pays for page
+faults on new pages.
 Keeping freed memory in the heap for reuse made a 1000-stock training epoch about 10 % faster on 2 cores
 (docs/benchmarks.md, "Training throughput"); the price is that the process keeps its peak memory.
 """
