@@ -15,7 +15,7 @@ def _step(pid_file: str, out_file: str) -> None:
     """A long step: records its pid, works until stopped, and records how it ended."""
     Path(pid_file).write_text(str(os.getpid()))
     try:
-        with stop_if_run_worker_dies(lambda msg: Path(out_file).write_text(msg), poll_s=0.1, grace_s=5):
+        with stop_if_run_worker_dies(lambda msg: Path(out_file).write_text(msg), poll_s=0.1, grace_s=20):
             while True:
                 sum(range(10_000))  # Python work: an interrupt lands between bytecodes
     except KeyboardInterrupt:
@@ -58,7 +58,7 @@ def test_a_step_stops_when_its_run_worker_is_killed(tmp_path):
     assert not _gone(step)  # a living worker: the step works on
     os.kill(worker.pid, signal.SIGKILL)
     worker.join()
-    assert _wait(lambda: _gone(step), 15), "the orphaned step went on"
+    assert _wait(lambda: _gone(step), 40), "the orphaned step went on"
     text = out_file.read_text()
     assert f"run worker (pid {worker.pid}) is gone" in text and "interrupted" in text
 
