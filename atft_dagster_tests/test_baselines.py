@@ -10,14 +10,22 @@ import polars as pl
 import pytest
 from sklearn.linear_model import Ridge
 
-from atft_dagster.evaluation.baselines import BaselineConfig, DailyRankIC, label_z, learned_baselines
+from atft_dagster.evaluation.baselines import (
+    BaselineConfig,
+    DailyRankIC,
+    grid_edge,
+    label_z,
+    learned_baselines,
+    ridge_grid_edge,
+)
+from atft_dagster.evaluation.report import baseline_choices_md
 from atft_dagster.features.normalise import NormaliserConfig, normalise, to_arrays
 from atft_dagster.features.registry import Feature, FeatureRegistry
 
 N_FEATURES, N_STOCKS, N_DATES = 6, 60, 100
 REGISTRY = FeatureRegistry(tuple(Feature(f"f{i}", "test", 0, pl.lit(0.0)) for i in range(N_FEATURES)))
 FAST = BaselineConfig(
-    ridge_penalties=[0.1, 100.0, 1e5],
+    ridge_penalty_scales=[1e-5, 1e-2, 100.0],
     lightgbm_num_leaves=[3, 7],
     lightgbm_min_child_samples=[20],
     lightgbm_max_rounds=120,
@@ -62,13 +70,32 @@ def test_ridge_penalty_is_the_selection_argmax_and_matches_sklearn():
     xs, _ = to_arrays(sel, REGISTRY.names)
     y = label_z(tr, "target_1d", 3.0)
     score = DailyRankIC(sel["date"].to_numpy(), sel["target_1d"].to_numpy(), 10)
-    by_penalty = {lam: Ridge(alpha=lam, fit_intercept=False).fit(x, y) for lam in FAST.ridge_penalties}
-    scores = {lam: score(xs @ m.coef_) for lam, m in by_penalty.items()}
+    top = np.linalg.eigvalsh(x.T.astype(np.float64) @ x).max()  # the penalties are scales of it
+    by_scale = {r: Ridge(alpha=r * top, fit_intercept=False).fit(x, y) for r in FAST.ridge_penalty_scales}
+    scores = {r: score(xs @ m.coef_) for r, m in by_scale.items()}
+    assert len(set(scores.values())) == 3  # the scales give different rankings
     chosen = next(c for c in fit.choices if c["model"] == "ridge")
-    assert chosen["penalty"] == max(scores, key=scores.get)
-    assert chosen["selection_rank_ic"] == pytest.approx(scores[chosen["penalty"]])
+    assert chosen["penalty_scale"] == max(scores, key=scores.get)
+    assert chosen["penalty"] == pytest.approx(chosen["penalty_scale"] * top)
+    assert chosen["selection_rank_ic"] == pytest.approx(scores[chosen["penalty_scale"]])
     got = sel.select("date", "code").join(fit.predictions, on=["date", "code"])["ridge_1d"].to_numpy()
-    np.testing.assert_allclose(got, xs @ by_penalty[chosen["penalty"]].coef_, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got, xs @ by_scale[chosen["penalty_scale"]].coef_, rtol=1e-4, atol=1e-6)
+
+
+def test_a_choice_at_an_end_of_the_grid_is_flagged_in_the_report():
+    assert [grid_edge(i, 4) for i in range(4)] == ["lower", None, None, "upper"]
+    assert grid_edge(0, 2) is None and grid_edge(1, 2) is None  # two points: both are ends, nothing to say
+    chosen = next(c for c in _fit(_frame(0.3)).choices if c["model"] == "ridge")
+    assert chosen["penalty_scale"] in FAST.ridge_penalty_scales and "grid_edge" in chosen
+    # an end at one of ridge's limits is no edge: nothing lies beyond it (eigenvalues of X'X 10 to 1e5)
+    eig = (10.0, 1e5)
+    assert ridge_grid_edge([1.0, 1e3, 1e6], 2, eig) == "upper"
+    assert ridge_grid_edge([1.0, 1e3, 1e7], 2, eig) is None  # 100 x the largest: weights ∝ X'y
+    assert ridge_grid_edge([1.0, 1e3, 1e7], 0, eig) == "lower"
+    assert ridge_grid_edge([0.1, 1e3, 1e7], 0, eig) is None  # the smallest / 100: least squares
+    one = {"fold": 0, "model": "ridge", "horizon": 1, "penalty": 1e5, "selection_rank_ic": 0.1}
+    assert "grid's upper end" in baseline_choices_md([{**one, "grid_edge": "upper"}])
+    assert "grid's" not in baseline_choices_md([{**one, "grid_edge": None}])
 
 
 def test_lightgbm_stops_on_validation_and_learns_the_nonlinear_term():
@@ -128,7 +155,7 @@ def test_every_baseline_setting_changes_the_fit():
     df = _frame(0.3)
     base = _fit(df)
     for change in (
-        {"ridge_penalties": [1e6]},
+        {"ridge_penalty_scales": [1e-4]},
         {"lightgbm_num_leaves": [15]},
         {"lightgbm_max_rounds": 3},
         {"lightgbm_learning_rate": 0.2},

@@ -27,7 +27,7 @@ RETRAIN = {
                 "lightgbm_max_rounds": 5,
                 "lightgbm_num_leaves": [7],
                 "lightgbm_min_child_samples": [50],
-                "ridge_penalties": [1.0],
+                "ridge_penalty_scales": [1e-3],
                 "linear_graph_penalties": [1.0],
                 "graph_off_baseline": False,
             }

@@ -21,14 +21,21 @@ from atft_dagster.evaluation.metrics import daily_ic
 from atft_dagster.features.normalise import NormaliserConfig, normalise, to_arrays
 from atft_dagster.features.registry import FeatureRegistry
 
+# A penalty this many times X'X's largest eigenvalue gives the large-penalty limit (weights ∝ X'y) within 1 %.
+RIDGE_LIMIT_SCALE = 100.0
+
 
 class BaselineConfig(BaseModel):
     """The learned baselines' search spaces and LightGBM's fixed settings."""
 
     model_config = ConfigDict(frozen=True)
 
-    ridge_penalties: list[float] = Field(
-        default=[1.0, 10.0, 100.0, 1e3, 1e4, 1e5], description="Ridge penalties tried; chosen on selection."
+    ridge_penalty_scales: list[float] = Field(
+        default=[1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, RIDGE_LIMIT_SCALE],
+        description="Ridge penalties as multiples of the largest eigenvalue of X'X on the training rows, so one "
+        "grid fits any universe and history; at 100 the weights are those of the large-penalty limit "
+        "(∝ X'y) within 1 %; a choice at an end of the grid short of a limit is flagged. Chosen on selection. Until 2026-11-28 the grid was absolute, 1 to 1e5, and "
+        "the selection window chose its end on demo markets (docs/benchmarks.md).",
     )
     linear_graph_penalties: list[float] = Field(
         default=[0.1, 1.0, 10.0],
@@ -94,11 +101,40 @@ def factor_baselines(features: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame
     return keys.join(f, on=["date", "code"], how="left")
 
 
-def _ridge_path(x: np.ndarray, y: np.ndarray, penalties: list[float]) -> list[np.ndarray]:
-    """Ridge weights for every penalty from one eigendecomposition of X'X."""
+def grid_edge(best: int, n: int) -> str | None:
+    """Which end of a grid of three or more values the choice is ("lower", "upper"; the optimum may lie
+    beyond it), else None."""
+    if n < 3:
+        return None
+    return "lower" if best == 0 else "upper" if best == n - 1 else None
+
+
+def ridge_grid_edge(penalties: list[float], best: int, eigenvalues: tuple[float, float]) -> str | None:
+    """grid_edge, except that an end at one of ridge's limits is no edge, as nothing lies beyond it: a largest
+    penalty of at least RIDGE_LIMIT_SCALE x X'X's largest eigenvalue (weights ∝ X'y), or a smallest one of at
+    most its smallest eigenvalue / RIDGE_LIMIT_SCALE (least squares); each within 1 %."""
+    edge = grid_edge(best, len(penalties))
+    low, high = eigenvalues
+    if edge == "upper" and penalties[best] >= RIDGE_LIMIT_SCALE * high:
+        return None
+    if edge == "lower" and penalties[best] <= low / RIDGE_LIMIT_SCALE:
+        return None
+    return edge
+
+
+def _ridge_path(
+    x: np.ndarray, y: np.ndarray, scales: list[float]
+) -> tuple[list[np.ndarray], list[float], tuple[float, float]]:
+    """(ridge weights, penalty) for every penalty scale (a multiple of X'X's largest eigenvalue), and X'X's
+    smallest and largest eigenvalues, from one eigendecomposition."""
     vals, vecs = np.linalg.eigh(x.T.astype(np.float64) @ x)
     proj = vecs.T @ (x.T.astype(np.float64) @ y)
-    return [vecs @ (proj / (vals + lam)) for lam in penalties]
+    penalties = [r * float(vals.max()) for r in scales]
+    return (
+        [vecs @ (proj / (vals + lam)) for lam in penalties],
+        penalties,
+        (float(vals.min()), float(vals.max())),
+    )
 
 
 def _fit_lightgbm(train, xv, val_score: DailyRankIC, params: dict, cfg: BaselineConfig, seed: int):
@@ -162,15 +198,17 @@ def learned_baselines(
             frame = part[w]
             xs[w], _ = to_arrays(frame, names)
             scorers[w] = DailyRankIC(frame["date"].to_numpy(), frame[label].to_numpy(), min_stocks)
-        ridge = _ridge_path(x, y, cfg.ridge_penalties)
+        ridge, penalties, eigenvalues = _ridge_path(x, y, cfg.ridge_penalty_scales)
         sel = [scorers["selection"](xs["selection"] @ w) for w in ridge]
         best = int(np.nanargmax(sel))
         choices.append(
             {
                 "model": "ridge",
                 "horizon": h,
-                "penalty": cfg.ridge_penalties[best],
+                "penalty_scale": cfg.ridge_penalty_scales[best],
+                "penalty": penalties[best],
                 "selection_rank_ic": sel[best],
+                "grid_edge": ridge_grid_edge(penalties, best, eigenvalues),
             }
         )
         dataset = lgb.Dataset(x, y, free_raw_data=False)

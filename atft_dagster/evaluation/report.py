@@ -115,10 +115,12 @@ def baseline_choices_md(choices: list[dict]) -> str:
         "is kept. The test window is only predicted.\n\n"
         "| fold | model | horizon | chosen | validation RankIC | selection RankIC |\n|---|---|---|---|---|---|\n"
     )
-    skip = {"fold", "model", "horizon", "val_rank_ic", "selection_rank_ic"}
+    skip = {"fold", "model", "horizon", "val_rank_ic", "selection_rank_ic", "grid_edge"}
     rows = []
     for c in choices:
         chosen = ", ".join(f"{k} {v:g}" for k, v in c.items() if k not in skip)
+        if c.get("grid_edge"):
+            chosen += f" (**the grid's {c['grid_edge']} end**: widen the grid)"
         val = f"{c['val_rank_ic']:.4f}" if "val_rank_ic" in c else "—"
         rows.append(
             f"| {c.get('fold', 0)} | {c['model']} | {c['horizon']}d | {chosen} | {val} | {c['selection_rank_ic']:.4f} |"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from atft_dagster.evaluation.baselines import DailyRankIC
+from atft_dagster.evaluation.baselines import DailyRankIC, grid_edge
 from atft_dagster.model.atft import ATFTGATFAN
 from atft_dagster.model.config import TrainingConfig
 from atft_dagster.training.data import PanelTensors
@@ -60,6 +60,7 @@ def linear_graph_baseline(
                 "horizon": h,
                 "penalty": penalties[best],
                 "selection_rank_ic": sel[best],
+                "grid_edge": grid_edge(best, len(penalties)),
             }
         )
         out = out.with_columns(frames[best][f"pred_{h}d"].alias(f"linear_graph_{h}d"))
