@@ -49,6 +49,8 @@ SKIP_PH = {
     "skip_ridge_penalty": None,
     "skip_lr_scale": 1.0,
 }
+# Today's defaults, as the sweeps run them (the ridge-started, frozen input skip: "ridge_3_frozen").
+DEFAULTS = {**SKIP_PH, "skip_ridge_penalty": 3.0, "skip_lr_scale": 0.0}
 VARIANTS: dict[str, dict] = {
     "base": BEFORE,
     "raw": {**BEFORE, "graph_raw_inputs": True},
@@ -87,6 +89,21 @@ VARIANTS: dict[str, dict] = {
     # 2026-11-28 (seventh sweep): a 40-day window; the defaults' own epochs and patience
     "deep_seq40": {**SKIP_PH, "skip_ridge_penalty": 3.0, "skip_lr_scale": 0.0, "seq_len": 40},
     "epochs12_p6": {**SKIP_PH, "skip_ridge_penalty": 3.0, "skip_lr_scale": 0.0, "epochs": 12, "patience": 6},
+    # 2026-11-28 (eighth sweep): one row for each default that had none, each against DEFAULTS
+    "warmup_0": {**DEFAULTS, "warmup_epochs": 0},
+    "wd_1e-3": {**DEFAULTS, "weight_decay": 1e-3},
+    "input_clip_3": {**DEFAULTS, "input_clip": 3.0},
+    "loss_regression_only": {**DEFAULTS, "w_rank_ic": 0.0, "w_ic": 0.0, "w_sharpe": 0.0},
+    "loss_rank_only": {**DEFAULTS, "w_huber": 0.0, "w_pinball": 0.0},
+    "fan_off": {**DEFAULTS, "use_fan": False},
+    "fan_k4": {**DEFAULTS, "fan_top_k": 4},
+    "dropout_0": {**DEFAULTS, "dropout": 0.0},
+    "lstm_2": {**DEFAULTS, "lstm_layers": 2},
+    "heads_halved": {**DEFAULTS, "attn_heads": 2, "gat_heads": [2, 1]},
+    "label_clip_5": {**DEFAULTS, "label_clip": 5.0},
+    "grad_clip_5": {**DEFAULTS, "grad_clip": 5.0},
+    "quantile_median": {**DEFAULTS, "quantiles": [0.5]},
+    "ensemble_3": {**DEFAULTS, "ensemble_seeds": 3},
 }
 
 
