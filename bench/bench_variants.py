@@ -104,6 +104,11 @@ VARIANTS: dict[str, dict] = {
     "grad_clip_5": {**DEFAULTS, "grad_clip": 5.0},
     "quantile_median": {**DEFAULTS, "quantiles": [0.5]},
     "ensemble_3": {**DEFAULTS, "ensemble_seeds": 3},
+    "gate_0.2": {**DEFAULTS, "gate_init": 0.2},
+    "san_on": {**DEFAULTS, "use_san": True},
+    "huber_delta_0.5": {**DEFAULTS, "huber_delta": 0.5},
+    "soft_rank_t_0.3": {**DEFAULTS, "soft_rank_temperature": 0.3},
+    "batch_dates_8": {**DEFAULTS, "batch_dates": 8},
 }
 
 

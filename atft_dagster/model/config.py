@@ -46,7 +46,9 @@ class TrainingConfig(BaseModel):
         0.1, ge=0, lt=1, description=f"0 ties on the selection window, 0.3 lost ({SWEEP8_DOC})."
     )
     use_graph: bool = Field(True, description="Graph block on/off (off = the no-graph baseline).")
-    gate_init: float = Field(0.5, gt=0, lt=1, description="Initial value of the graph fusion gate.")
+    gate_init: float = Field(
+        0.5, gt=0, lt=1, description=f"Initial value of the graph fusion gate (0.2 ties, {SWEEP8_DOC})."
+    )
     graph_raw_inputs: bool = Field(
         True,
         description="The first graph layer also reads each stock's last-day inputs (not only the encoding).",
@@ -83,7 +85,9 @@ class TrainingConfig(BaseModel):
     fan_top_k: int = Field(
         2, ge=1, description=f"FAN: dominant Fourier components removed per feature (4 lost, {SWEEP8_DOC})."
     )
-    use_san: bool = Field(False, description="Slice adaptive normalisation of the input window.")
+    use_san: bool = Field(
+        False, description=f"Slice adaptive normalisation of the input window (on lost, {SWEEP8_DOC})."
+    )
     san_slices: int = Field(4, ge=1, description="SAN: slices the window is cut into.")
     quantiles: list[float] = Field(
         default=[0.1, 0.25, 0.5, 0.75, 0.9],
@@ -99,9 +103,11 @@ class TrainingConfig(BaseModel):
     w_rank_ic: float = Field(0.5, ge=0)
     w_ic: float = Field(0.5, ge=0)
     w_sharpe: float = Field(0.1, ge=0)
-    huber_delta: float = Field(1.0, gt=0)
+    huber_delta: float = Field(1.0, gt=0, description=f"0.5 ties ({SWEEP8_DOC}).")
     soft_rank_temperature: float = Field(
-        0.1, gt=0, description="Sigmoid temperature of the soft ranks (in label z units)."
+        0.1,
+        gt=0,
+        description=f"Sigmoid temperature of the soft ranks (in label z units; 0.3 ties, {SWEEP8_DOC}).",
     )
     label_clip: float = Field(
         3.0,
@@ -143,7 +149,9 @@ class TrainingConfig(BaseModel):
         "horizon's best validation epoch is 0-1 (inside the warm-up), so 12 with patience 6 gives the same model "
         "as 5 with patience 2 (docs/benchmarks.md, seventh sweep).",
     )
-    batch_dates: int = Field(4, ge=1, description="Whole dates per batch (never partial cross-sections).")
+    batch_dates: int = Field(
+        4, ge=1, description=f"Whole dates per batch (never partial cross-sections; 8 lost, {SWEEP8_DOC})."
+    )
     lr: float = Field(
         3e-4,
         gt=0,
