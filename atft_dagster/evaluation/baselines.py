@@ -34,8 +34,9 @@ class BaselineConfig(BaseModel):
         default=[1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, RIDGE_LIMIT_SCALE],
         description="Ridge penalties as multiples of the largest eigenvalue of X'X on the training rows, so one "
         "grid fits any universe and history; at 100 the weights are those of the large-penalty limit "
-        "(∝ X'y) within 1 %; a choice at an end of the grid short of a limit is flagged. Chosen on selection. Until 2026-11-28 the grid was absolute, 1 to 1e5, and "
-        "the selection window chose its end on demo markets (docs/benchmarks.md).",
+        "(∝ X'y) within 1 %; a choice at an end of the grid short of a limit is flagged. Chosen on "
+        "selection. Until 2026-11-28 the grid was absolute, 1 to 1e5, and the selection window chose its "
+        "end on demo markets (docs/benchmarks.md).",
     )
     linear_graph_penalties: list[float] = Field(
         default=[0.1, 1.0, 10.0],

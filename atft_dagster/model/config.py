@@ -10,11 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from atft_dagster.horizons import HORIZONS
 
-# Fields added after checkpoints were already written, with the value that reproduces those checkpoints.
-SWEEP8_DOC = (
-    "docs/benchmarks.md, eighth sweep"  # where the defaults below without a row elsewhere were measured
-)
+# Where the defaults that cite no other row were measured on the selection window.
+SWEEP8_DOC = "docs/benchmarks.md, eighth sweep"
 
+# Fields added after checkpoints were already written, with the value that reproduces those checkpoints.
 BEFORE_FIELD_EXISTED: dict[str, object] = {
     "input_skip": False,
     "select_per_horizon": False,
@@ -34,7 +33,9 @@ class TrainingConfig(BaseModel):
     # ---- model ------------------------------------------------------------------------------
     hidden: int = Field(64, ge=4, description="Width of every hidden representation.")
     seq_len: int = Field(20, ge=2, description="L: trading days of history per sample.")
-    lstm_layers: int = Field(1, ge=1, description=f"2 lost on the selection window ({SWEEP8_DOC}).")
+    lstm_layers: int = Field(
+        1, ge=1, description=f"LSTM layers of the temporal encoder (2 lost, {SWEEP8_DOC})."
+    )
     attn_heads: int = Field(
         4, ge=1, description=f"Heads of the causal temporal self-attention (halved heads lost, {SWEEP8_DOC})."
     )
