@@ -8,11 +8,15 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from atft_dagster.defs.worker_watch import stop_if_run_worker_dies
 
 
-def _step(pid_file: str, out_file: str) -> None:
+def _step(pid_file: str, out_file: str, ignore_sigint: bool) -> None:
     """A long step: records its pid, works until stopped, and records how it ended."""
+    if ignore_sigint:  # as in a process started in the background (nohup ... &)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     Path(pid_file).write_text(str(os.getpid()))
     try:
         with stop_if_run_worker_dies(lambda msg: Path(out_file).write_text(msg), poll_s=0.1, grace_s=20):
@@ -23,8 +27,10 @@ def _step(pid_file: str, out_file: str) -> None:
             f.write("\ninterrupted")
 
 
-def _run_worker(pid_file: str, out_file: str) -> None:
-    child = multiprocessing.get_context("spawn").Process(target=_step, args=(pid_file, out_file))
+def _run_worker(pid_file: str, out_file: str, ignore_sigint: bool) -> None:
+    child = multiprocessing.get_context("spawn").Process(
+        target=_step, args=(pid_file, out_file, ignore_sigint)
+    )
     child.start()
     child.join()
 
@@ -46,10 +52,12 @@ def _wait(predicate, timeout: float) -> bool:
     return predicate()
 
 
-def test_a_step_stops_when_its_run_worker_is_killed(tmp_path):
+@pytest.mark.parametrize("ignore_sigint", [False, True])
+def test_a_step_stops_when_its_run_worker_is_killed(tmp_path, ignore_sigint):
+    """Through the interrupt (not the hard exit), also where SIGINT was inherited ignored."""
     pid_file, out_file = tmp_path / "step.pid", tmp_path / "step.out"
     worker = multiprocessing.get_context("spawn").Process(
-        target=_run_worker, args=(str(pid_file), str(out_file))
+        target=_run_worker, args=(str(pid_file), str(out_file), ignore_sigint)
     )
     worker.start()
     assert _wait(lambda: pid_file.exists() and pid_file.read_text(), 60), "the step never started"

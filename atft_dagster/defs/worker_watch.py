@@ -10,6 +10,7 @@ from __future__ import annotations
 import _thread
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,12 +23,21 @@ def stop_if_run_worker_dies(
     log: Callable[[str], None], poll_s: float = 2.0, grace_s: float = 30.0
 ) -> Iterator[None]:
     """Within the block, stop this process if the process that started it dies. A process not started by
-    ``multiprocessing`` (the in-process executor, the CLI) has no run worker to watch: nothing happens."""
+    ``multiprocessing`` (the in-process executor, the CLI) has no run worker to watch: nothing happens.
+
+    The interrupt needs a Python handler for SIGINT: a process started in the background (``nohup ... &``)
+    inherits SIGINT ignored, and then ``interrupt_main`` does nothing. Within the block such a process gets
+    Python's default handler (restored afterwards), so the step still fails as interrupted."""
     parent = multiprocessing.parent_process()
     if parent is None:
         yield
         return
     done = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread() and not callable(
+        signal.getsignal(signal.SIGINT)
+    ):
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def watch() -> None:
         while not done.wait(poll_s):
@@ -43,3 +53,5 @@ def stop_if_run_worker_dies(
         yield
     finally:
         done.set()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
