@@ -115,13 +115,39 @@ def test_top_k_by_argmax_equals_topk(k):
     assert torch.equal(top_k_mask_by_argmax(power, k), want)
 
 
-def test_written_out_attention_equals_torchs_multihead_attention():
+def test_last_step_attention_equals_torchs_causal_multihead_attention_at_the_last_step():
     torch.manual_seed(0)
     enc = TemporalEncoder(hidden=16, heads=4, layers=1, dropout=0.0).eval()
     a = torch.randn(30, 12, 16)
     causal = torch.triu(torch.ones(12, 12, dtype=torch.bool), diagonal=1)
     want, _ = enc.attn(a, a, a, attn_mask=causal, need_weights=False)
-    assert torch.allclose(enc._causal_attention(a), want, atol=1e-6)
+    assert torch.allclose(enc._last_step_attention(a), want[:, -1], atol=1e-6)
+
+
+def test_the_encoder_equals_its_full_sequence_definition_with_gradients():
+    """Attending from the last step only gives the output and the gradients of computing every step."""
+    torch.manual_seed(1)
+    enc = TemporalEncoder(hidden=16, heads=4, layers=1, dropout=0.0)
+    h = torch.randn(25, 10, 16)
+    causal = torch.triu(torch.ones(10, 10, dtype=torch.bool), diagonal=1)
+
+    def full(h):
+        out, _ = enc.lstm(h)
+        a = enc.lstm_norm(h + F.glu(enc.lstm_gate(out), dim=-1))
+        att, _ = enc.attn(a, a, a, attn_mask=causal, need_weights=False)
+        b = enc.attn_norm(a + F.glu(enc.attn_gate(att), dim=-1))
+        return enc.post(b)[:, -1]
+
+    g = torch.randn(25, 16)
+    grads = []
+    for fn in (enc, full):
+        enc.zero_grad()
+        out = fn(h)
+        out.backward(g)
+        grads.append((out.detach(), [p.grad.clone() for p in enc.parameters()]))
+    (ours, ours_g), (want, want_g) = grads
+    assert torch.allclose(ours, want, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ours_g, want_g, strict=True))
 
 
 def test_edge_projection_equals_pygs_linear_with_its_gradients():

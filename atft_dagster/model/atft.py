@@ -54,7 +54,7 @@ class EdgeProjection(Linear):
     faster weight gradient on the CPU; on a GPU or under autocast it is PyG's own."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.is_cuda or torch.is_autocast_enabled() or self.bias is not None:
+        if x.is_cuda or torch.is_autocast_enabled(x.device.type) or self.bias is not None:
             return super().forward(x)
         return _EdgeProjectionFunction.apply(x, self.weight)
 

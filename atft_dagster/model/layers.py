@@ -182,11 +182,11 @@ class SliceAdaptiveNorm(nn.Module):
 
 class TemporalEncoder(nn.Module):
     r"""TFT-style temporal block: LSTM, then causal multi-head self-attention, each with a gated residual
-    and layer norm, then a position-wise GRN; the last step summarises the window.
+    and layer norm, then a GRN; the last step summarises the window, so only its attention row is computed.
 
     .. math::
         a = \mathrm{LN}(h + \mathrm{GLU}(\mathrm{LSTM}(h))),\
-        b = \mathrm{LN}(a + \mathrm{GLU}(\mathrm{MHA}_{causal}(a))),\ z = \mathrm{GRN}(b)_{L}
+        b_L = \mathrm{LN}(a_L + \mathrm{GLU}(\mathrm{MHA}(a_L;\ a_{1..L}))),\ z = \mathrm{GRN}(b_L)
     """
 
     def __init__(self, hidden: int, heads: int, layers: int, dropout: float):
@@ -207,29 +207,28 @@ class TemporalEncoder(nn.Module):
             m.reset_parameters()
         self.attn._reset_parameters()
 
-    def _causal_attention(self, a: torch.Tensor) -> torch.Tensor:
-        """``self.attn`` (its weights, its dropout) with a causal mask, written out: softmax(QKᵀ/√d)V per head.
-        For windows this short the explicit products beat the fused kernels (cuDNN's took 16.5 ms for a
-        64k-stock batch on an H200, these 5.9 ms), and the fused kernels fail above 65,535 sequences."""
+    def _last_step_attention(self, a: torch.Tensor) -> torch.Tensor:
+        """``self.attn`` (its weights, its dropout) with a causal mask, at the last step only, written
+        out: softmax(q_L Kᵀ/√d)V per head. Only the last step reaches the output, and under a causal mask
+        its query sees every step, so the other L − 1 queries were work without effect (an epoch on 2 CPU
+        cores took 1.22× as long with them, docs/benchmarks.md). Written out because for windows this
+        short explicit products beat the fused kernels (cuDNN's took 16.5 ms for a 64k-stock batch on an
+        H200, these 5.9 ms) and the fused kernels fail above 65,535 sequences."""
         n, L, H = a.shape
-        heads = self.attn.num_heads
-        q, k, v = (
-            t.reshape(n, L, heads, H // heads).transpose(1, 2)
-            for t in F.linear(a, self.attn.in_proj_weight, self.attn.in_proj_bias).chunk(3, dim=-1)
-        )
-        scores = q @ k.transpose(-1, -2) / math.sqrt(H // heads)
-        causal = torch.triu(torch.ones(L, L, dtype=torch.bool, device=a.device), diagonal=1)
-        weights = F.dropout(
-            scores.masked_fill(causal, -torch.inf).softmax(dim=-1), self.attn.dropout, self.training
-        )
-        return self.attn.out_proj((weights @ v).transpose(1, 2).reshape(n, L, H))
+        heads, d = self.attn.num_heads, H // self.attn.num_heads
+        w, b = self.attn.in_proj_weight, self.attn.in_proj_bias
+        q = F.linear(a[:, -1], w[:H], b[:H]).reshape(n, heads, 1, d)
+        k, v = (t.reshape(n, L, heads, d).transpose(1, 2) for t in F.linear(a, w[H:], b[H:]).chunk(2, dim=-1))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(d)  # (n, heads, 1, L)
+        weights = F.dropout(scores.softmax(dim=-1), self.attn.dropout, self.training)
+        return self.attn.out_proj((weights @ v).reshape(n, H))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         out, _ = self.lstm(h)
         a = self.lstm_norm(h + F.glu(self.lstm_gate(out), dim=-1))
-        att = self._causal_attention(a)
-        b = self.attn_norm(a + F.glu(self.attn_gate(att), dim=-1))
-        return self.post(b[:, -1])
+        att = self._last_step_attention(a)
+        b = self.attn_norm(a[:, -1] + F.glu(self.attn_gate(att), dim=-1))
+        return self.post(b)
 
 
 class QuantileHeads(nn.Module):
