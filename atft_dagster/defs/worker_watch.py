@@ -34,8 +34,9 @@ def stop_if_run_worker_dies(
         return
     done = threading.Event()
     previous = None
-    if threading.current_thread() is threading.main_thread() and not callable(
-        signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) in (
+        signal.SIG_IGN,
+        signal.SIG_DFL,
     ):
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
