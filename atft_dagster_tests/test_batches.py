@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from atft_dagster.features import compute_features, default_registry
-from atft_dagster.features.normalise import NormaliserConfig
+from atft_dagster.features.normalise import NormaliserConfig, normalise
 from atft_dagster.graph import build_stock_graph
 from atft_dagster.market import SyntheticMarketConfig
 from atft_dagster.panel import build_market_panel
@@ -52,7 +52,7 @@ def reference_batch(data: PanelTensors, date_indices: list[int]):
     for t in date_indices:
         idx = np.flatnonzero(data.present[t])
         xs.append(data.x[t - SEQ_LEN + 1 : t + 1, idx].transpose(0, 1))
-        ms.append(data.mask[t - SEQ_LEN + 1 : t + 1, idx].transpose(0, 1))
+        ms.append(data.mask_rows[data.mask_id[t - SEQ_LEN + 1 : t + 1, idx]].transpose(0, 1))
         ys.append(data.y[t, idx])
         e = data.snapshots.edges_for(data.dates[t])
         src = np.array([data.code_index.get(c, -1) for c in e["src"].to_list()])
@@ -82,7 +82,7 @@ def test_both_edge_paths_are_exercised(data):
 def test_device_batch_equals_the_host_reference(data, dates):
     b = data.batch(dates)
     x, m, y, ei, ea = reference_batch(data, dates)
-    assert torch.equal(b.x, x) and torch.equal(b.mask, m)
+    assert torch.equal(b.x, x) and torch.equal(b.mask.dense(), m)
     assert torch.equal(torch.isnan(b.y), torch.isnan(y)) and torch.equal(b.y.nan_to_num(), y.nan_to_num())
     assert ei.shape[1] > 0
     np.testing.assert_array_equal(b.edge_index.numpy(), ei)
@@ -91,6 +91,31 @@ def test_device_batch_equals_the_host_reference(data, dates):
     np.testing.assert_array_equal(b.date_index.numpy(), np.repeat(np.arange(len(dates)), b.counts))
     for k, t in enumerate(dates):
         np.testing.assert_array_equal(b.codes[k], data.codes[data.present[t]])
+
+
+def test_the_mask_marks_exactly_the_finite_normalised_inputs(market, data):
+    """An independent reference: 1 where the normalised input is finite, 0 where it is not or the stock is
+    absent; and the panel has few distinct mask rows (what makes holding them worthwhile)."""
+    feats, _ = market
+    z = normalise(feats, default_registry(), NormaliserConfig(clip=5.0))
+    want = torch.zeros(len(data.dates), len(data.codes), data.n_features)
+    ti = [data.dates.index(d) for d in z["date"].to_list()]
+    ci = [data.code_index[c] for c in z["code"].to_list()]
+    want[ti, ci] = torch.from_numpy(np.isfinite(z.select(data.names).to_numpy()).astype(np.float32))
+    assert torch.equal(data.mask_rows[data.mask_id], want)
+    assert len(data.mask_rows) < data.present.sum() / 20
+
+
+def test_a_panel_with_more_mask_rows_than_a_batch_compacts_them(data):
+    """Unused rows appended to the panel's (as a panel with many distinct rows has): the batch keeps only
+    those it uses, and its mask is unchanged."""
+    dates = [61, 75]
+    want = data.batch(dates).mask.dense()
+    wide = data.without_labels([])
+    wide.mask_rows = torch.cat([data.mask_rows, torch.ones(5000, data.n_features)])
+    got = wide.batch(dates).mask
+    assert len(got.rows) <= got.index.numel() < 5000
+    assert torch.equal(got.dense(), want)
 
 
 @pytest.mark.parametrize("t", [SEQ_LEN - 1, 70, -1])
@@ -106,7 +131,7 @@ def test_one_days_tensors_equal_the_full_historys(market, monkeypatch, t):
     short, k = PanelTensors.for_day(feats, default_registry(), graph, day, [1, 5, 10, 20], SEQ_LEN, 5.0)
     assert short.dates[k] == day and len(short.dates) == SEQ_LEN
     a, b = short.batch([k]), data.batch([t % len(data.dates)])
-    assert torch.equal(a.x, b.x) and torch.equal(a.mask, b.mask)
+    assert torch.equal(a.x, b.x) and torch.equal(a.mask.dense(), b.mask.dense())
     assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.edge_attr, b.edge_attr)
     np.testing.assert_array_equal(a.codes[0], b.codes[0])
     with pytest.raises(ValueError, match="fewer than"):

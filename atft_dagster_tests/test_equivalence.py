@@ -9,7 +9,12 @@ import torch.nn.functional as F
 
 from atft_dagster.evaluation.metrics import daily_ic
 from atft_dagster.model import MultiHorizonLoss, TrainingConfig
-from atft_dagster.model.layers import FrequencyAdaptiveNorm, TemporalEncoder, top_k_mask_by_argmax
+from atft_dagster.model.layers import (
+    FrequencyAdaptiveNorm,
+    TemporalEncoder,
+    top_k_mask_by_argmax,
+    top_k_mask_by_threshold,
+)
 from atft_dagster.training.ic import daily_ic_device
 
 EPS = 1e-8
@@ -113,6 +118,14 @@ def test_top_k_by_argmax_equals_topk(k):
     power = torch.rand(50, 11, 9)
     want = torch.zeros_like(power).scatter_(1, power.topk(k, dim=1).indices, 1.0)
     assert torch.equal(top_k_mask_by_argmax(power, k), want)
+    assert torch.equal(top_k_mask_by_threshold(power, k), want)  # no ties in uniform draws
+
+
+def test_top_k_by_threshold_keeps_every_entry_tied_with_the_kth():
+    power = torch.tensor([[5.0, 3.0, 3.0, 1.0], [0.0, 0.0, 0.0, 0.0], [2.0, 2.0, 9.0, 1.0]])[..., None]
+    want = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0]])[..., None]
+    assert torch.equal(top_k_mask_by_threshold(power, 2), want)
+    assert torch.equal(top_k_mask_by_threshold(power, 1)[:, :, 0].sum(1), torch.tensor([1.0, 4.0, 1.0]))
 
 
 def test_last_step_attention_equals_torchs_causal_multihead_attention_at_the_last_step():
@@ -122,6 +135,38 @@ def test_last_step_attention_equals_torchs_causal_multihead_attention_at_the_las
     causal = torch.triu(torch.ones(12, 12, dtype=torch.bool), diagonal=1)
     want, _ = enc.attn(a, a, a, attn_mask=causal, need_weights=False)
     assert torch.allclose(enc._last_step_attention(a), want[:, -1], atol=1e-6)
+
+
+def test_folded_attention_equals_the_unfolded_products_with_dropout_and_gradients():
+    """Keys and values folded into the one query: the same output and gradients as projecting every step,
+    with attention dropout on (same random draws)."""
+    torch.manual_seed(2)
+    enc = TemporalEncoder(hidden=16, heads=4, layers=1, dropout=0.3).train()
+    a = torch.randn(40, 9, 16, requires_grad=True)
+    g = torch.randn(40, 16)
+
+    def unfolded(a):
+        n, L, H = a.shape
+        q, k, v = F.linear(a, enc.attn.in_proj_weight, enc.attn.in_proj_bias).chunk(3, dim=-1)
+        q = q[:, -1].reshape(n, 4, 1, 4)
+        k, v = (t.reshape(n, L, 4, 4).transpose(1, 2) for t in (k, v))
+        weights = F.dropout((q @ k.transpose(-1, -2) / 2.0).softmax(dim=-1), 0.3, True)
+        return enc.attn.out_proj((weights @ v).reshape(n, H))
+
+    runs = []
+    for fn in (enc._last_step_attention, unfolded):
+        torch.manual_seed(7)
+        enc.zero_grad()
+        a.grad = None
+        out = fn(a)
+        out.backward(g)
+        runs.append((out.detach(), a.grad.clone(), [p.grad.clone() for p in enc.attn.parameters()]))
+    (ours, ours_a, ours_p), (want, want_a, want_p) = runs
+    assert not torch.allclose(ours, enc.eval()._last_step_attention(a).detach(), atol=1e-3)  # dropout acted
+    torch.testing.assert_close(ours, want)
+    torch.testing.assert_close(ours_a, want_a)
+    for x, y in zip(ours_p, want_p, strict=True):
+        torch.testing.assert_close(x, y, atol=1e-6, rtol=1e-5)
 
 
 def test_the_encoder_equals_its_full_sequence_definition_with_gradients():

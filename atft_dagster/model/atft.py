@@ -20,6 +20,7 @@ from atft_dagster.model.layers import (
     TemporalEncoder,
     VariableSelection,
 )
+from atft_dagster.model.mask import PatternMask
 
 EDGE_DIM = 5  # corr, same_sector33, same_sector17, same_segment, fallback
 
@@ -157,7 +158,8 @@ class InputSkip(nn.Module):
 
 
 class ATFTGATFAN(nn.Module):
-    """Input per date: x (n, L, F) normalised features, mask (n, L, F), and the date's graph edges."""
+    """Input per date: x (n, L, F) normalised features, their validity mask (n, L, F), dense or as a
+    :class:`PatternMask`, and the date's graph edges."""
 
     def __init__(self, n_features: int, cfg: TrainingConfig):
         super().__init__()
@@ -203,7 +205,7 @@ class ATFTGATFAN(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        mask: torch.Tensor,
+        mask: torch.Tensor | PatternMask,
         edge_index: torch.Tensor | None = None,
         edge_attr: torch.Tensor | None = None,
     ) -> ModelOutput:

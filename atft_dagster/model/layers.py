@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from atft_dagster.model.mask import PatternMask
+
 
 class GatedResidualNetwork(nn.Module):
     r"""TFT gated residual network.
@@ -61,14 +63,18 @@ class VariableSelection(nn.Module):
         self.project.reset_parameters()
         self.out.reset_parameters()
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        summary = torch.cat([x.mean(dim=1), mask.mean(dim=1)], dim=-1)
-        w = torch.softmax(self.select(summary), dim=-1)  # (n, F)
-        # project([F w * x_t; m_t]) as two products on the weight's halves: no (n, L, 2F) concatenation
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | PatternMask) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mask`` dense (n, L, F) or as a :class:`PatternMask` (the same result, less work)."""
         weight, F_ = self.project.weight, self.n_features
-        h = F.linear((F_ * w)[:, None, :] * x, weight[:, :F_]) + F.linear(
-            mask, weight[:, F_:], self.project.bias
-        )
+        if isinstance(mask, PatternMask):
+            mask_mean = mask.step_mean()
+            mask_part = mask.project(weight[:, F_:], self.project.bias)
+        else:
+            mask_mean = mask.mean(dim=1)
+            mask_part = F.linear(mask, weight[:, F_:], self.project.bias)
+        w = torch.softmax(self.select(torch.cat([x.mean(dim=1), mask_mean], dim=-1)), dim=-1)  # (n, F)
+        # project([F w * x_t; m_t]) as two products on the weight's halves: no (n, L, 2F) concatenation
+        h = F.linear((F_ * w)[:, None, :] * x, weight[:, :F_]) + mask_part
         return self.out(h), w
 
 
@@ -129,10 +135,21 @@ class FrequencyAdaptiveNorm(nn.Module):
 
 def _top_k_mask(power: torch.Tensor, k: int) -> torch.Tensor:
     """1 where an entry is among the k largest along dim 1, else 0. On a GPU k rounds of argmax (23 ms ->
-    1 ms for a 64k-stock batch on an H200, docs/benchmarks.md); on a CPU one topk is the faster."""
+    1 ms for a 64k-stock batch on an H200, docs/benchmarks.md); on a CPU k rounds of max, which keep every
+    entry tied with the k-th (topk along a middle dimension took 42 ms for a 3,700-stock batch, these 25)."""
     if power.is_cuda:
         return top_k_mask_by_argmax(power, k)
-    return torch.zeros_like(power).scatter_(1, power.topk(k, dim=1).indices, 1.0)
+    return top_k_mask_by_threshold(power, k)
+
+
+def top_k_mask_by_threshold(power: torch.Tensor, k: int) -> torch.Tensor:
+    """1 where an entry is at least the k-th largest along dim 1: the k largest, and any entry tied with
+    the k-th (an all-zero series keeps all its zero components, which changes nothing it removes)."""
+    rest = power
+    for _ in range(k):
+        kth = rest.amax(dim=1, keepdim=True)
+        rest = rest.masked_fill(rest >= kth, -torch.inf)
+    return (power >= kth).to(power.dtype)
 
 
 def top_k_mask_by_argmax(power: torch.Tensor, k: int) -> torch.Tensor:
@@ -208,20 +225,32 @@ class TemporalEncoder(nn.Module):
         self.attn._reset_parameters()
 
     def _last_step_attention(self, a: torch.Tensor) -> torch.Tensor:
-        """``self.attn`` (its weights, its dropout) with a causal mask, at the last step only, written
-        out: softmax(q_L Kᵀ/√d)V per head. Only the last step reaches the output, and under a causal mask
-        its query sees every step, so the other L − 1 queries were work without effect (an epoch on 2 CPU
-        cores took 1.22× as long with them, docs/benchmarks.md). Written out because for windows this
-        short explicit products beat the fused kernels (cuDNN's took 16.5 ms for a 64k-stock batch on an
-        H200, these 5.9 ms) and the fused kernels fail above 65,535 sequences."""
+        r"""``self.attn`` (its weights, its dropout) with a causal mask, at the last step only, written out.
+        Only the last step reaches the output, and under a causal mask its query sees every step, so the
+        other L − 1 queries were work without effect (an epoch on 2 CPU cores took 1.22× as long with them,
+        docs/benchmarks.md). With one query per stock the key and value projections fold into it, so no
+        (n, L, ·) key or value tensor is built. Per head, with :math:`q = W_q a_L + b_q`:
+
+        .. math::
+            s_t = \frac{(W_k^\top q)^\top a_t}{\sqrt d}\ (q^\top b_k \text{ is the same for every } t
+            \text{ and cancels in the softmax}),\quad \pi = \mathrm{dropout}(\mathrm{softmax}(s)),\quad
+            o = W_v \textstyle\sum_t \pi_t a_t + (\sum_t \pi_t)\, b_v
+
+        Written out also because for windows this short explicit products beat the fused kernels (cuDNN's
+        took 16.5 ms for a 64k-stock batch on an H200, the unfolded products 5.9 ms) and the fused kernels
+        fail above 65,535 sequences."""
         n, L, H = a.shape
         heads, d = self.attn.num_heads, H // self.attn.num_heads
-        w, b = self.attn.in_proj_weight, self.attn.in_proj_bias
-        q = F.linear(a[:, -1], w[:H], b[:H]).reshape(n, heads, 1, d)
-        k, v = (t.reshape(n, L, heads, d).transpose(1, 2) for t in F.linear(a, w[H:], b[H:]).chunk(2, dim=-1))
-        scores = q @ k.transpose(-1, -2) / math.sqrt(d)  # (n, heads, 1, L)
+        w_q, w_k, w_v = self.attn.in_proj_weight.chunk(3)
+        b_q, _, b_v = self.attn.in_proj_bias.chunk(3)
+        q = F.linear(a[:, -1], w_q, b_q).reshape(n, heads, d)
+        q_k = torch.einsum("nhd,hdk->nhk", q, w_k.reshape(heads, d, H))  # (n, heads, H)
+        scores = torch.bmm(q_k, a.transpose(1, 2)) / math.sqrt(d)  # (n, heads, L)
         weights = F.dropout(scores.softmax(dim=-1), self.attn.dropout, self.training)
-        return self.attn.out_proj((weights @ v).reshape(n, H))
+        mixed = torch.bmm(weights, a)  # (n, heads, H): sum_t pi_t a_t
+        o = torch.einsum("nhk,hdk->nhd", mixed, w_v.reshape(heads, d, H))
+        o = o + weights.sum(dim=-1, keepdim=True) * b_v.reshape(heads, d)
+        return self.attn.out_proj(o.reshape(n, H))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         out, _ = self.lstm(h)

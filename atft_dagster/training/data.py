@@ -1,7 +1,7 @@
-"""Model inputs preloaded as dense device tensors: (date, code, feature) features and masks, (date, code,
-horizon) targets, each date's stock rows and each rebuild date's edges. A batch is one or several whole
-dates, assembled on the device by gathers whose sizes are known on the host, so building one never waits
-for the device."""
+"""Model inputs preloaded as device tensors: (date, code, feature) features, their validity masks as the
+panel's few distinct mask rows and a (date, code) index into them, (date, code, horizon) targets, each
+date's stock rows and each rebuild date's edges. A batch is one or several whole dates, assembled on the
+device by gathers whose sizes are known on the host, so building one never waits for the device."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from atft_dagster.features.normalise import NormaliserConfig, normalise
 from atft_dagster.features.registry import FeatureRegistry, input_columns
 from atft_dagster.graph.snapshots import GraphSnapshots
 from atft_dagster.model.config import TrainingConfig
+from atft_dagster.model.mask import PatternMask
 
 EDGE_ATTR_COLUMNS = ("corr", "same_sector33", "same_sector17", "same_segment", "fallback")
 
@@ -23,7 +24,7 @@ EDGE_ATTR_COLUMNS = ("corr", "same_sector33", "same_sector17", "same_segment", "
 @dataclass
 class Batch:
     x: torch.Tensor  # (n, L, F)
-    mask: torch.Tensor  # (n, L, F)
+    mask: PatternMask  # (n, L, F) validity, as the panel's distinct rows
     y: torch.Tensor  # (n, H) raw forward returns, NaN = missing
     date_index: torch.Tensor  # (n,) which of the batch's dates
     edge_index: torch.Tensor  # (2, E), both directions, indices into n
@@ -45,6 +46,14 @@ class _Edges:
 def _index_of(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Positions of ``values`` in the sorted unique ``keys`` (every value must be a key)."""
     return np.searchsorted(keys, values)
+
+
+def _distinct_rows(ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct rows of the boolean (R, F) ``ok`` as float32 (P, F), each row's index into them (R,))."""
+    packed = np.ascontiguousarray(np.packbits(ok, axis=1))
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return ok[first].astype(np.float32), inverse.reshape(-1)
 
 
 def _usable(counts: np.ndarray, seq_len: int, min_stocks: int) -> list[int]:
@@ -112,16 +121,21 @@ class PanelTensors:
         vals = z.select(self.names).to_numpy().astype(np.float32)
         ok = np.isfinite(vals)
         x = np.zeros((T, N, Fn), np.float32)
-        m = np.zeros((T, N, Fn), np.float32)
         x[ti, ci] = np.where(ok, vals, 0.0)
-        m[ti, ci] = ok
-        del vals, ok
+        del vals
+        mask_rows, row_pattern = _distinct_rows(ok)
+        # (T, N) -> row of mask_rows; absent stock-days take the all-zero row appended last
+        mask_id = np.full((T, N), len(mask_rows), np.int64)
+        mask_id[ti, ci] = row_pattern
+        del ok
         y = np.full((T, N, len(horizons)), np.nan, np.float32)
         y[ti, ci] = z.select([f"target_{h}d" for h in horizons]).to_numpy().astype(np.float32)
         present = np.zeros((T, N), bool)
         present[ti, ci] = True
         self.x = torch.from_numpy(x).to(self.device)
-        self.mask = torch.from_numpy(m).to(self.device)
+        zero_row = np.zeros((1, Fn), np.float32)
+        self.mask_rows = torch.from_numpy(np.concatenate([mask_rows, zero_row])).to(self.device)
+        self.mask_id = torch.from_numpy(mask_id).to(self.device)
         self.y = torch.from_numpy(y).to(self.device)
         self.present = present
         self.code_index = {c: j for j, c in enumerate(self.codes.tolist())}
@@ -239,6 +253,12 @@ class PanelTensors:
         s, d = s + offset, d + offset
         return torch.stack([torch.cat([s, d]), torch.cat([d, s])]), torch.cat([a, a])
 
+    def _mask(self, window: torch.Tensor, rows: torch.Tensor) -> PatternMask:
+        """The batch's mask over the panel's distinct rows; compacted to those it uses when the panel has
+        more distinct rows than the batch has stock-days (else the panel's few rows cost less than a sync)."""
+        mask = PatternMask(self.mask_id[window, rows[:, None]], self.mask_rows)
+        return mask.compact() if len(self.mask_rows) > window.numel() else mask
+
     def batch(self, date_indices: list[int]) -> Batch:
         counts = [int(self.counts[t]) for t in date_indices]
         rows = torch.cat([self._rows[self.offsets[t] : self.offsets[t + 1]] for t in date_indices])
@@ -267,7 +287,7 @@ class PanelTensors:
             edge_attr = torch.empty((0, len(EDGE_ATTR_COLUMNS)), device=self.device)
         return Batch(
             self.x[window, rows[:, None]],
-            self.mask[window, rows[:, None]],
+            self._mask(window, rows),
             self.y[day, rows],
             date_index,
             edge_index,

@@ -118,8 +118,7 @@ def _forward(model: ATFTGATFAN | HorizonSelected, batch, device: torch.device, p
     x, mask, n = batch.x, batch.mask, batch.x.shape[0]
     bucket = model.cfg.cuda_row_bucket if device.type == "cuda" else 0
     if bucket and n % bucket:
-        pad = (0, 0, 0, 0, 0, bucket - n % bucket)
-        x, mask = F.pad(x, pad), F.pad(mask, pad)
+        x, mask = F.pad(x, (0, 0, 0, 0, 0, bucket - n % bucket)), mask.pad(bucket - n % bucket)
     with _autocast(device, precision):
         out = model(
             x,
