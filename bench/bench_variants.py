@@ -100,6 +100,8 @@ VARIANTS: dict[str, dict] = {
     "dropout_0": {**DEFAULTS, "dropout": 0.0},
     "lstm_2": {**DEFAULTS, "lstm_layers": 2},
     "heads_halved": {**DEFAULTS, "attn_heads": 2, "gat_heads": [2, 1]},
+    # 2026-11-28 (ninth sweep): the GAT's heads alone, the largest per-edge cost of a CPU step
+    "gat_heads_halved": {**DEFAULTS, "gat_heads": [2, 1]},
     "label_clip_5": {**DEFAULTS, "label_clip": 5.0},
     "grad_clip_5": {**DEFAULTS, "grad_clip": 5.0},
     "quantile_median": {**DEFAULTS, "quantiles": [0.5]},

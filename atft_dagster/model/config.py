@@ -41,7 +41,8 @@ class TrainingConfig(BaseModel):
     )
     gat_heads: list[int] = Field(
         default=[4, 2],
-        description=f"Heads of the two GATv2Conv layers ([2, 1] with 2 attention heads lost, {SWEEP8_DOC}).",
+        description=f"Heads of the two GATv2Conv layers ([2, 1] with 2 attention heads lost, {SWEEP8_DOC}; "
+        "[2, 1] alone lost too, docs/benchmarks.md, ninth sweep).",
     )
     dropout: float = Field(
         0.1, ge=0, lt=1, description=f"0 ties on the selection window, 0.3 lost ({SWEEP8_DOC})."
