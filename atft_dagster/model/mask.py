@@ -47,8 +47,3 @@ class PatternMask:
         zero = self.rows.new_zeros(1, self.rows.shape[1])
         index = F.pad(self.index, (0, 0, 0, n), value=self.rows.shape[0])
         return PatternMask(index, torch.cat([self.rows, zero]))
-
-
-def dense_mask(mask: torch.Tensor | PatternMask) -> torch.Tensor:
-    """The (n, L, F) mask, whichever way it is held."""
-    return mask.dense() if isinstance(mask, PatternMask) else mask

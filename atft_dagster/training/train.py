@@ -118,7 +118,8 @@ def _forward(model: ATFTGATFAN | HorizonSelected, batch, device: torch.device, p
     x, mask, n = batch.x, batch.mask, batch.x.shape[0]
     bucket = model.cfg.cuda_row_bucket if device.type == "cuda" else 0
     if bucket and n % bucket:
-        x, mask = F.pad(x, (0, 0, 0, 0, 0, bucket - n % bucket)), mask.pad(bucket - n % bucket)
+        extra = bucket - n % bucket
+        x, mask = F.pad(x, (0, 0, 0, 0, 0, extra)), mask.pad(extra)
     with _autocast(device, precision):
         out = model(
             x,
