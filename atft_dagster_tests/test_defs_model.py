@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from atft_dagster.definitions import build_definitions
@@ -110,6 +111,17 @@ def test_torch_device_resource():
     dev = TorchDevice(device="cpu", threads=1)
     assert dev.resolve().type == "cpu" and "cpu" in dev.describe(dev.resolve())
     assert TorchDevice().resolve().type in ("cpu", "cuda")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_torch_device_says_when_cpu_bf16_is_emulated(native, monkeypatch):
+    from atft_dagster.defs import model_assets
+
+    monkeypatch.setattr(model_assets, "native_cpu_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    said = TorchDevice(device="cpu", precision="bf16").describe(cpu)
+    assert "bf16" in said and ("emulated" in said) != native
+    assert "fp32" in TorchDevice(device="cpu").describe(cpu)
 
 
 @pytest.mark.parametrize("keep", [True, False])

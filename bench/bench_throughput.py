@@ -10,6 +10,7 @@ change) on the last size, in a child process reading the same inputs, with the f
 is measured in one run.
 
 Run: ./run shell, then python bench/bench_throughput.py [--sizes 1000x750 4000x1250] [--batch-dates 4 16]
+[--precision fp32 bf16]
 Prints one JSON line per measurement (``--out FILE`` appends them too) and a table at the end.
 """
 
@@ -92,10 +93,16 @@ def emit(row: dict, out: Path | None) -> None:
             f.write(line + "\n")
 
 
-def epochs(data: PanelTensors, cfg: TrainingConfig, device: str, phases: bool) -> dict:
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto``: bf16 on a GPU, fp32 on a CPU (the defaults a user gets)."""
+    if precision == "auto":
+        return "bf16" if device == "cuda" else "fp32"
+    return precision
+
+
+def epochs(data: PanelTensors, cfg: TrainingConfig, device: str, phases: bool, precision: str) -> dict:
     """Train ``cfg.epochs`` epochs; with ``phases`` (when this package's train() has them) one more synced
     epoch gives the per-phase split."""
-    precision = "bf16" if device == "cuda" else "fp32"
     split = config_folds(data, cfg)[0]
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -148,6 +155,8 @@ def reference_run(reference: Path, feats_path: Path, graph_path: Path, args, siz
         f"reference {size}",
         "--keep-freed-memory",
         args.keep_freed_memory,
+        "--precision",
+        args.reference_precision,
     ]
     if args.out:
         cmd += ["--out", str(args.out)]
@@ -164,17 +173,19 @@ def run_size(feats: pl.DataFrame, graph: pl.DataFrame, args, device: str, label:
         feats, default_registry(), graph, base.horizons, base.seq_len, base.input_clip, device
     )
     tensors_s = time.perf_counter() - t0
-    for bd in args.batch_dates:
+    for bd, precision in [(bd, p) for p in args.precision for bd in args.batch_dates]:
+        precision = resolve_precision(precision, device)
         # the learning rate follows the batch: sqrt scaling from the default 4 dates
         cfg = base.model_copy(update={"batch_dates": bd, "lr": base.lr * (bd / base.batch_dates) ** 0.5})
-        row = epochs(data, cfg, device, phases=not args.no_phases)
+        row = epochs(data, cfg, device, not args.no_phases, precision)
         if args.profile_steps and bd == args.batch_dates[0]:
-            profile_steps(data, cfg, device, args.profile_steps)
+            profile_steps(data, cfg, device, args.profile_steps, precision)
         emit(
             {
                 "what": "train",
                 "label": label,
                 "device": device_name(device),
+                "precision": precision,
                 "stocks": int(len(data.codes)),
                 "days": len(data.dates),
                 "batch_dates": bd,
@@ -227,7 +238,7 @@ def prediction(n_stocks: int, device: str, out: Path | None, repeats: int = 3) -
     )
 
 
-def profile_steps(data: PanelTensors, cfg: TrainingConfig, device: str, steps: int) -> None:
+def profile_steps(data: PanelTensors, cfg: TrainingConfig, device: str, steps: int, precision: str) -> None:
     """Kernel-level profile of ``steps`` training steps (after as many warm-up steps): the top operators
     by their own device time (CPU time on a CPU)."""
     from torch.profiler import ProfilerActivity, profile
@@ -244,7 +255,7 @@ def profile_steps(data: PanelTensors, cfg: TrainingConfig, device: str, steps: i
 
     def step(b: int) -> None:
         batch = data.batch(split.train[b * cfg.batch_dates : (b + 1) * cfg.batch_dates])
-        out = _forward(model, batch, dev, "bf16" if device == "cuda" else "fp32")
+        out = _forward(model, batch, dev, precision)
         loss, _ = loss_fn(out.point.float(), out.quantiles.float(), batch.y, batch.date_index, batch.counts)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -275,7 +286,7 @@ def table(rows: list[dict]) -> str:
         phases = [f"{ph[k]:.2f}" if k in ph else "—" for k in ("batch", "forward", "backward", "optimiser")]
         cells = [
             r["label"],
-            r["device"],
+            f"{r['device']} {r.get('precision', '')}".strip(),
             f"{r['stocks']} × {r['days']}",
             str(r["batch_dates"]),
             f"{r['epoch_s_first']:.1f}",
@@ -311,6 +322,19 @@ def main() -> None:
         choices=("on", "off"),
         default="on",
         help="CPU: the allocator setting TorchDevice applies by default (training/memory.py)",
+    )
+    ap.add_argument(
+        "--precision",
+        nargs="+",
+        choices=("auto", "fp32", "bf16"),
+        default=["auto"],
+        help="this tree's precision(s), each timed in turn; auto = bf16 on a GPU, fp32 on a CPU",
+    )
+    ap.add_argument(
+        "--reference-precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="the reference's (code before 2026-11-28 ran bf16 on a GPU only)",
     )
     ap.add_argument("--child", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
