@@ -43,7 +43,7 @@ class TorchDevice(dg.ConfigurableResource):
         "fp32",
         pattern="^(fp32|bf16)$",
         description="bf16: autocast to bfloat16 on a GPU or a CPU. A CPU with AVX512-BF16 or AMX runs it "
-        "natively (a 1000-stock epoch on 2 such cores about 1.2x faster, same validation RankIC within the "
+        "natively (a 1000-stock epoch on 2 such cores 1.1-1.25x faster, the same validation RankIC within the "
         "seed spread: docs/benchmarks.md); elsewhere it is emulated and slower than fp32.",
     )
     threads: int | None = None
