@@ -20,10 +20,12 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import torch
-from bench_model import inputs
+from bench_throughput import market_tables
 
 from atft_dagster.evaluation.report import score_models
+from atft_dagster.graph import GraphConfig, build_stock_graph
 from atft_dagster.market import market_preset
 from atft_dagster.model import TrainingConfig
 from atft_dagster.training.data import PanelTensors
@@ -51,6 +53,10 @@ SKIP_PH = {
 }
 # Today's defaults, as the sweeps run them (the ridge-started, frozen input skip: "ridge_3_frozen").
 DEFAULTS = {**SKIP_PH, "skip_ridge_penalty": 3.0, "skip_lr_scale": 0.0}
+# A variant may set "graph": GraphConfig overrides on top of GRAPH_BEFORE, the stock graph every sweep up
+# to the ninth ran on (explicit, so those rows keep their meaning after GraphConfig's defaults change).
+GRAPH_BEFORE = {"top_k": 10, "lookback": 250, "half_life": 125.0}
+GRAPH_K7_LB500 = {"top_k": 7, "lookback": 500, "half_life": 250.0}
 VARIANTS: dict[str, dict] = {
     "base": BEFORE,
     "raw": {**BEFORE, "graph_raw_inputs": True},
@@ -111,15 +117,23 @@ VARIANTS: dict[str, dict] = {
     "huber_delta_0.5": {**DEFAULTS, "huber_delta": 0.5},
     "soft_rank_t_0.3": {**DEFAULTS, "soft_rank_temperature": 0.3},
     "batch_dates_8": {**DEFAULTS, "batch_dates": 8},
+    # 2026-11-28 (tenth sweep): the stock graph's neighbours and window, after bench_learning_curve.py
+    "graph_k7_lb500": {**DEFAULTS, "graph": GRAPH_K7_LB500},
 }
 
 
 def run_market(preset: str, seed: int, n_stocks: int, variants: list[str], base: dict) -> list[dict]:
-    src, reg, feats, graph = inputs(market_preset(preset, seed=seed, n_stocks=n_stocks))
+    src, panel, topix, reg, feats = market_tables(market_preset(preset, seed=seed, n_stocks=n_stocks))
+    graphs: dict[str, pl.DataFrame] = {}
     out = []
     for name in variants:
-        cfg = TrainingConfig(**{**base, **VARIANTS[name]})
-        data = PanelTensors.for_model(feats, reg, graph, cfg)
+        over = dict(VARIANTS[name])
+        graph_over = {**GRAPH_BEFORE, **over.pop("graph", {})}
+        key = json.dumps(graph_over, sort_keys=True)
+        if key not in graphs:
+            graphs[key] = build_stock_graph(panel, topix, GraphConfig(**graph_over))
+        cfg = TrainingConfig(**{**base, **over})
+        data = PanelTensors.for_model(feats, reg, graphs[key], cfg)
         split = config_folds(data, cfg)[0]
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:

@@ -37,13 +37,18 @@ class GraphConfig(BaseModel):
         5, ge=1, description="Rebuild every k-th trading day of the panel (and always the last day)."
     )
     lookback: int = Field(
-        250, ge=5, description="Trading days in the correlation window (ending at the rebuild date)."
+        500,
+        ge=5,
+        description="Trading days in the correlation window (ending at the rebuild date). 500 with half-life "
+        "250 and top_k 7 beat 250/125/10 on both tuning markets (docs/benchmarks.md, tenth sweep).",
     )
     half_life: float | None = Field(
-        125.0, gt=0, description="Exponential weighting half-life in days; None = equal weights."
+        250.0, gt=0, description="Exponential weighting half-life in days; None = equal weights."
     )
     shrinkage: float = Field(0.1, ge=0, le=1, description="Correlations are multiplied by (1 - shrinkage).")
-    top_k: int = Field(10, ge=1, description="Neighbours kept per stock.")
+    top_k: int = Field(
+        7, ge=1, description="Neighbours kept per stock (each stock's choice; the union is the edge set)."
+    )
     min_abs_corr: float = Field(0.0, ge=0, le=1, description="Drop kNN edges whose |corr| is below this.")
     allow_negative: bool = Field(False, description="Rank neighbours by |corr| instead of corr.")
     min_observations: int = Field(
