@@ -232,7 +232,7 @@ def two_members(setup, tmp_path_factory):
     paths = []
     for seed in member_seeds(cfg.seed, 2):
         # no ridge start: members that keep the (deterministic) ridge start for a horizon are identical there
-        member = cfg.model_copy(update={"seed": seed, "epochs": 1, "skip_ridge_penalty": None})
+        member = cfg.model_copy(update={"seed": seed, "epochs": 1, "skip_ridge_penalties": []})
         res = train(data, member, split, root / str(seed), {})
         paths.append(res.best_checkpoint)
     return paths
@@ -324,7 +324,7 @@ def test_bf16_runs_the_model_in_bf16_on_a_cpu_too(setup, tmp_path):
     assert half.dtype == torch.bfloat16 and full.dtype == torch.float32
     gap = (half.float() - full).abs().max() / full.abs().max()
     assert 0 < gap < 0.05, "bf16 rounding moves the outputs, by about its 8-bit mantissa"
-    one = cfg.model_copy(update={"epochs": 1, "skip_ridge_penalty": None})
+    one = cfg.model_copy(update={"epochs": 1, "skip_ridge_penalties": []})
     fp32 = train(data, one, split, tmp_path / "fp32", {}, precision="fp32")
     bf16 = train(data, one, split, tmp_path / "bf16", {}, precision="bf16")
     a, c = fp32.history[0]["val_rank_ic"], bf16.history[0]["val_rank_ic"]
@@ -346,7 +346,7 @@ def test_each_horizon_is_predicted_by_its_best_validation_epoch(setup, tmp_path)
             "epochs": 4,
             "patience": 4,
             "lr": 3e-3,
-            "skip_ridge_penalty": None,
+            "skip_ridge_penalties": [],
         }
     )
     res = train(data, ph, split, tmp_path / "ph", {})
@@ -417,7 +417,7 @@ def test_the_input_skip_starts_at_the_ridge_solution_of_the_train_window(setup):
     cfg, data, _, split, _ = setup
     weights = {}
     for penalty in (0.1, 10.0):
-        model = ATFTGATFAN(data.n_features, cfg.model_copy(update={"skip_ridge_penalty": penalty}))
+        model = ATFTGATFAN(data.n_features, cfg.model_copy(update={"skip_ridge_penalties": [penalty]}))
         rows = fit_input_skip(model, data, split.train, penalty, cfg.batch_dates)
         assert model.skip.lin.in_features == 2 * data.n_features  # x_L and the neighbour mean
         want = _numpy_ridge(data, split.train, model, penalty, cfg.label_clip)
@@ -435,7 +435,7 @@ def test_a_ridge_started_model_keeps_the_start_for_horizons_training_does_not_im
     cfg, data, _, split, _ = setup
     # a learning rate far too high, the skip too: training wrecks the model, so the start must win on validation
     rs = cfg.model_copy(
-        update={"skip_ridge_penalty": 1.0, "skip_lr_scale": 1.0, "select_per_horizon": True, "lr": 0.5}
+        update={"skip_ridge_penalties": [1.0], "skip_lr_scale": 1.0, "select_per_horizon": True, "lr": 0.5}
     )
     res = train(data, rs, split, tmp_path / "rs", {})
     start = res.start_validation["val_rank_ic"]
@@ -461,7 +461,7 @@ def test_a_ridge_started_model_keeps_the_start_for_horizons_training_does_not_im
 
 def test_skip_lr_scale_zero_keeps_the_ridge_skip_while_the_deep_path_learns(setup, tmp_path):
     cfg, data, _, split, _ = setup
-    base = cfg.model_copy(update={"skip_ridge_penalty": 1.0, "select_per_horizon": False, "epochs": 1})
+    base = cfg.model_copy(update={"skip_ridge_penalties": [1.0], "select_per_horizon": False, "epochs": 1})
     skips = {}
     for scale in (0.0, 1.0):
         train(data, base.model_copy(update={"skip_lr_scale": scale}), split, tmp_path / str(scale), {})
@@ -554,3 +554,39 @@ def test_members_trained_apart_in_any_order_equal_the_sequential_run(setup, tmp_
         assemble(plan, members + members[:1])
     with pytest.raises(PlanMismatch, match="changed since training run1 was planned"):
         train_member(data, plan, plan.tasks[0], apart, "cpu", "other data")
+
+
+def test_the_ridge_start_takes_each_horizons_penalty_from_the_validation_window(setup, tmp_path):
+    from atft_dagster.training.skip_init import ridge_start
+
+    cfg, data, _, split, _ = setup
+    grid = [0.001, 1.0, 1000.0]
+    rs = cfg.model_copy(update={"skip_ridge_penalties": grid, "select_per_horizon": True, "epochs": 1})
+    res = train(data, rs, split, tmp_path / "grid", {})
+    chosen = res.start_validation["penalty"]
+    # each penalty's start alone, scored on validation the way training scores an epoch
+    scores, skips = {}, {}
+    for p in grid:
+        torch.manual_seed(0)
+        model = ATFTGATFAN(data.n_features, rs)
+        ridge_start(model, data, split.train, p, rs.batch_dates)
+        scores[p], _, _ = evaluate(model, data, split.val, rs.batch_dates)
+        skips[p] = model.skip.lin.weight.detach()
+    state = load_checkpoint(tmp_path / "grid" / LAST)["state_dict"]  # the skip stays frozen (skip_lr_scale 0)
+    for j, h in enumerate(rs.horizons):
+        key = f"{h}d"
+        assert chosen[key] == max(grid, key=lambda p: scores[p][key]), (chosen, scores)
+        torch.testing.assert_close(state["skip.lin.weight"][j], skips[chosen[key]][j])
+        assert res.start_validation["val_rank_ic"][key] == pytest.approx(scores[chosen[key]][key], abs=1e-9)
+    # one value: that penalty for every horizon
+    one = train(data, rs.model_copy(update={"skip_ridge_penalties": [1000.0]}), split, tmp_path / "one", {})
+    assert set(one.start_validation["penalty"].values()) == {1000.0}
+    assert len(set(chosen.values())) > 1  # on this market the grid's choice differs by horizon
+
+
+def test_the_old_name_of_the_ridge_penalty_still_reads():
+    assert TrainingConfig(skip_ridge_penalty=3.0).skip_ridge_penalties == [3.0]
+    assert TrainingConfig.from_recorded({"skip_ridge_penalty": None}).skip_ridge_penalties == []
+    assert TrainingConfig.from_recorded({}).skip_ridge_penalties == []  # predates the ridge start
+    with pytest.raises(ValueError, match="old name"):
+        TrainingConfig(skip_ridge_penalty=3.0, skip_ridge_penalties=[1.0])

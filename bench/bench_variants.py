@@ -119,6 +119,11 @@ VARIANTS: dict[str, dict] = {
     "batch_dates_8": {**DEFAULTS, "batch_dates": 8},
     # 2026-11-28 (tenth sweep): the stock graph's neighbours and window, after bench_learning_curve.py
     "graph_k7_lb500": {**DEFAULTS, "graph": GRAPH_K7_LB500},
+    "graph_k7_lb500_ridge_grid": {
+        **{k: v for k, v in DEFAULTS.items() if k != "skip_ridge_penalty"},
+        "skip_ridge_penalties": [0.1, 0.3, 1.0, 3.0, 10.0],
+        "graph": GRAPH_K7_LB500,
+    },
 }
 
 
@@ -151,6 +156,7 @@ def run_market(preset: str, seed: int, n_stocks: int, variants: list[str], base:
             "overrides": VARIANTS[name],
             "best_epochs": [r.best_epoch for r in results],
             "horizon_epochs": [r.horizon_epochs for r in results],
+            "ridge_penalties": [(r.start_validation or {}).get("penalty") for r in results],
             "seconds": round(time.perf_counter() - t0, 1),
         }
         for w, frame in frames.items():

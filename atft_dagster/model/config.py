@@ -17,9 +17,22 @@ SWEEP8_DOC = "docs/benchmarks.md, eighth sweep"
 BEFORE_FIELD_EXISTED: dict[str, object] = {
     "input_skip": False,
     "select_per_horizon": False,
-    "skip_ridge_penalty": None,
+    "skip_ridge_penalties": [],
     "skip_lr_scale": 1.0,
 }
+# Renamed fields: the old name (still in recorded configs and sweep rows) -> how its value reads now.
+LEGACY_FIELDS = {"skip_ridge_penalty": ("skip_ridge_penalties", lambda p: [] if p is None else [p])}
+
+
+def rename_legacy(values: dict) -> dict:
+    """``values`` with every old field name replaced by its new one (both at once is an error)."""
+    out = dict(values)
+    for old, (new, convert) in LEGACY_FIELDS.items():
+        if old in out:
+            if new in out:
+                raise ValueError(f"{old} is the old name of {new}: give one of them")
+            out[new] = convert(out.pop(old))
+    return out
 
 
 class TrainingConfig(BaseModel):
@@ -28,7 +41,7 @@ class TrainingConfig(BaseModel):
     @classmethod
     def from_recorded(cls, recorded: dict) -> TrainingConfig:
         """The config a checkpoint or run recorded; fields it predates take the value it was built with."""
-        return cls(**{**BEFORE_FIELD_EXISTED, **recorded})
+        return cls(**{**BEFORE_FIELD_EXISTED, **rename_legacy(recorded)})
 
     # ---- model ------------------------------------------------------------------------------
     hidden: int = Field(64, ge=4, description="Width of every hidden representation.")
@@ -68,12 +81,12 @@ class TrainingConfig(BaseModel):
     neighbour_weight_power: float = Field(
         2.0, ge=0, description="p: an edge weighs max(corr, 0)^p in that neighbour mean (0 = plain mean)."
     )
-    skip_ridge_penalty: float | None = Field(
-        3.0,
-        ge=0,
-        description="The input skip starts at the ridge solution on the train window with this penalty per row "
-        "and the deep point head at zero (training/skip_init.py); None = both start as initialised. 3 beat 1 "
-        "and the zero start on the selection window (docs/benchmarks.md, model variants).",
+    skip_ridge_penalties: list[float] = Field(
+        default=[0.1, 0.3, 1.0, 3.0, 10.0],
+        description="The input skip starts at the ridge solution on the train window, penalty per row, and the "
+        "deep point head at zero (training/skip_init.py). Several values: per horizon, the one whose start "
+        "scores the best validation RankIC (beat the fixed 3 on both tuning markets, docs/benchmarks.md, tenth "
+        "sweep); one value: that penalty for every horizon; empty: no ridge start.",
     )
     skip_lr_scale: float = Field(
         0.0,
@@ -202,6 +215,11 @@ class TrainingConfig(BaseModel):
         1e-6, gt=0, description="Below this cross-sectional std the model has collapsed."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_names(cls, data: object) -> object:
+        return rename_legacy(data) if isinstance(data, dict) else data
+
     @model_validator(mode="after")
     def _consistent(self) -> TrainingConfig:
         if len(self.horizon_weights) != len(self.horizons):
@@ -213,6 +231,8 @@ class TrainingConfig(BaseModel):
             raise ValueError("primary_horizon must be one of horizons")
         if self.hidden % self.attn_heads:
             raise ValueError("hidden must be divisible by attn_heads")
+        if any(p < 0 for p in self.skip_ridge_penalties):
+            raise ValueError("skip_ridge_penalties must be >= 0")
         if len(self.gat_heads) != 2:
             raise ValueError("gat_heads lists the heads of the two GATv2Conv layers")
         if sorted(self.quantiles) != list(self.quantiles) or not all(0 < q < 1 for q in self.quantiles):

@@ -25,7 +25,7 @@ from atft_dagster.model.loss import MultiHorizonLoss, pad_by_date
 from atft_dagster.training.checkpoint import BEST, LAST, epoch_path, load_checkpoint, retain, save_checkpoint
 from atft_dagster.training.data import Batch, PanelDates, PanelTensors
 from atft_dagster.training.ic import daily_ic_device
-from atft_dagster.training.skip_init import ridge_start
+from atft_dagster.training.skip_init import choose_per_horizon, ridge_solutions, set_skip, zero_deep_head
 from atft_dagster.training.split import Split, walk_forward
 
 START = -1  # the epoch label of the ridge-started model before its first optimiser step
@@ -351,7 +351,7 @@ def train(
                 per_horizon.restore(ck)
             resumed = ck["epoch"]
     start_validation = None
-    if resumed is None and cfg.input_skip and cfg.skip_ridge_penalty is not None:
+    if resumed is None and cfg.input_skip and cfg.skip_ridge_penalties:
         start_validation = _ridge_start(model, data, split, cfg, precision, per_horizon)
     elif resumed is not None:
         start_validation = ck.get("start_validation")
@@ -495,13 +495,21 @@ def _ridge_start(
     per_horizon: _PerHorizonBest | None,
 ) -> dict[str, dict[str, float]]:
     """The model starts as the linear graph model: the skip at its ridge solution on the train window and
-    the deep point head at zero. With ``select_per_horizon`` that start is scored on the validation window
-    and competes as epoch ``START``, so a horizon that training does not improve keeps the ridge start."""
-    ridge_start(model, data, split.train, cfg.skip_ridge_penalty, cfg.batch_dates)
+    the deep point head at zero; with several ``skip_ridge_penalties`` each horizon takes the one whose start
+    scores best on validation. With ``select_per_horizon`` that start is scored on the validation window and
+    competes as epoch ``START``, so a horizon that training does not improve keeps the ridge start."""
+    penalties = cfg.skip_ridge_penalties
+    weights, _ = ridge_solutions(model, data, split.train, penalties, cfg.batch_dates)
+    if len(weights) > 1:
+        weight, chosen, _ = choose_per_horizon(model, weights, data, split.val, cfg.batch_dates)
+    else:
+        weight, chosen = weights[penalties[0]], {f"{h}d": penalties[0] for h in cfg.horizons}
+    set_skip(model, weight)
+    zero_deep_head(model)
     rank_ic, ic, _ = evaluate(model, data, split.val, cfg.batch_dates, precision)
     if per_horizon is not None:
         per_horizon.update(START, rank_ic, model, improved=False, best_epoch=START)
-    return {"val_rank_ic": rank_ic, "val_ic": ic}
+    return {"val_rank_ic": rank_ic, "val_ic": ic, "penalty": chosen}
 
 
 def load_model(
