@@ -13,6 +13,7 @@ from atft_dagster.defs import feature_assets
 from atft_dagster.defs.partitions import trading_days_partitions
 from atft_dagster.defs.resources import SyntheticMarketResource
 from atft_dagster.features import default_registry
+from atft_dagster.graph import GraphConfig
 
 SMALL = SyntheticMarketResource(n_stocks=30, n_days=260)
 
@@ -49,7 +50,10 @@ def test_enriched_features_materialise_with_manifest_and_check(ingested):
     mats = {e.asset_key.path[-1]: e.materialization.metadata for e in res.get_asset_materialization_events()}
     md = mats["enriched_features"]
     assert md["n_features"].value == len(reg) and md["manifest_hash"].value == reg.hash
-    assert mats["stock_graph"]["edges_total"].value > 0 and mats["stock_graph"]["mean_degree"].value >= 10
+    assert (
+        mats["stock_graph"]["edges_total"].value > 0
+        and mats["stock_graph"]["mean_degree"].value >= GraphConfig().top_k
+    )
     checks = {c.check_name: c.passed for c in res.get_asset_check_evaluations()}
     assert checks == {"enriched_features_schema": True, "stock_graph_sound": True}
 

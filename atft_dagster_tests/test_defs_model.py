@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from atft_dagster.definitions import build_definitions
 from atft_dagster.defs.model_assets import REGISTERED_MODEL, TorchDevice, model_checkpoint
+from atft_dagster.graph import GraphConfig
 from atft_dagster.pipeline.records import TrainedModel
 from atft_dagster.training.checkpoint import load_checkpoint
 from atft_dagster_tests.helpers import SMALL, TINY, ingest
@@ -49,7 +50,9 @@ def test_train_job_checkpoints_and_tracks(prepared):
     ck = load_checkpoint(root / out.members[0].checkpoint)
     assert ck["config"]["hidden"] == 16 and ck["meta"]["dagster_run_id"] == res.run_id
     assert not out.members[0].checkpoint.startswith("/")  # relative to the data directory
-    assert ck["meta"]["graph_config"]["top_k"] == 10  # the graph's config, from its materialisation
+    assert (
+        ck["meta"]["graph_config"]["top_k"] == GraphConfig().top_k
+    )  # the graph's config, from its materialisation
     md = next(e for e in res.get_asset_materialization_events()).materialization.metadata
     for key in (
         "parameters",
