@@ -28,7 +28,7 @@ from atft_dagster.sources import SyntheticSource
 def naive_graph_at(mat, t: int, cfg: GraphConfig) -> int:
     lo = max(0, t - cfg.lookback + 1)
     window = pd.DataFrame(mat.returns[lo : t + 1] - mat.market[lo : t + 1, None])
-    corr = window.corr(min_periods=cfg.min_observations).to_numpy()
+    corr = window.corr(min_periods=cfg.min_observations).to_numpy().copy()  # pandas 3: a read-only view
     np.fill_diagonal(corr, -np.inf)
     corr = np.nan_to_num(corr, nan=-np.inf)
     nb = np.argsort(-corr, axis=1)[:, : cfg.top_k]
