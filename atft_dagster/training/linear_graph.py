@@ -11,7 +11,7 @@ from atft_dagster.evaluation.baselines import DailyRankIC, grid_edge
 from atft_dagster.model.atft import ATFTGATFAN
 from atft_dagster.model.config import TrainingConfig
 from atft_dagster.training.data import PanelTensors
-from atft_dagster.training.skip_init import ridge_start
+from atft_dagster.training.skip_init import ridge_solutions, set_skip, zero_deep_head
 from atft_dagster.training.split import Split
 from atft_dagster.training.train import predict
 
@@ -41,10 +41,14 @@ def linear_graph_baseline(
     lin = cfg.model_copy(
         update={"use_graph": True, "input_skip": True, "skip_neighbour_mean": True, **NO_DEEP_PATH}
     )
+    model = ATFTGATFAN(data.n_features, lin).to(data.device)
+    zero_deep_head(model)
+    weights, _ = ridge_solutions(
+        model, data, split.train, penalties, cfg.batch_dates
+    )  # one pass, every penalty
     frames = []
     for penalty in penalties:
-        model = ATFTGATFAN(data.n_features, lin).to(data.device)
-        ridge_start(model, data, split.train, penalty, cfg.batch_dates)
+        set_skip(model, weights[penalty])
         frames.append(predict(model, data, split.selection + split.test, cfg.batch_dates, precision))
     keys = frames[0].select("date", "code")
     is_sel = keys["date"].is_in([data.dates[t] for t in split.selection]).to_numpy()

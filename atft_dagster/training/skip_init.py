@@ -12,6 +12,8 @@ start's RankIC on the validation window (``choose_per_horizon``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 from atft_dagster.model.atft import ATFTGATFAN
@@ -34,19 +36,15 @@ def zscore_by_date(y: torch.Tensor, counts: list[int], clip: float) -> torch.Ten
 
 
 @torch.no_grad()
-def skip_design(
+def skip_batches(
     model: ATFTGATFAN, data: PanelTensors, dates: list[int], batch_dates: int
-) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """(the skip's inputs u (n, d) in float64, the z-scored clipped labels (n, H), rows per date) of ``dates``."""
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[int]]]:
+    """Per batch of ``dates``: the skip's inputs u (n, d) in float64, the raw labels (n, H), rows per date."""
     if model.skip is None:
         raise ValueError("the model has no input skip (input_skip is off)")
-    us, ys, counts = [], [], []
     for i in range(0, len(dates), batch_dates):
         b = data.batch(dates[i : i + batch_dates])
-        us.append(model.skip_inputs(b.x[:, -1], b.edge_index, b.edge_attr).double())
-        ys.append(zscore_by_date(b.y.double(), b.counts, model.cfg.label_clip))
-        counts += b.counts
-    return torch.cat(us), torch.cat(ys), counts
+        yield model.skip_inputs(b.x[:, -1], b.edge_index, b.edge_attr).double(), b.y.double(), b.counts
 
 
 @torch.no_grad()
@@ -56,20 +54,21 @@ def ridge_solutions(
     """({penalty: (H, d) ridge weights, one row per horizon}, rows each horizon was fitted on); the normal
     equations are accumulated once for every penalty."""
     cfg = model.cfg
-    dim = model.skip.lin.in_features if model.skip is not None else 0
     n_h = len(cfg.horizons)
-    gram = torch.zeros(n_h, dim, dim, dtype=torch.float64, device=data.device)
-    cross = torch.zeros(n_h, dim, dtype=torch.float64, device=data.device)
+    gram = cross = None
     rows = [0] * n_h
-    for i in range(0, len(dates), batch_dates):
-        u, yz, _ = skip_design(model, data, dates[i : i + batch_dates], batch_dates)
+    for u, y, counts in skip_batches(model, data, dates, batch_dates):
+        yz = zscore_by_date(y, counts, cfg.label_clip)
+        if gram is None:
+            gram = u.new_zeros(n_h, u.shape[1], u.shape[1])
+            cross = u.new_zeros(n_h, u.shape[1])
         for h in range(n_h):
             ok = torch.isfinite(yz[:, h])
             uh = u[ok]
             gram[h] += uh.T @ uh
             cross[h] += uh.T @ yz[ok, h]
             rows[h] += int(ok.sum())
-    eye = torch.eye(dim, dtype=torch.float64, device=data.device)
+    eye = torch.eye(gram.shape[1], dtype=torch.float64, device=gram.device)
     weights = {
         p: torch.stack(
             [torch.linalg.solve(gram[h] + max(rows[h], 1) * p * eye, cross[h]) for h in range(n_h)]
@@ -108,8 +107,9 @@ def choose_per_horizon(
     """Per horizon, the penalty whose ridge weights score the best mean daily RankIC over ``dates`` (the
     validation window): (the (H, d) weights of the choices, the chosen penalty per horizon, every score)."""
     cfg = model.cfg
-    u, _, counts = skip_design(model, data, dates, batch_dates)
-    y = torch.cat([data.batch(dates[i : i + batch_dates]).y for i in range(0, len(dates), batch_dates)])
+    parts = list(skip_batches(model, data, dates, batch_dates))
+    u, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    counts = [c for p in parts for c in p[2]]
     scores: dict[str, dict[float, float]] = {}
     rows, chosen = [], {}
     for j, h in enumerate(cfg.horizons):
