@@ -7,6 +7,9 @@ walk-forward fold 0 at one fixed penalty (no choice is made inside the probe), s
 window's mean daily RankIC per horizon, and the 1-day oracle on the same rows. Criterion fixed before a
 run: the mean over the four horizons, better on both tuning markets at both sizes.
 
+The sector-residual graph (each residual minus its sector-mates' mean) was measured with commit 2685f1b,
+which had that option, and lost at both sizes (docs/benchmarks.md, eleventh sweep); the option is gone.
+
 Run: ./run shell, then python bench/bench_graph_scale_probe.py [--n-stocks 200 800] [--variants NAME ...]
 """
 
@@ -34,8 +37,6 @@ from atft_dagster.training.train import config_folds, predict
 PENALTY = 3.0  # the tenth sweep's probe penalty, so that rows compare with its table
 VARIANTS: dict[str, dict] = {
     "defaults (top_k 7, lookback 500, half-life 250)": {},
-    "sector residual": {"sector_residual": True},
-    "sector residual, top_k 5": {"sector_residual": True, "top_k": 5},
     "hidden peer network (ceiling)": {},
 }
 HIDDEN = "hidden peer network (ceiling)"

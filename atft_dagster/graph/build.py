@@ -57,11 +57,6 @@ class GraphConfig(BaseModel):
     fallback_peers: int = Field(
         5, ge=0, description="Sector33 peers linked to a stock with too little history."
     )
-    sector_residual: bool = Field(
-        False,
-        description="Also remove each day's sector33 mean residual (leave-one-out, sectors as of the "
-        "rebuild date) before correlating, so that sector-mates do not crowd out closer peers.",
-    )
 
 
 @dataclass(frozen=True)
@@ -121,14 +116,9 @@ def rebuild_indices(n_dates: int, every: int) -> list[int]:
 
 
 def window_correlation(
-    ret: np.ndarray,
-    market: np.ndarray,
-    half_life: float | None,
-    shrinkage: float,
-    sector: np.ndarray | None = None,
+    ret: np.ndarray, market: np.ndarray, half_life: float | None, shrinkage: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(ρ (N×N) with zero diagonal, observations per stock) for one window of returns (W×N, NaN = missing).
-    With ``sector`` (N,), each residual also loses the mean residual of its other sector-mates that day."""
+    """(ρ (N×N) with zero diagonal, observations per stock) for one window of returns (W×N, NaN = missing)."""
     W = ret.shape[0]
     valid = np.isfinite(ret) & np.isfinite(market)[:, None]
     w = 0.5 ** ((W - 1 - np.arange(W)) / half_life) if half_life else np.ones(W)
@@ -145,8 +135,6 @@ def window_correlation(
         (wv * mc * mc).sum(axis=0) > 0, (wv * mc * mc).sum(axis=0), 1.0
     )
     e = (xc - mc * beta).astype(np.float32)
-    if sector is not None:
-        e = _minus_sector_mates(e, valid, sector)
     ew = e * np.sqrt(w)[:, None].astype(np.float32)
     cov = ew.T @ ew
     var = np.diag(cov).copy()
@@ -156,18 +144,6 @@ def window_correlation(
     corr *= scale[None, :] * np.float32(1.0 - shrinkage)
     np.fill_diagonal(corr, 0.0)
     return corr, valid.sum(axis=0)
-
-
-def _minus_sector_mates(e: np.ndarray, valid: np.ndarray, sector: np.ndarray) -> np.ndarray:
-    """e_i,s - mean of e_j,s over the other stocks j of i's sector trading on day s (W×N; 0 stays 0)."""
-    _, group = np.unique(sector.astype(str), return_inverse=True)
-    onehot = np.zeros((len(group), group.max() + 1), np.float32)
-    onehot[np.arange(len(group)), group] = 1.0
-    v = valid.astype(np.float32)
-    sums = (e @ onehot)[:, group] - e
-    counts = (v @ onehot)[:, group] - v
-    mates = np.divide(sums, counts, out=np.zeros_like(e), where=counts > 0)
-    return np.where(valid, e - mates, 0.0).astype(np.float32)
 
 
 def _knn_pairs(corr: np.ndarray, eligible: np.ndarray, cfg: GraphConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -216,11 +192,7 @@ def graph_at(mat: ReturnsMatrix, t: int, cfg: GraphConfig) -> pl.DataFrame:
     """The edge list of rebuild date index t (window ends at t, inclusive)."""
     lo = max(0, t - cfg.lookback + 1)
     corr, n_obs = window_correlation(
-        mat.returns[lo : t + 1],
-        mat.market[lo : t + 1],
-        cfg.half_life,
-        cfg.shrinkage,
-        mat.sector33[t] if cfg.sector_residual else None,
+        mat.returns[lo : t + 1], mat.market[lo : t + 1], cfg.half_life, cfg.shrinkage
     )
     present = mat.present[t]
     eligible = present & (n_obs >= cfg.min_observations)
