@@ -162,3 +162,26 @@ def test_every_baseline_setting_changes_the_fit():
     ):
         other = _fit(df, FAST.model_copy(update=change))
         assert not other.predictions.equals(base.predictions), change
+
+
+def test_ridge_fits_on_the_refit_window_when_given_and_lightgbm_stays_on_train():
+    df = _frame(0.3)
+    windows, test = _windows(df)
+    keys = df.filter(pl.col("date").is_in(windows["selection"] + test)).select("date", "code")
+    refit = windows["train"] + windows["val"]
+    with_refit = learned_baselines(df, REGISTRY, {**windows, "refit": refit}, keys, [1], FAST, min_stocks=10)
+    plain = _fit(df)
+    z = normalise(df, REGISTRY, NormaliserConfig(clip=5.0))
+    rows = z.filter(pl.col("date").is_in(refit))
+    x, _ = to_arrays(rows, REGISTRY.names)
+    top = np.linalg.eigvalsh(x.T.astype(np.float64) @ x).max()
+    chosen = next(c for c in with_refit.choices if c["model"] == "ridge")
+    assert chosen["penalty"] == pytest.approx(chosen["penalty_scale"] * top)
+    coef = Ridge(alpha=chosen["penalty"], fit_intercept=False).fit(x, label_z(rows, "target_1d", 3.0)).coef_
+    sel = z.filter(pl.col("date").is_in(windows["selection"]))
+    got = sel.select("date", "code").join(with_refit.predictions, on=["date", "code"])["ridge_1d"].to_numpy()
+    np.testing.assert_allclose(got, to_arrays(sel, REGISTRY.names)[0] @ coef, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(with_refit.predictions["ridge_1d"], plain.predictions["ridge_1d"])
+    lgbm = [c for c in with_refit.choices if c["model"] == "lightgbm"]
+    assert lgbm == [c for c in plain.choices if c["model"] == "lightgbm"]
+    assert with_refit.predictions["lightgbm_1d"].equals(plain.predictions["lightgbm_1d"])

@@ -476,30 +476,37 @@ def test_skip_lr_scale_zero_keeps_the_ridge_skip_while_the_deep_path_learns(setu
     assert (skips[1.0] - skips[0.0]).abs().max() > 1e-4
 
 
-def test_the_linear_graph_baseline_is_the_ridge_start_with_its_penalty_chosen_on_selection(setup):
+@pytest.mark.parametrize("refit", [True, False])
+def test_the_linear_graph_baseline_is_the_ridge_start_with_its_penalty_chosen_on_selection(setup, refit):
     from atft_dagster.evaluation.baselines import DailyRankIC
     from atft_dagster.training.linear_graph import linear_graph_baseline
     from atft_dagster.training.skip_init import ridge_start
+    from atft_dagster.training.train import refit_dates
 
     cfg, data, _, split, _ = setup
+    cfg = cfg.model_copy(update={"skip_refit_through_validation": refit})
+    # it is fitted on the dates the model's ridge start ends on
+    fit_dates = refit_dates(data, cfg, split) if refit else split.train
     frame, choices = linear_graph_baseline(data, cfg, split, [0.01, 100.0], cfg.min_stocks_per_date)
     assert frame.height == sum(int(data.counts[t]) for t in split.selection + split.test)
     sel_dates = {data.dates[t] for t in split.selection}
     assert set(frame["date"]) == sel_dates | {data.dates[t] for t in split.test}
     for c in choices:  # the chosen penalty is the one with the better selection-window RankIC
         h = c["horizon"]
-        scores = {}
+        scores, preds = {}, {}
         for penalty in (0.01, 100.0):
             model = ATFTGATFAN(data.n_features, cfg)
-            ridge_start(model, data, split.train, penalty, cfg.batch_dates)
+            ridge_start(model, data, fit_dates, penalty, cfg.batch_dates)
             p = predict(model, data, split.selection, cfg.batch_dates)
+            preds[penalty] = p[f"pred_{h}d"].to_numpy()
             scores[penalty] = DailyRankIC(
                 p["date"].to_numpy(), p[f"label_{h}d"].to_numpy(), cfg.min_stocks_per_date
-            )(p[f"pred_{h}d"].to_numpy())
+            )(preds[penalty])
         assert c["penalty"] == max(scores, key=scores.get)
         assert c["selection_rank_ic"] == pytest.approx(scores[c["penalty"]])
         chosen = frame.filter(pl.col("date").is_in(sorted(sel_dates)))[f"linear_graph_{h}d"]
         assert chosen.is_finite().all() and chosen.std() > 0
+        np.testing.assert_allclose(chosen.to_numpy(), preds[c["penalty"]], rtol=1e-4, atol=1e-6)
 
 
 def test_members_trained_apart_in_any_order_equal_the_sequential_run(setup, tmp_path):
@@ -590,3 +597,55 @@ def test_the_old_name_of_the_ridge_penalty_still_reads():
     assert TrainingConfig.from_recorded({}).skip_ridge_penalties == []  # predates the ridge start
     with pytest.raises(ValueError, match="old name"):
         TrainingConfig(skip_ridge_penalty=3.0, skip_ridge_penalties=[1.0])
+
+
+def test_the_ridge_start_is_refitted_through_validation_for_the_horizons_that_kept_it(setup, tmp_path):
+    from atft_dagster.training.skip_init import ridge_solutions
+    from atft_dagster.training.train import START, refit_dates
+
+    cfg, data, _, split, _ = setup
+    grid = [0.01, 1.0, 100.0]
+    # a vanishing lr: the trained epoch ranks stocks exactly like the start, so every horizon keeps the start
+    base = cfg.model_copy(
+        update={"skip_ridge_penalties": grid, "select_per_horizon": True, "epochs": 1, "lr": 1e-9}
+    )
+    on = train(data, base, split, tmp_path / "on", {})
+    off = train(
+        data, base.model_copy(update={"skip_refit_through_validation": False}), split, tmp_path / "off", {}
+    )
+    assert set(on.horizon_epochs.values()) == {START}
+    assert on.start_validation == off.start_validation and off.skip_refit is None  # no choice is revisited
+    dates = refit_dates(data, base, split)
+    assert dates[0] == split.train[0] and dates[-1] == split.val[-1]
+    assert len(dates) > len(split.train) + len(split.val)  # the purge gap's dates too
+    assert max(dates) + max(base.horizons) < min(split.selection)  # no label reaches the selection window
+    assert on.skip_refit["days"] == len(dates) and on.skip_refit["horizons"] == ["1d", "5d", "10d", "20d"]
+
+    ck_on, ck_off = load_checkpoint(tmp_path / "on" / BEST), load_checkpoint(tmp_path / "off" / BEST)
+    probe = ATFTGATFAN(data.n_features, base)
+    probe.load_state_dict(ck_off["horizon_states"][START])
+    refit, _ = ridge_solutions(probe, data, dates, grid, base.batch_dates)
+    trained, _ = ridge_solutions(probe, data, split.train, grid, base.batch_dates)
+    for j, h in enumerate(base.horizons):
+        p = on.start_validation["penalty"][f"{h}d"]
+        torch.testing.assert_close(ck_on["horizon_states"][START]["skip.lin.weight"][j], refit[p][j].float())
+        torch.testing.assert_close(
+            ck_off["horizon_states"][START]["skip.lin.weight"][j], trained[p][j].float()
+        )
+    # the refitted checkpoint predicts with the refitted skip; everything but the skip is the same model
+    assert not torch.allclose(
+        ck_on["horizon_states"][START]["skip.lin.weight"], ck_off["horizon_states"][START]["skip.lin.weight"]
+    )
+    for k, v in ck_off["horizon_states"][START].items():
+        if not k.startswith("skip."):
+            torch.testing.assert_close(ck_on["horizon_states"][START][k], v)
+    a = predict(load_model(tmp_path / "on" / BEST)[0], data, split.selection, base.batch_dates)
+    b = predict(load_model(tmp_path / "off" / BEST)[0], data, split.selection, base.batch_dates)
+    assert not np.allclose(a["pred_1d"].to_numpy(), b["pred_1d"].to_numpy())
+    # training resumed after it finished refits again from the stored train-only start: same result
+    again = train(data, base, split, tmp_path / "on", {})
+    assert again.resumed_from_epoch == 0 and again.skip_refit == on.skip_refit
+    torch.testing.assert_close(
+        load_checkpoint(tmp_path / "on" / BEST)["horizon_states"][START]["skip.lin.weight"],
+        ck_on["horizon_states"][START]["skip.lin.weight"],
+    )

@@ -57,6 +57,9 @@ DEFAULTS = {**SKIP_PH, "skip_ridge_penalty": 3.0, "skip_lr_scale": 0.0}
 # to the ninth ran on (explicit, so those rows keep their meaning after GraphConfig's defaults change).
 GRAPH_BEFORE = {"top_k": 10, "lookback": 250, "half_life": 125.0}
 GRAPH_K7_LB500 = {"top_k": 7, "lookback": 500, "half_life": 250.0}
+# Every sweep up to the tenth fitted the ridge start on the train window only; a variant sets the field to
+# refit it through validation (the eleventh sweep).
+FIT_BEFORE = {"skip_refit_through_validation": False}
 VARIANTS: dict[str, dict] = {
     "base": BEFORE,
     "raw": {**BEFORE, "graph_raw_inputs": True},
@@ -124,6 +127,13 @@ VARIANTS: dict[str, dict] = {
         "skip_ridge_penalties": [0.1, 0.3, 1.0, 3.0, 10.0],
         "graph": GRAPH_K7_LB500,
     },
+    # 2026-11-29 (eleventh sweep): the ridge start refitted on train through validation after training
+    "graph_k7_lb500_ridge_grid_refit": {
+        **{k: v for k, v in DEFAULTS.items() if k != "skip_ridge_penalty"},
+        "skip_ridge_penalties": [0.1, 0.3, 1.0, 3.0, 10.0],
+        "graph": GRAPH_K7_LB500,
+        "skip_refit_through_validation": True,
+    },
 }
 
 
@@ -137,7 +147,7 @@ def run_market(preset: str, seed: int, n_stocks: int, variants: list[str], base:
         key = json.dumps(graph_over, sort_keys=True)
         if key not in graphs:
             graphs[key] = build_stock_graph(panel, topix, GraphConfig(**graph_over))
-        cfg = TrainingConfig(**{**base, **over})
+        cfg = TrainingConfig(**{**FIT_BEFORE, **base, **over})
         data = PanelTensors.for_model(feats, reg, graphs[key], cfg)
         split = config_folds(data, cfg)[0]
         t0 = time.perf_counter()
@@ -157,6 +167,7 @@ def run_market(preset: str, seed: int, n_stocks: int, variants: list[str], base:
             "best_epochs": [r.best_epoch for r in results],
             "horizon_epochs": [r.horizon_epochs for r in results],
             "ridge_penalties": [(r.start_validation or {}).get("penalty") for r in results],
+            "skip_refit": [r.skip_refit for r in results],
             "seconds": round(time.perf_counter() - t0, 1),
         }
         for w, frame in frames.items():

@@ -180,7 +180,9 @@ def learned_baselines(
     seed: int = 0,
 ) -> BaselineFit:
     """Ridge and LightGBM per horizon. ``windows`` holds the fold's ``train``, ``val`` and ``selection``
-    dates; only their labels are read. ``keys`` (date, code) are the rows to predict (any window)."""
+    dates, and optionally ``refit``: the dates ridge is fitted on instead of ``train`` (the model's ridge
+    start refits on train through validation; LightGBM stays on ``train``, since ``val`` stops it). Only
+    their labels are read. ``keys`` (date, code) are the rows to predict (any window)."""
     import lightgbm as lgb
 
     cfg = cfg or BaselineConfig()
@@ -199,7 +201,13 @@ def learned_baselines(
             frame = part[w]
             xs[w], _ = to_arrays(frame, names)
             scorers[w] = DailyRankIC(frame["date"].to_numpy(), frame[label].to_numpy(), min_stocks)
-        ridge, penalties, eigenvalues = _ridge_path(x, y, cfg.ridge_penalty_scales)
+        if "refit" in part:
+            fit_rows = part["refit"].filter(pl.col(label).is_not_null())
+            ridge, penalties, eigenvalues = _ridge_path(
+                to_arrays(fit_rows, names)[0], label_z(fit_rows, label, label_clip), cfg.ridge_penalty_scales
+            )
+        else:
+            ridge, penalties, eigenvalues = _ridge_path(x, y, cfg.ridge_penalty_scales)
         sel = [scorers["selection"](xs["selection"] @ w) for w in ridge]
         best = int(np.nanargmax(sel))
         choices.append(

@@ -19,6 +19,7 @@ BEFORE_FIELD_EXISTED: dict[str, object] = {
     "select_per_horizon": False,
     "skip_ridge_penalties": [],
     "skip_lr_scale": 1.0,
+    "skip_refit_through_validation": False,
 }
 # Renamed fields: the old name (still in recorded configs and sweep rows) -> how its value reads now.
 LEGACY_FIELDS = {"skip_ridge_penalty": ("skip_ridge_penalties", lambda p: [] if p is None else [p])}
@@ -87,6 +88,14 @@ class TrainingConfig(BaseModel):
         "deep point head at zero (training/skip_init.py). Several values: per horizon, the one whose start "
         "scores the best validation RankIC (beat the fixed 3 on both tuning markets, docs/benchmarks.md, tenth "
         "sweep); one value: that penalty for every horizon; empty: no ridge start.",
+    )
+    skip_refit_through_validation: bool = Field(
+        True,
+        description="After training, each horizon that kept the ridge start (epoch -1) has its skip refitted "
+        "at its chosen penalty on every usable date from the first train day to the last validation day "
+        "(train, purge gap and validation: 461 instead of 336 days at the defaults). Every choice is made "
+        "before, on the train fit; the selection and test windows are never read (docs/benchmarks.md, "
+        "eleventh sweep).",
     )
     skip_lr_scale: float = Field(
         0.0,

@@ -24,7 +24,7 @@ from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.ensemble import ensemble_predict
 from atft_dagster.training.linear_graph import linear_graph_baseline
 from atft_dagster.training.split import Split
-from atft_dagster.training.train import train
+from atft_dagster.training.train import refit_dates, train
 
 MODEL = "atft_gat_fan"
 ORACLE = "oracle"
@@ -142,6 +142,8 @@ def fold_frames(
     ).with_columns(pl.lit(fold.fold).alias("fold"))
     test_dates = [data.dates[t] for t in split.test]
     windows = {w: [data.dates[t] for t in getattr(split, w)] for w in ("train", "val", "selection")}
+    if cfg.skip_refit_through_validation:  # ridge sees the dates the model's ridge start ends on
+        windows["refit"] = [data.dates[t] for t in refit_dates(data, cfg, split)]
     c.log(f"fold {fold.fold}: fitting ridge and LightGBM (tuned on the selection window)")
     fit = learned_baselines(
         c.features,

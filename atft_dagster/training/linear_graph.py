@@ -1,6 +1,7 @@
 """The linear graph baseline: per horizon, ridge on the last day's inputs x_L and their neighbours'
-max(ρ, 0)^p-weighted mean m_L, fitted on the train window with the penalty chosen on the selection window.
-It is the model's own ridge start (``skip_init.ridge_start``) without the deep path, so the report shows
+max(ρ, 0)^p-weighted mean m_L, fitted on the dates the model's ridge start ends on (the train window, or
+train through validation with ``skip_refit_through_validation``) with the penalty chosen on the selection
+window. It is the model's own ridge start (``skip_init.ridge_start``) without the deep path, so the report shows
 what the network adds to a linear model that sees the same graph."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from atft_dagster.model.config import TrainingConfig
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.skip_init import ridge_solutions, set_skip, zero_deep_head
 from atft_dagster.training.split import Split
-from atft_dagster.training.train import predict
+from atft_dagster.training.train import predict, refit_dates
 
 # The ridge start zeroes the deep point head, so the deep path adds exactly 0 to the prediction: it is
 # built at the smallest width the config allows, and only the skip's ridge fit decides the scores.
@@ -43,9 +44,8 @@ def linear_graph_baseline(
     )
     model = ATFTGATFAN(data.n_features, lin).to(data.device)
     zero_deep_head(model)
-    weights, _ = ridge_solutions(
-        model, data, split.train, penalties, cfg.batch_dates
-    )  # one pass, every penalty
+    dates = refit_dates(data, cfg, split) if cfg.skip_refit_through_validation else split.train
+    weights, _ = ridge_solutions(model, data, dates, penalties, cfg.batch_dates)  # one pass, every penalty
     frames = []
     for penalty in penalties:
         set_skip(model, weights[penalty])

@@ -78,6 +78,7 @@ class TrainResult:
     resumed_from_epoch: int | None = None
     horizon_epochs: dict[str, int | None] | None = None  # select_per_horizon: each horizon's chosen epoch
     start_validation: dict[str, dict[str, float]] | None = None  # the ridge start's, before any step
+    skip_refit: dict[str, Any] | None = None  # skip_refit_through_validation: what was refitted, on what
 
     def chosen_validation(self, metric: str = "val_rank_ic") -> dict[str, float]:
         """Per horizon, the validation figure of the epoch that horizon's predictions come from
@@ -459,6 +460,9 @@ def train(
             bar.set_postfix(val_rank_ic=f"{metric:.4f}", best=f"{best:.4f}")
     if bar:
         bar.close()
+    skip_refit = None
+    if cfg.skip_refit_through_validation and start_validation is not None and per_horizon is not None:
+        skip_refit = _refit_ridge_start(data, cfg, split, per_horizon, start_validation, out_dir / BEST)
     secs = [h["seconds"] for h in history] or [0.0]
     sps = [h["samples_per_second"] for h in history] or [0.0]
     return TrainResult(
@@ -474,6 +478,7 @@ def train(
         resumed,
         dict(per_horizon.epochs) if per_horizon is not None else None,
         start_validation,
+        skip_refit,
     )
 
 
@@ -510,6 +515,53 @@ def _ridge_start(
     if per_horizon is not None:
         per_horizon.update(START, rank_ic, model, improved=False, best_epoch=START)
     return {"val_rank_ic": rank_ic, "val_ic": ic, "penalty": chosen}
+
+
+def refit_dates(data: PanelTensors, cfg: TrainingConfig, split: Split) -> list[int]:
+    """Every usable date from the first train day to the last validation day (the purge gap included: its
+    labels end before the validation window's last label does)."""
+    lo, hi = split.train[0], split.val[-1]
+    return [t for t in data.usable_dates(cfg.min_stocks_per_date) if lo <= t <= hi]
+
+
+@torch.no_grad()
+def _refit_ridge_start(
+    data: PanelTensors,
+    cfg: TrainingConfig,
+    split: Split,
+    per_horizon: _PerHorizonBest,
+    start_validation: dict[str, Any],
+    best_path: Path,
+) -> dict[str, Any] | None:
+    """The horizons that kept the ridge start get its skip refitted, at the penalty each chose, on
+    ``refit_dates``; the best checkpoint is rewritten with that start. No choice is revisited."""
+    kept = [k for k, e in per_horizon.epochs.items() if e == START]
+    if not kept or START not in per_horizon.states or not best_path.exists():
+        return None
+    model = ATFTGATFAN(data.n_features, cfg).to(data.device)
+    model.load_state_dict(per_horizon.states[START])
+    dates = refit_dates(data, cfg, split)
+    penalties = sorted({start_validation["penalty"][k] for k in kept})
+    weights, rows = ridge_solutions(model, data, dates, penalties, cfg.batch_dates)
+    skip = model.skip.lin.weight.clone()
+    for j, h in enumerate(cfg.horizons):
+        if f"{h}d" in kept:
+            skip[j] = weights[start_validation["penalty"][f"{h}d"]][j].to(skip.dtype)
+    set_skip(model, skip)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    record = {
+        "horizons": kept,
+        "dates": [str(data.dates[dates[0]]), str(data.dates[dates[-1]])],
+        "days": len(dates),
+        "train_days": len(split.train),
+        "rows": {k: rows[k] for k in kept},
+    }
+    ck = load_checkpoint(best_path, data.device)
+    ck["horizon_states"] = {**ck["horizon_states"], START: state}
+    if ck.get("epoch") == START:
+        ck["state_dict"] = state
+    save_checkpoint({**ck, "skip_refit": record}, best_path)
+    return record
 
 
 def load_model(
