@@ -435,7 +435,13 @@ def test_a_ridge_started_model_keeps_the_start_for_horizons_training_does_not_im
     cfg, data, _, split, _ = setup
     # a learning rate far too high, the skip too: training wrecks the model, so the start must win on validation
     rs = cfg.model_copy(
-        update={"skip_ridge_penalties": [1.0], "skip_lr_scale": 1.0, "select_per_horizon": True, "lr": 0.5}
+        update={
+            "skip_ridge_penalties": [1.0],
+            "skip_lr_scale": 1.0,
+            "select_per_horizon": True,
+            "lr": 0.5,
+            "skip_refit_through_validation": False,  # the start as trained (the refit has its own test)
+        }
     )
     res = train(data, rs, split, tmp_path / "rs", {})
     start = res.start_validation["val_rank_ic"]
@@ -550,6 +556,10 @@ def test_members_trained_apart_in_any_order_equal_the_sequential_run(setup, tmp_
         return m.model_copy(update={"members": [x.model_dump(exclude=timing) for x in m.members]})
 
     assert untimed(model) == untimed(sequential)  # same records, checkpoints at the same relative paths
+    refits = [m.skip_refit for m in model.members if m.skip_refit]  # recorded where a horizon kept the start
+    assert refits and all(r["days"] > r["train_days"] for r in refits), [
+        m.horizon_epochs for m in model.members
+    ]
     for m in model.members:
         a = load_checkpoint(apart.resolve(m.checkpoint))["state_dict"]
         b = load_checkpoint((tmp_path / "seq") / m.checkpoint)["state_dict"]
@@ -620,6 +630,7 @@ def test_the_ridge_start_is_refitted_through_validation_for_the_horizons_that_ke
     assert len(dates) > len(split.train) + len(split.val)  # the purge gap's dates too
     assert max(dates) + max(base.horizons) < min(split.selection)  # no label reaches the selection window
     assert on.skip_refit["days"] == len(dates) and on.skip_refit["horizons"] == ["1d", "5d", "10d", "20d"]
+    assert load_checkpoint(tmp_path / "on" / BEST)["skip_refit"] == on.skip_refit
 
     ck_on, ck_off = load_checkpoint(tmp_path / "on" / BEST), load_checkpoint(tmp_path / "off" / BEST)
     probe = ATFTGATFAN(data.n_features, base)

@@ -259,6 +259,7 @@ def _metadata(model: TrainedModel, skipped: int, tracking: MlflowTracking, run) 
         "best_val_rank_ic_primary": p.best_val_rank_ic,
         "val_rank_ic": dg.MetadataValue.json(p.val_rank_ic),
         "val_ic": dg.MetadataValue.json(p.val_ic),
+        "skip_refit": dg.MetadataValue.json(p.skip_refit or {}),
         "seconds_per_epoch": p.seconds_per_epoch,
         "samples_per_second": p.samples_per_second,
         "device": p.device,

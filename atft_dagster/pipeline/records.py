@@ -59,8 +59,14 @@ class TrainedMember(Record):
     horizon_epochs: dict[str, int | None] | None = Field(
         description="Per horizon, the epoch its predictions come from (-1: the ridge start); None: one epoch."
     )
-    val_rank_ic: dict[str, float]
+    val_rank_ic: dict[str, float] = Field(
+        description="Per horizon, the validation RankIC of the state it was chosen by (before any refit)."
+    )
     val_ic: dict[str, float]
+    skip_refit: dict[str, Any] | None = Field(
+        None,
+        description="skip_refit_through_validation: the horizons whose ridge start was refitted, on what dates.",
+    )
     n_parameters: int
     seconds_per_epoch: float
     samples_per_second: float

@@ -154,6 +154,7 @@ def train_member(
         horizon_epochs=result.horizon_epochs,
         val_rank_ic=result.chosen_validation("val_rank_ic"),
         val_ic=result.chosen_validation("val_ic"),
+        skip_refit=result.skip_refit,
         n_parameters=result.n_parameters,
         seconds_per_epoch=result.seconds_per_epoch,
         samples_per_second=result.samples_per_second,
