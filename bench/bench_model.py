@@ -28,11 +28,11 @@ from atft_dagster.evaluation.baselines import BaselineConfig, factor_baselines, 
 from atft_dagster.evaluation.report import score_models
 from atft_dagster.market import SyntheticMarketConfig, market_preset
 from atft_dagster.model import TrainingConfig
-from atft_dagster.pipeline.evaluate import MODEL, model_columns
+from atft_dagster.pipeline.evaluate import MODEL, baseline_windows, model_columns
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.ensemble import ensemble_predict, member_seeds
 from atft_dagster.training.linear_graph import linear_graph_baseline
-from atft_dagster.training.train import config_folds, refit_dates, train
+from atft_dagster.training.train import config_folds, train
 
 MODELS = (
     "ensemble",
@@ -84,9 +84,7 @@ def market_run(market: SyntheticMarketConfig, cfg: TrainingConfig, device: str, 
     )
     frame = frame.join(lin, on=["date", "code"], how="left")
     keys = frame.select("date", "code")
-    windows = {w: [data.dates[t] for t in getattr(split, w)] for w in ("train", "val", "selection")}
-    if cfg.skip_refit_through_validation:  # ridge sees the dates the model's ridge start ends on
-        windows["refit"] = [data.dates[t] for t in refit_dates(data, cfg, split)]
+    windows = baseline_windows(data, cfg, split)
     fit = learned_baselines(
         feats,
         reg,

@@ -126,6 +126,15 @@ class _Context:
     log: Log
 
 
+def baseline_windows(data: PanelTensors, cfg: TrainingConfig, split: Split) -> dict[str, list]:
+    """The fold's train, validation and selection dates for the learned baselines, and ``refit`` (the dates
+    the model's ridge start ends on) when ``skip_refit_through_validation`` is on."""
+    windows = {w: [data.dates[t] for t in getattr(split, w)] for w in ("train", "val", "selection")}
+    if cfg.skip_refit_through_validation:
+        windows["refit"] = [data.dates[t] for t in refit_dates(data, cfg, split)]
+    return windows
+
+
 def fold_frames(
     fold: TrainedFold, split: Split, c: _Context
 ) -> tuple[pl.DataFrame, pl.DataFrame, list[dict]]:
@@ -141,9 +150,7 @@ def fold_frames(
         factor_baselines(c.features, frame.select("date", "code")), on=["date", "code"], how="left"
     ).with_columns(pl.lit(fold.fold).alias("fold"))
     test_dates = [data.dates[t] for t in split.test]
-    windows = {w: [data.dates[t] for t in getattr(split, w)] for w in ("train", "val", "selection")}
-    if cfg.skip_refit_through_validation:  # ridge sees the dates the model's ridge start ends on
-        windows["refit"] = [data.dates[t] for t in refit_dates(data, cfg, split)]
+    windows = baseline_windows(data, cfg, split)
     c.log(f"fold {fold.fold}: fitting ridge and LightGBM (tuned on the selection window)")
     fit = learned_baselines(
         c.features,
