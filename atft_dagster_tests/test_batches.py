@@ -136,3 +136,22 @@ def test_one_days_tensors_equal_the_full_historys(market, monkeypatch, t):
     np.testing.assert_array_equal(a.codes[0], b.codes[0])
     with pytest.raises(ValueError, match="fewer than"):
         PanelTensors.for_day(feats, default_registry(), graph, data.dates[SEQ_LEN - 2], [1], SEQ_LEN, 5.0)
+
+
+@pytest.mark.parametrize("t", [70, -1])
+def test_a_days_tensors_with_history_equal_the_full_historys(market, t):
+    """Skip timing asks for earlier prediction dates too: each of them, labels included, is the full
+    history's, and so are the graph rebuilds in force over them."""
+    feats, graph = market
+    data = PanelTensors(feats, default_registry(), graph, [1, 5, 10, 20], SEQ_LEN, 5.0)
+    t = t % len(data.dates)
+    short, k = PanelTensors.for_day(
+        feats, default_registry(), graph, data.dates[t], [1, 5, 10, 20], SEQ_LEN, 5.0, history=30
+    )
+    assert len(short.dates) == SEQ_LEN + 30 and k == len(short.dates) - 1
+    assert short.usable_dates(1) == list(range(SEQ_LEN - 1, k + 1))
+    for j in short.usable_dates(1):
+        a, b = short.batch([j]), data.batch([t - (k - j)])
+        assert a.dates == b.dates
+        assert torch.equal(a.x, b.x) and torch.equal(a.y.nan_to_num(-9), b.y.nan_to_num(-9))
+        assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.edge_attr, b.edge_attr)

@@ -20,6 +20,7 @@ BEFORE_FIELD_EXISTED: dict[str, object] = {
     "skip_ridge_penalties": [],
     "skip_lr_scale": 1.0,
     "skip_refit_through_validation": False,
+    "skip_timing_half_life": 0.0,
 }
 # Renamed fields: the old name (still in recorded configs and sweep rows) -> how its value reads now.
 LEGACY_FIELDS = {"skip_ridge_penalty": ("skip_ridge_penalties", lambda p: [] if p is None else [p])}
@@ -96,6 +97,24 @@ class TrainingConfig(BaseModel):
         "(train, purge gap and validation: 461 instead of 336 days at the defaults). Every choice is made "
         "before, on the train fit; the selection and test windows are never read (docs/benchmarks.md, "
         "eleventh sweep).",
+    )
+    skip_timing_half_life: float = Field(
+        0.0,
+        ge=0,
+        description="Factor timing (training/skip_timing.py): > 0 scores each date with skip weights refitted "
+        "on the labels ended by that date, weighted by this half-life in trading days and shrunk towards the "
+        "trained skip; 0 = off, the skip's weights are fixed.",
+    )
+    skip_timing_shrink: float = Field(
+        3.0,
+        gt=0,
+        description="kappa: per-row ridge penalty pulling the timed skip weights towards the trained ones "
+        "(larger = closer to a fixed skip).",
+    )
+    skip_timing_horizons: list[int] = Field(
+        default=[1],
+        description="The horizons skip timing applies to (the others keep the trained skip): a 1-day label "
+        "is known the next day, an h-day one h days late and overlapping its neighbours.",
     )
     skip_lr_scale: float = Field(
         0.0,
@@ -242,6 +261,10 @@ class TrainingConfig(BaseModel):
             raise ValueError("hidden must be divisible by attn_heads")
         if any(p < 0 for p in self.skip_ridge_penalties):
             raise ValueError("skip_ridge_penalties must be >= 0")
+        if self.skip_timing_half_life > 0 and not self.input_skip:
+            raise ValueError("skip_timing_half_life needs the input skip (input_skip)")
+        if not set(self.skip_timing_horizons) <= set(self.horizons):
+            raise ValueError("skip_timing_horizons must be among horizons")
         if len(self.gat_heads) != 2:
             raise ValueError("gat_heads lists the heads of the two GATv2Conv layers")
         if sorted(self.quantiles) != list(self.quantiles) or not all(0 < q < 1 for q in self.quantiles):

@@ -14,6 +14,7 @@ from atft_dagster.model.config import TrainingConfig
 from atft_dagster.training.checkpoint import load_checkpoint
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.ensemble import ensemble_predict
+from atft_dagster.training.skip_timing import timing_history
 
 
 def predict_day(
@@ -29,7 +30,7 @@ def predict_day(
     horizon's score; ties by code), sorted by rank."""
     cfg = TrainingConfig.from_recorded(load_checkpoint(Path(checkpoints[0]), "cpu")["config"])
     data, t = PanelTensors.for_day(
-        features, registry, graph, day, cfg.horizons, cfg.seq_len, cfg.input_clip, device
+        features, registry, graph, day, cfg.horizons, cfg.seq_len, cfg.input_clip, device, timing_history(cfg)
     )
     preds, _ = ensemble_predict(checkpoints, data, [t], precision)
     preds = preds.drop([f"label_{h}d" for h in cfg.horizons])

@@ -178,23 +178,28 @@ class PanelTensors:
         seq_len: int,
         input_clip: float,
         device: torch.device | str = "cpu",
+        history: int = 0,
     ) -> tuple[PanelTensors, int]:
         """Only what a prediction for ``day`` reads: its ``seq_len``-day input window (normalised from the
-        trailing date-level window it needs, no more) and the graph rebuild in force on ``day``. Returns
-        the tensors and the index of ``day`` in them; the inputs equal those of the full history's tensors."""
+        trailing date-level window it needs, no more), ``history`` earlier prediction dates with their
+        labels (what skip timing reads), and the graph rebuilds in force over them. Returns the tensors and
+        the index of ``day`` in them; the inputs equal those of the full history's tensors."""
         days = features.select(pl.col("date").unique().sort()).to_series()
         days = days.filter(days <= day)
         if days.is_empty() or days[-1] != day:
             raise ValueError(f"no features for {day}")
         if len(days) < seq_len:
             raise ValueError(f"{day} has fewer than {seq_len} trading days of history")
-        reach = seq_len + NormaliserConfig().date_feature_window - 1
+        reach = seq_len + history + NormaliserConfig().date_feature_window - 1
         first = days[max(0, len(days) - reach)]
         window = features.filter(pl.col("date").is_between(first, day))
+        start = days[max(0, len(days) - seq_len - history)]
         if graph is not None:
             rebuilds = graph.filter(pl.col("date") <= day)["date"]
-            graph = graph.filter(pl.col("date") == rebuilds.max()) if len(rebuilds) else graph.clear()
-        data = cls(window, registry, graph, horizons, seq_len, input_clip, device, days[-seq_len])
+            first_scored = days[max(0, len(days) - 1 - history)]  # the earliest date whose edges are read
+            in_force = rebuilds.filter(rebuilds <= first_scored).max() or rebuilds.min()
+            graph = graph.filter(pl.col("date").is_between(in_force, day)) if len(rebuilds) else graph.clear()
+        data = cls(window, registry, graph, horizons, seq_len, input_clip, device, start)
         return data, len(data.dates) - 1
 
     def _load_edges(self) -> None:

@@ -1,0 +1,154 @@
+"""Factor timing of the input skip (training/skip_timing.py): the formula, point-in-time, and the knobs."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from atft_dagster.model import ATFTGATFAN, TrainingConfig
+from atft_dagster.training.skip_init import fit_input_skip
+from atft_dagster.training.skip_timing import timed_skip_deltas
+from atft_dagster.training.train import predict
+
+from .test_training import setup  # noqa: F401  (module fixture: a 40-stock market and its split)
+
+
+def _ridge_started(cfg, data, split, **timing):
+    model = ATFTGATFAN(data.n_features, cfg.model_copy(update=timing))
+    torch.manual_seed(0)
+    fit_input_skip(model, data, split.train, 1.0, cfg.batch_dates)
+    return model
+
+
+def _numpy_timed(data, model, t, half_life, kappa, clip, min_stocks):
+    """The timed weights at date t computed independently: every usable date u with u + h <= t, weight
+    a^(t-u), per-date z-scored clipped labels, one ridge per horizon shrunk to the trained skip."""
+    beta = model.skip.lin.weight.detach().double().numpy()
+    a = 0.5 ** (1 / half_life)
+    n_h = len(model.cfg.horizons)
+    g, c, n = [0.0] * n_h, [0.0] * n_h, [0.0] * n_h
+    for u in data.usable_dates(min_stocks):
+        b = data.batch([u])
+        x = model.skip_inputs(b.x[:, -1], b.edge_index, b.edge_attr).double().numpy()
+        for j, h in enumerate(model.cfg.horizons):
+            y = b.y[:, j].double().numpy()
+            ok = np.isfinite(y)
+            if u + h > t or ok.sum() < 2:
+                continue
+            z = np.clip((y[ok] - y[ok].mean()) / y[ok].std(), -clip, clip)
+            w = a ** (t - u)
+            g[j], c[j], n[j] = g[j] + w * x[ok].T @ x[ok], c[j] + w * x[ok].T @ z, n[j] + w * ok.sum()
+    eye = np.eye(beta.shape[1])
+    return np.stack(
+        [np.linalg.solve(g[j] / n[j] + kappa * eye, c[j] / n[j] + kappa * beta[j]) for j in range(n_h)]
+    )
+
+
+def test_timed_predictions_add_the_recent_ridge_shrunk_to_the_trained_skip(setup):  # noqa: F811
+    cfg, data, _, split, _ = setup
+    timing = {"skip_timing_half_life": 10.0, "skip_timing_shrink": 0.5, "skip_timing_horizons": cfg.horizons}
+    model = _ridge_started(cfg, data, split, **timing)
+    plain = copy.deepcopy(model)
+    plain.cfg = cfg  # the same weights, timing off
+    t = split.selection[5]
+    want = _numpy_timed(data, model, t, 10.0, 0.5, cfg.label_clip, cfg.min_stocks_per_date)
+    got = timed_skip_deltas(model, data, [t], cfg.batch_dates)[t].numpy()
+    beta = model.skip.lin.weight.detach().double().numpy()
+    np.testing.assert_allclose(got, want - beta, rtol=1e-6, atol=1e-9)
+
+    on = predict(model, data, split.selection, cfg.batch_dates)
+    off = predict(plain, data, split.selection, cfg.batch_dates)
+    b = data.batch([t])
+    u = model.skip_inputs(b.x[:, -1], b.edge_index, b.edge_attr).double().numpy()
+    rows = (on["date"] == data.dates[t]).to_numpy()
+    for j, h in enumerate(cfg.horizons):
+        added = on[f"pred_{h}d"].to_numpy()[rows] - off[f"pred_{h}d"].to_numpy()[rows]
+        np.testing.assert_allclose(added, u @ (want[j] - beta[j]), rtol=1e-3, atol=1e-5)
+        q = on[f"q50_{h}d"].to_numpy()[rows] - off[f"q50_{h}d"].to_numpy()[rows]
+        np.testing.assert_allclose(q, added, rtol=1e-3, atol=1e-5)  # the quantiles move with the point
+    assert np.abs(on["pred_1d"].to_numpy() - off["pred_1d"].to_numpy()).max() > 1e-3
+
+
+def test_timing_reads_no_label_that_has_not_ended(setup):  # noqa: F811
+    cfg, data, _, split, _ = setup
+    model = _ridge_started(cfg, data, split, skip_timing_half_life=10.0, skip_timing_horizons=cfg.horizons)
+    t = split.selection[-1]
+    before = predict(model, data, [t], cfg.batch_dates)
+    leaked = copy.copy(data)  # the same panel, every label that ends after t replaced by noise
+    y = data.y.clone()
+    steps = torch.arange(y.shape[0])[:, None]
+    for j, h in enumerate(cfg.horizons):
+        late = (steps + h > t).expand(-1, y.shape[1])
+        y[:, :, j] = torch.where(late, torch.randn_like(y[:, :, j]), y[:, :, j])
+    leaked.y = y
+    after = predict(model, leaked, [t], cfg.batch_dates)
+    for h in cfg.horizons:
+        np.testing.assert_array_equal(before[f"pred_{h}d"].to_numpy(), after[f"pred_{h}d"].to_numpy())
+    # ...while a label that has ended does move it
+    y2 = data.y.clone()
+    y2[t - 1, :, 0] = torch.randn_like(y2[t - 1, :, 0])
+    leaked.y = y2
+    moved = predict(model, leaked, [t], cfg.batch_dates)
+    assert not np.allclose(before["pred_1d"].to_numpy(), moved["pred_1d"].to_numpy())
+
+
+def test_the_half_life_and_the_shrinkage_change_the_predictions(setup):  # noqa: F811
+    cfg, data, _, split, _ = setup
+    dates = split.selection[:4]
+
+    def delta(**timing):
+        model = _ridge_started(cfg, data, split, **timing)
+        d = timed_skip_deltas(model, data, dates, cfg.batch_dates)
+        return torch.stack([d[t] for t in dates])
+
+    base = delta(skip_timing_half_life=10.0, skip_timing_shrink=1.0)
+    assert not torch.allclose(base, delta(skip_timing_half_life=40.0, skip_timing_shrink=1.0))
+    stiff = delta(skip_timing_half_life=10.0, skip_timing_shrink=1e6)
+    assert stiff.abs().max() < 1e-3 * base.abs().max()  # a huge penalty keeps the trained skip
+    assert base[:, 0].abs().max() > 0 and base[:, 1:].abs().max() == 0  # default: the 1-day horizon only
+    every = delta(skip_timing_half_life=10.0, skip_timing_shrink=1.0, skip_timing_horizons=cfg.horizons)
+    assert torch.equal(every[:, 0], base[:, 0]) and every[:, 1:].abs().min(dim=-1).values.max() > 0
+
+
+def test_timing_needs_the_input_skip():
+    with pytest.raises(ValueError, match="input skip"):
+        TrainingConfig(input_skip=False, skip_timing_half_life=20.0)
+    with pytest.raises(ValueError, match="among horizons"):
+        TrainingConfig(skip_timing_horizons=[3])
+    assert TrainingConfig.from_recorded({})  # old records read timing as off
+    assert TrainingConfig.from_recorded({}).skip_timing_half_life == 0
+
+
+def test_a_daily_prediction_times_the_skip_like_the_full_history(setup, tmp_path):  # noqa: F811
+    from atft_dagster.graph import build_stock_graph
+    from atft_dagster.market import SyntheticMarketConfig
+    from atft_dagster.panel import build_market_panel
+    from atft_dagster.sources import SyntheticSource
+    from atft_dagster.training.daily import predict_day
+    from atft_dagster.training.ensemble import ensemble_predict
+    from atft_dagster.training.skip_timing import timing_history
+    from atft_dagster.training.train import load_model, train
+
+    cfg, data, reg, split, feats = setup
+    src = SyntheticSource(SyntheticMarketConfig(seed=8, n_stocks=40, n_days=220))  # the fixture's market
+    d = src.history_days()
+    panel = build_market_panel(
+        src.daily_quotes(d[0], d[-1]), src.sector_master(d[-1]), src.calendar(d[0], d[-1])
+    )
+    graph = build_stock_graph(panel, src.topix(d[0], d[-1]))
+    timed = cfg.model_copy(update={"epochs": 1, "skip_timing_half_life": 4.0, "skip_ridge_penalties": [1.0]})
+    best = train(data, timed, split, tmp_path, {}).best_checkpoint
+    assert timing_history(timed) == 40 + 1  # the default times the 1-day horizon only
+    t = split.test[-1]
+    want = ensemble_predict([best], data, [t])[0].sort("code")  # member ranks, as predict_day gives
+    got = predict_day([str(best)], feats, reg, graph, data.dates[t]).sort("code")
+    for h in cfg.horizons:
+        np.testing.assert_allclose(got[f"pred_{h}d"], want[f"pred_{h}d"], rtol=1e-3, atol=1e-4)
+    plain = load_model(best)[0]
+    plain.cfg = cfg  # the same model, timing off: its ranking differs
+    untimed = predict(plain, data, [t], cfg.batch_dates).sort("code")
+    timed_raw = predict(load_model(best)[0], data, [t], cfg.batch_dates).sort("code")
+    assert np.abs(timed_raw["pred_1d"].to_numpy() - untimed["pred_1d"].to_numpy()).max() > 1e-2

@@ -1,0 +1,141 @@
+"""Benchmark: factor timing of the input skip (``skip_timing_half_life``, ``skip_timing_shrink``), chosen on
+the tuning markets' selection windows only (their test windows are never read; ``--window test`` reports a
+choice once, on held-out markets).
+
+Timing acts at prediction time, so each market's model is fitted once and scored with every timing variant:
+- ``--mode model``: the default ATFT-GAT-FAN (one training seed, ``--epochs``/``--patience``);
+- ``--mode linear``: the model's own ridge start without the deep path (penalty per horizon chosen on
+  validation, refitted through validation, as the defaults do): what 1000-stock realistic markets allow on
+  two cores.
+Rows: mean daily RankIC per horizon on the selection window, the 1-day oracle on the same rows, and each
+variant's selection mean. JSON lines on stdout, then a markdown table.
+
+Run: ./run shell, then python bench/bench_skip_timing.py --preset realistic --n-stocks 1000 --mode linear
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from bench_throughput import market_tables
+
+from atft_dagster.evaluation.baselines import DailyRankIC
+from atft_dagster.graph import GraphConfig, build_stock_graph
+from atft_dagster.market import market_preset
+from atft_dagster.model import TrainingConfig
+from atft_dagster.model.atft import ATFTGATFAN
+from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.linear_graph import NO_DEEP_PATH
+from atft_dagster.training.skip_init import choose_per_horizon, ridge_solutions, set_skip, zero_deep_head
+from atft_dagster.training.train import config_folds, load_model, predict, refit_dates, train
+
+OFF = {"skip_timing_half_life": 0.0}
+EVERY = {"skip_timing_horizons": [1, 5, 10, 20]}  # timed at every horizon; a column is that horizon's figure
+VARIANTS: dict[str, dict] = {
+    "off": OFF,
+    "hl10_k1": {**EVERY, "skip_timing_half_life": 10.0, "skip_timing_shrink": 1.0},
+    "hl10_k3": {**EVERY, "skip_timing_half_life": 10.0, "skip_timing_shrink": 3.0},
+    "hl20_k1": {**EVERY, "skip_timing_half_life": 20.0, "skip_timing_shrink": 1.0},
+    "hl20_k3": {**EVERY, "skip_timing_half_life": 20.0, "skip_timing_shrink": 3.0},
+    "hl20_k10": {**EVERY, "skip_timing_half_life": 20.0, "skip_timing_shrink": 10.0},
+    "hl60_k3": {**EVERY, "skip_timing_half_life": 60.0, "skip_timing_shrink": 3.0},
+    "hl60_k10": {**EVERY, "skip_timing_half_life": 60.0, "skip_timing_shrink": 10.0},
+}
+
+
+def linear_model(data: PanelTensors, cfg: TrainingConfig, split) -> ATFTGATFAN:
+    """The ridge start as the defaults fit it: penalty per horizon on validation, refit through validation."""
+    model = ATFTGATFAN(data.n_features, cfg.model_copy(update=NO_DEEP_PATH))
+    zero_deep_head(model)
+    grid = cfg.skip_ridge_penalties
+    weights, _ = ridge_solutions(model, data, split.train, grid, cfg.batch_dates)
+    _, chosen, _ = choose_per_horizon(model, weights, data, split.val, cfg.batch_dates)
+    refit, _ = ridge_solutions(model, data, refit_dates(data, cfg, split), grid, cfg.batch_dates)
+    set_skip(model, torch.stack([refit[chosen[f"{h}d"]][j] for j, h in enumerate(cfg.horizons)]))
+    return model
+
+
+def run_market(args, seed: int) -> list[dict]:
+    src, panel, topix, reg, feats = market_tables(
+        market_preset(args.preset, seed=seed, n_stocks=args.n_stocks)
+    )
+    cfg = TrainingConfig(epochs=args.epochs, patience=args.patience, ensemble_seeds=1)
+    data = PanelTensors.for_model(feats, reg, build_stock_graph(panel, topix, GraphConfig()), cfg)
+    split = config_folds(data, cfg)[0]
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.mode == "model":
+            model = load_model(train(data, cfg, split, Path(tmp), {}).best_checkpoint)[0]
+        else:
+            model = linear_model(data, cfg, split)
+    fit_s = time.perf_counter() - t0
+    rows, own = [], model.cfg
+    for name in args.variants:
+        timing = VARIANTS[name]
+        model.cfg = own.model_copy(update=timing)  # timing acts at prediction time only
+        t1 = time.perf_counter()
+        frame = predict(model, data, getattr(split, args.window), cfg.batch_dates)
+        frame = frame.join(
+            src.oracle(frame["date"].min(), frame["date"].max()), on=["date", "code"], how="left"
+        )
+        dates = frame["date"].to_numpy()
+        row = {"preset": args.preset, "market_seed": seed, "n_stocks": args.n_stocks, "mode": args.mode}
+        row |= {"variant": name, "fit_s": round(fit_s, 1), "predict_s": round(time.perf_counter() - t1, 1)}
+        for h in cfg.horizons:
+            score = DailyRankIC(dates, frame[f"label_{h}d"].to_numpy(), cfg.min_stocks_per_date)
+            row[f"{args.window}_{h}d"] = score(frame[f"pred_{h}d"].to_numpy())
+            row[f"oracle_{h}d"] = score(frame[f"oracle_{h}d"].to_numpy())
+        row[f"{args.window}_mean"] = float(np.mean([row[f"{args.window}_{h}d"] for h in cfg.horizons]))
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="realistic")
+    ap.add_argument("--market-seeds", nargs="+", type=int, default=[11, 12])
+    ap.add_argument("--n-stocks", type=int, default=1000)
+    ap.add_argument("--mode", choices=("model", "linear"), default="linear")
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--patience", type=int, default=2)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument(
+        "--window",
+        choices=("selection", "test"),
+        default="selection",
+        help="test: the held-out report of a choice already made (never on the tuning markets 11, 12)",
+    )
+    args = ap.parse_args()
+    if args.window == "test" and {11, 12} & set(args.market_seeds):
+        ap.error("the tuning markets' test windows are not read")
+    print(
+        f"# {datetime.now():%Y-%m-%d %H:%M} on {platform.node()}, {torch.get_num_threads()} threads",
+        flush=True,
+    )
+    rows = [r for seed in args.market_seeds for r in run_market(args, seed)]
+    seeds, w = args.market_seeds, args.window
+    print(
+        f"\n{args.preset}, {args.n_stocks} stocks, {args.mode}: {w} window, market "
+        + " / ".join(map(str, seeds))
+    )
+    print("\n| variant | 1d | 5d | 10d | 20d | **mean** | 1d share of the oracle |")
+    print("|---|---|---|---|---|---|---|")
+    for name in args.variants:
+        rs = {r["market_seed"]: r for r in rows if r["variant"] == name}
+        cells = [" / ".join(f"{rs[s][f'{w}_{h}d']:.4f}" for s in seeds) for h in (1, 5, 10, 20)]
+        mean = " / ".join(f"{rs[s][f'{w}_mean']:.4f}" for s in seeds)
+        share = " / ".join(f"{rs[s][f'{w}_1d'] / rs[s]['oracle_1d']:.2f}" for s in seeds)
+        print(f"| {name} | " + " | ".join(cells) + f" | **{mean}** | {share} |")
+
+
+if __name__ == "__main__":
+    main()
