@@ -8,6 +8,10 @@ RankIC against the next day's return of the oracle and of the same oracle with e
 removed (k_t = 1; the regime's multipliers kept, then removed too). No model is fitted; no window of any
 split is involved.
 
+``--timed-half-lives``: the ceiling of factor timing with the exact exposures. On date t each drift-free
+part is weighted by its trailing payoff, the EWMA (half-life in days) of the daily cross-sectional slopes of
+the next day's return rank on the four z-scored parts, over the days whose return is known at t.
+
 Run: ./run shell, then python bench/bench_oracle_ceiling.py [--preset realistic] [--n-stocks 1000]
 """
 
@@ -17,7 +21,7 @@ import argparse
 import json
 
 import numpy as np
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 
 from atft_dagster.market import market_preset
 from atft_dagster.market.simulator import STRESS_REGIME, simulate
@@ -51,7 +55,42 @@ def oracles(preset: str, seed: int, n_stocks: int) -> tuple[dict[str, np.ndarray
         + drift_free["peer_lead_lag"]
         + parts["beta_drift"]
     )
-    return {"oracle": m.oracle[:, :, 0], "fixed strengths": fixed, "fixed strengths and regimes": constant}, m
+    return {
+        "oracle": m.oracle[:, :, 0],
+        "fixed strengths": fixed,
+        "fixed strengths and regimes": constant,
+        **{f"part {k}": v for k, v in drift_free.items()},
+    }, m
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    s = x.std()
+    return (x - x.mean()) / s if s > 0 else x - x.mean()
+
+
+def timed(signals: dict[str, np.ndarray], m, half_lives: list[float]) -> dict[str, np.ndarray]:
+    """Per half-life, the drift-free parts weighted by their point-in-time trailing payoffs, (T, N)."""
+    parts = [v for k, v in signals.items() if k.startswith("part ")]
+    slopes = np.full((m.n_days, len(parts)), np.nan)  # slopes[u]: return of u + 1 on the parts of u
+    for u in range(m.n_days - 1):
+        ok = m.listed[u] & m.listed[u + 1]
+        if ok.sum() > len(parts) + 1:
+            x = np.stack([_z(p[u, ok]) for p in parts], 1)
+            y = _z(rankdata(m.returns[u + 1, ok]))
+            slopes[u] = np.linalg.lstsq(x, y, rcond=None)[0]
+    out = {}
+    for hl in half_lives:
+        a, acc, wsum = 0.5 ** (1 / hl), np.zeros(len(parts)), 0.0
+        sig = np.zeros_like(parts[0])
+        for t in range(1, m.n_days):
+            if np.isfinite(slopes[t - 1]).all():  # known at t: the return of day t
+                acc, wsum = a * acc + slopes[t - 1], a * wsum + 1
+            if wsum > 0:
+                w = acc / wsum
+                ok = m.listed[t]
+                sig[t, ok] = sum(wk * _z(p[t, ok]) for wk, p in zip(w, parts, strict=True))
+        out[f"timed, half-life {hl:g}"] = sig
+    return out
 
 
 def main() -> None:
@@ -59,10 +98,14 @@ def main() -> None:
     ap.add_argument("--preset", default="realistic")
     ap.add_argument("--market-seeds", nargs="+", type=int, default=[11, 12])
     ap.add_argument("--n-stocks", type=int, default=1000)
+    ap.add_argument("--timed-half-lives", nargs="*", type=float, default=[])
     args = ap.parse_args()
     rows = []
     for seed in args.market_seeds:
         signals, m = oracles(args.preset, seed, args.n_stocks)
+        signals = {k: v for k, v in signals.items() if not k.startswith("part ")} | timed(
+            signals, m, args.timed_half_lives
+        )
         scores: dict[str, list[float]] = {k: [] for k in signals}
         for t in range(WARM_UP, m.n_days - 1):
             ok = m.listed[t] & m.listed[t + 1]

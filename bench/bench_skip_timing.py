@@ -48,6 +48,8 @@ VARIANTS: dict[str, dict] = {
     "hl20_k10": {**EVERY, "skip_timing_half_life": 20.0, "skip_timing_shrink": 10.0},
     "hl60_k3": {**EVERY, "skip_timing_half_life": 60.0, "skip_timing_shrink": 3.0},
     "hl60_k10": {**EVERY, "skip_timing_half_life": 60.0, "skip_timing_shrink": 10.0},
+    # the choice for drifting markets (twelfth sweep): half-life 20, shrink 1, the 1-day horizon only
+    "hl20_k1_1d": {"skip_timing_half_life": 20.0, "skip_timing_shrink": 1.0, "skip_timing_horizons": [1]},
 }
 
 

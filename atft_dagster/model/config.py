@@ -103,18 +103,20 @@ class TrainingConfig(BaseModel):
         ge=0,
         description="Factor timing (training/skip_timing.py): > 0 scores each date with skip weights refitted "
         "on the labels ended by that date, weighted by this half-life in trading days and shrunk towards the "
-        "trained skip; 0 = off, the skip's weights are fixed.",
+        "trained skip; 0 = off, the skip's weights are fixed. Off: it loses on the constant-strength demo "
+        "tuning markets; 20 won at 1 day on both realistic ones (docs/benchmarks.md, twelfth sweep).",
     )
     skip_timing_shrink: float = Field(
-        3.0,
+        1.0,
         gt=0,
         description="kappa: per-row ridge penalty pulling the timed skip weights towards the trained ones "
-        "(larger = closer to a fixed skip).",
+        "(larger = closer to a fixed skip; 1 beat 3 and 10 at half-life 20, twelfth sweep).",
     )
     skip_timing_horizons: list[int] = Field(
         default=[1],
         description="The horizons skip timing applies to (the others keep the trained skip): a 1-day label "
-        "is known the next day, an h-day one h days late and overlapping its neighbours.",
+        "is known the next day, an h-day one h days late and overlapping its neighbours (timed 5-20 days "
+        "won on one realistic tuning market and lost on the other, twelfth sweep).",
     )
     skip_lr_scale: float = Field(
         0.0,
