@@ -49,7 +49,12 @@ def _numpy_timed(data, model, t, half_life, kappa, clip, min_stocks):
 
 def test_timed_predictions_add_the_recent_ridge_shrunk_to_the_trained_skip(setup):  # noqa: F811
     cfg, data, _, split, _ = setup
-    timing = {"skip_timing_half_life": 10.0, "skip_timing_shrink": 0.5, "skip_timing_horizons": cfg.horizons}
+    timing = {
+        "skip_timing_half_life": 10.0,
+        "skip_timing_shrink": 0.5,
+        "skip_timing_horizons": cfg.horizons,
+        "skip_timing_basis": "inputs",
+    }
     model = _ridge_started(cfg, data, split, **timing)
     plain = copy.deepcopy(model)
     plain.cfg = cfg  # the same weights, timing off
@@ -70,6 +75,41 @@ def test_timed_predictions_add_the_recent_ridge_shrunk_to_the_trained_skip(setup
         q = on[f"q50_{h}d"].to_numpy()[rows] - off[f"q50_{h}d"].to_numpy()[rows]
         np.testing.assert_allclose(q, added, rtol=1e-3, atol=1e-5)  # the quantiles move with the point
     assert np.abs(on["pred_1d"].to_numpy() - off["pred_1d"].to_numpy()).max() > 1e-3
+
+
+def test_the_group_basis_scales_each_groups_weights_by_its_timed_multiplier(setup):  # noqa: F811
+    cfg, data, _, split, _ = setup
+    timing = {"skip_timing_half_life": 10.0, "skip_timing_shrink": 0.3, "skip_timing_horizons": cfg.horizons}
+    model = _ridge_started(cfg, data, split, **timing)
+    assert model.cfg.skip_timing_basis == "groups"
+    t = split.selection[3]
+    beta = model.skip.lin.weight.detach().double().numpy()
+    names = sorted(set(data.groups))
+    gid = np.array([names.index(g) for g in data.groups] * 2) + np.repeat([0, len(names)], len(data.groups))
+    # the reference: the numpy ridge of the inputs basis, solved on the sub-scores x B instead
+    a = 0.5 ** (1 / 10.0)
+    got = timed_skip_deltas(model, data, [t], cfg.batch_dates)[t].numpy()
+    for j, h in enumerate(cfg.horizons):
+        b = np.zeros((beta.shape[1], 2 * len(names)))
+        b[np.arange(beta.shape[1]), gid] = beta[j]
+        g, c, n = 0.0, 0.0, 0.0
+        for u in data.usable_dates(cfg.min_stocks_per_date):
+            if u + h > t:
+                continue
+            bt = data.batch([u])
+            y = bt.y[:, j].double().numpy()
+            ok = np.isfinite(y)
+            s_u = model.skip_inputs(bt.x[:, -1], bt.edge_index, bt.edge_attr).double().numpy()[ok] @ b
+            z = np.clip((y[ok] - y[ok].mean()) / y[ok].std(), -cfg.label_clip, cfg.label_clip)
+            g, c, n = (
+                g + a ** (t - u) * s_u.T @ s_u,
+                c + a ** (t - u) * s_u.T @ z,
+                n + a ** (t - u) * ok.sum(),
+            )
+        d = np.diag(np.maximum(np.diag(g / n), 1e-12 * np.diag(g / n).max()))
+        m = np.linalg.solve(g / n + 0.3 * d, c / n + 0.3 * d.sum(1))
+        np.testing.assert_allclose(got[j], b @ (m - 1), rtol=1e-6, atol=1e-9)
+        assert np.ptp(m) > 0.05  # the groups move apart: more than one common scale
 
 
 def test_timing_reads_no_label_that_has_not_ended(setup):  # noqa: F811
@@ -110,7 +150,7 @@ def test_the_half_life_and_the_shrinkage_change_the_predictions(setup):  # noqa:
     assert stiff.abs().max() < 1e-3 * base.abs().max()  # a huge penalty keeps the trained skip
     assert base[:, 0].abs().max() > 0 and base[:, 1:].abs().max() == 0  # default: the 1-day horizon only
     every = delta(skip_timing_half_life=10.0, skip_timing_shrink=1.0, skip_timing_horizons=cfg.horizons)
-    assert torch.equal(every[:, 0], base[:, 0]) and every[:, 1:].abs().min(dim=-1).values.max() > 0
+    assert torch.equal(every[:, 0], base[:, 0]) and every[:, 1:].abs().amax(dim=-1).min() > 0
 
 
 def test_timing_needs_the_input_skip():

@@ -38,7 +38,9 @@ from atft_dagster.training.skip_init import choose_per_horizon, ridge_solutions,
 from atft_dagster.training.train import config_folds, load_model, predict, refit_dates, train
 
 OFF = {"skip_timing_half_life": 0.0}
-EVERY = {"skip_timing_horizons": [1, 5, 10, 20]}  # timed at every horizon; a column is that horizon's figure
+# timed at every horizon, each weight apart (the first basis measured); a column is that horizon's figure
+EVERY = {"skip_timing_horizons": [1, 5, 10, 20], "skip_timing_basis": "inputs"}
+ONE_DAY_GROUPS = {"skip_timing_horizons": [1], "skip_timing_basis": "groups"}
 VARIANTS: dict[str, dict] = {
     "off": OFF,
     "hl10_k1": {**EVERY, "skip_timing_half_life": 10.0, "skip_timing_shrink": 1.0},
@@ -49,7 +51,17 @@ VARIANTS: dict[str, dict] = {
     "hl60_k3": {**EVERY, "skip_timing_half_life": 60.0, "skip_timing_shrink": 3.0},
     "hl60_k10": {**EVERY, "skip_timing_half_life": 60.0, "skip_timing_shrink": 10.0},
     # the choice for drifting markets (twelfth sweep): half-life 20, shrink 1, the 1-day horizon only
-    "hl20_k1_1d": {"skip_timing_half_life": 20.0, "skip_timing_shrink": 1.0, "skip_timing_horizons": [1]},
+    "hl20_k1_1d": {
+        "skip_timing_half_life": 20.0,
+        "skip_timing_shrink": 1.0,
+        "skip_timing_horizons": [1],
+        "skip_timing_basis": "inputs",
+    },
+    # one multiplier per feature group (2026-11-29, after a /tmp probe of the same idea)
+    "groups_hl20_k0.1": {**ONE_DAY_GROUPS, "skip_timing_half_life": 20.0, "skip_timing_shrink": 0.1},
+    "groups_hl20_k0.3": {**ONE_DAY_GROUPS, "skip_timing_half_life": 20.0, "skip_timing_shrink": 0.3},
+    "groups_hl20_k1": {**ONE_DAY_GROUPS, "skip_timing_half_life": 20.0, "skip_timing_shrink": 1.0},
+    "groups_hl60_k0.3": {**ONE_DAY_GROUPS, "skip_timing_half_life": 60.0, "skip_timing_shrink": 0.3},
 }
 
 

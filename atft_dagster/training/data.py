@@ -97,6 +97,8 @@ class PanelTensors:
         """``from_date``: keep only the dates from then on (earlier rows still feed the normaliser's
         date-level windows)."""
         self.names = input_columns(features.columns, registry)
+        group_of = {f.name: f.group for f in registry.features}
+        self.groups = [group_of[n] for n in self.names]  # each input's registry group
         if self.names != registry.names:
             missing = sorted(set(registry.names) - set(self.names))
             raise ValueError(f"features lack {len(missing)} registry inputs, e.g. {missing[:5]}")
