@@ -155,3 +155,14 @@ def test_a_days_tensors_with_history_equal_the_full_historys(market, t):
         assert a.dates == b.dates
         assert torch.equal(a.x, b.x) and torch.equal(a.y.nan_to_num(-9), b.y.nan_to_num(-9))
         assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.edge_attr, b.edge_attr)
+
+
+def test_a_dates_last_day_is_its_batchs_last_step(market):
+    feats, graph = market
+    data = PanelTensors(feats, default_registry(), graph, [1, 5, 10, 20], SEQ_LEN, 5.0)
+    for t in (SEQ_LEN - 1, 60, len(data.dates) - 1):
+        x, y, ei, ea = data.last_day(t)
+        b = data.batch([t])
+        assert torch.equal(x, b.x[:, -1]) and torch.equal(y.nan_to_num(-9), b.y.nan_to_num(-9))
+        assert torch.equal(ei, b.edge_index) and torch.equal(ea, b.edge_attr)
+    assert data.groups[data.names.index("ret_1d")] == "returns"

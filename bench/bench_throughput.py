@@ -198,14 +198,18 @@ def run_size(feats: pl.DataFrame, graph: pl.DataFrame, args, device: str, label:
     return data
 
 
-def prediction(n_stocks: int, device: str, out: Path | None, repeats: int = 3) -> None:
+def prediction(
+    n_stocks: int, device: str, out: Path | None, repeats: int = 3, timing_half_life: float = 0.0
+) -> None:
     """Daily prediction for ``n_stocks``: a 3-member checkpoint set (untrained weights; the time does not
-    depend on them) -> predict_day -> CSV on disk. The market is just long enough for one day's window."""
+    depend on them) -> predict_day -> CSV on disk. The market is just long enough for one day's window
+    (and, with skip timing, the history it reads)."""
     from atft_dagster.training.checkpoint import save_checkpoint
     from atft_dagster.training.daily import predict_day, ranking_csv
+    from atft_dagster.training.skip_timing import timing_history
 
-    cfg = TrainingConfig()
-    feats, graph = market_inputs(n_stocks, cfg.seq_len + 260)
+    cfg = TrainingConfig(skip_timing_half_life=timing_half_life)
+    feats, graph = market_inputs(n_stocks, cfg.seq_len + 260 + timing_history(cfg))
     reg = default_registry()
     day = feats["date"].max()
     with tempfile.TemporaryDirectory() as tmp:
@@ -231,6 +235,7 @@ def prediction(n_stocks: int, device: str, out: Path | None, repeats: int = 3) -
             "device": device_name(device),
             "stocks": preds.height,
             "members": len(paths),
+            "skip_timing_half_life": timing_half_life,
             "cold_s": times[0],
             "warm_s": min(times[1:]),
         },
@@ -300,7 +305,8 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         if r["what"] == "predict_day":
             lines.append(
-                f"\npredict_day, {r['stocks']} stocks, {r['members']} members, {r['device']}: "
+                f"\npredict_day, {r['stocks']} stocks, {r['members']} members, {r['device']}, "
+                f"skip timing half-life {r.get('skip_timing_half_life', 0):g}: "
                 f"cold {r['cold_s']:.2f} s, warm {r['warm_s']:.2f} s (checkpoint -> CSV)"
             )
     return "\n".join(lines)
@@ -308,11 +314,18 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", nargs="+", default=["1000x750"])
+    ap.add_argument("--sizes", nargs="*", default=["1000x750"])
     ap.add_argument("--batch-dates", nargs="+", type=int, default=[4])
     ap.add_argument("--epochs", type=int, default=2, help="timed epochs (the first includes warm-up)")
     ap.add_argument("--reference", type=Path, help="a checkout of the package before the change")
     ap.add_argument("--predict-stocks", type=int, default=0, help="time predict_day for this many stocks")
+    ap.add_argument(
+        "--predict-timing",
+        nargs="*",
+        type=float,
+        default=[],
+        help="also time predict_day with skip timing at these half-lives (after the plain one)",
+    )
     ap.add_argument("--no-phases", action="store_true")
     ap.add_argument("--profile-steps", type=int, default=0, help="print a kernel profile of N steps")
     ap.add_argument("--out", type=Path)
@@ -361,7 +374,8 @@ def main() -> None:
         if device == "cuda":
             torch.cuda.empty_cache()
     if args.predict_stocks:
-        prediction(args.predict_stocks, device, args.out)
+        for half_life in [0.0, *args.predict_timing]:
+            prediction(args.predict_stocks, device, args.out, timing_half_life=half_life)
     rows = [json.loads(x) for x in args.out.read_text().splitlines()] if args.out else ROWS
     print(table(rows))
 

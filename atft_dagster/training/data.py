@@ -266,6 +266,17 @@ class PanelTensors:
         mask = PatternMask(self.mask_id[window, rows[:, None]], self.mask_rows)
         return mask.compact() if len(self.mask_rows) > window.numel() else mask
 
+    def last_day(self, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Date t's rows without their input window: (x at t (n, F), labels (n, H), edge_index, edge_attr),
+        each equal to ``batch([t])``'s last step, labels and edges."""
+        rows = self._rows[self.offsets[t] : self.offsets[t + 1]]
+        if self._rebuild_of[t] >= 0:
+            edge_index, edge_attr = self._date_edges(t, 0)
+        else:
+            edge_index = torch.empty((2, 0), dtype=torch.long, device=self.device)
+            edge_attr = torch.empty((0, len(EDGE_ATTR_COLUMNS)), device=self.device)
+        return self.x[t, rows], self.y[t, rows], edge_index, edge_attr
+
     def batch(self, date_indices: list[int]) -> Batch:
         counts = [int(self.counts[t]) for t in date_indices]
         rows = torch.cat([self._rows[self.offsets[t] : self.offsets[t + 1]] for t in date_indices])

@@ -13,6 +13,7 @@ import polars as pl
 import torch
 
 from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.skip_timing import TimingStatistics, timing_key, timing_statistics
 from atft_dagster.training.train import load_model, predict
 
 
@@ -45,12 +46,20 @@ def ensemble_predict(
     precision: str = "fp32",
     device: torch.device | str | None = None,
 ) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
-    """(ensemble frame, member frames) for ``date_indices``."""
+    """(ensemble frame, member frames) for ``date_indices``. With skip timing, its statistics are computed
+    once and shared by members of the same timing config (they do not depend on the weights)."""
     device = device or data.device
     frames = []
     horizons: list[int] = []
+    shared: dict[str, TimingStatistics] = {}
     for path in checkpoints:
         model, _ = load_model(Path(path), device)
         horizons = model.cfg.horizons
-        frames.append(predict(model, data, date_indices, model.cfg.batch_dates, precision))
+        timing = None
+        if model.cfg.skip_timing_half_life > 0 and date_indices:
+            key = timing_key(model.cfg)
+            if key not in shared:
+                shared[key] = timing_statistics(model, data, date_indices)
+            timing = shared[key]
+        frames.append(predict(model, data, date_indices, model.cfg.batch_dates, precision, timing))
     return rank_average(frames, horizons), frames

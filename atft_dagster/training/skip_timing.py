@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 
 import torch
 
@@ -59,57 +60,106 @@ def trained_skip_weights(model: ATFTGATFAN | HorizonSelected) -> torch.Tensor:
     return model.skip.lin.weight
 
 
+@dataclass
+class TimingStatistics:
+    r"""Per requested date, the EWMA normal equations of the timed horizons (``horizon_index``):
+    ``gram`` (k, d, d) :math:`\sum a^{t-u} U_u^\top U_u`, ``cross`` (k, d) with the z-scored labels and
+    ``rows`` (k,). They depend on the data and the config only, not on a model's weights, so one set serves
+    every member of an ensemble."""
+
+    horizon_index: list[int]
+    per_date: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+TIMING_FIELDS = (
+    "skip_timing_half_life",
+    "skip_timing_horizons",
+    "horizons",
+    "min_stocks_per_date",
+    "label_clip",
+    "use_graph",
+    "input_skip",
+    "skip_neighbour_mean",
+    "neighbour_weight_power",
+)
+
+
+def timing_key(cfg: TrainingConfig) -> str:
+    """The config fields :func:`timing_statistics` depends on: models that agree on them share statistics."""
+    return repr([getattr(cfg, f) for f in TIMING_FIELDS])
+
+
 @torch.no_grad()
-def timed_skip_deltas(
-    model: ATFTGATFAN | HorizonSelected, data: PanelTensors, date_indices: list[int], batch_dates: int
-) -> dict[int, torch.Tensor]:
-    """Per date of ``date_indices``: :math:`\\beta_{h,t} - \\beta_h`, (H, d) float64, zero for a horizon
-    outside ``skip_timing_horizons``. One pass over the usable history up to the last requested date."""
+def timing_statistics(
+    model: ATFTGATFAN | HorizonSelected, data: PanelTensors, date_indices: list[int]
+) -> TimingStatistics:
+    """One pass over the usable history up to the last requested date, reading each date's last-day inputs
+    and the labels that have ended."""
     cfg, first = model.cfg, _first(model)
-    beta = trained_skip_weights(model).detach().double()
-    n_h, d = beta.shape
-    decay, kappa = 0.5 ** (1.0 / cfg.skip_timing_half_life), cfg.skip_timing_shrink
-    timed = {j for j, h in enumerate(cfg.horizons) if h in cfg.skip_timing_horizons}
+    timed = [j for j, h in enumerate(cfg.horizons) if h in cfg.skip_timing_horizons]
+    horizons = [cfg.horizons[j] for j in timed]
+    decay = 0.5 ** (1.0 / cfg.skip_timing_half_life)
     wanted = set(date_indices)
     steps = sorted({t for t in data.usable_dates(cfg.min_stocks_per_date) if t <= max(wanted)} | wanted)
-    gram = beta.new_zeros(n_h, d, d)
-    cross = beta.new_zeros(n_h, d)
-    rows = beta.new_zeros(n_h)
+    gram = cross = rows = None
     pending: deque[tuple[int, torch.Tensor, torch.Tensor, list[bool], dict]] = deque()  # labels still running
+    out: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+    prev = None
+    for t in steps:
+        x_last, y, edge_index, edge_attr = data.last_day(t)
+        u = first.skip_inputs(x_last, edge_index, edge_attr).double()
+        yz = zscore_by_date(y[:, timed].double(), [u.shape[0]], cfg.label_clip)
+        if gram is None:
+            gram = u.new_zeros(len(timed), u.shape[1], u.shape[1])
+            cross, rows = u.new_zeros(len(timed), u.shape[1]), u.new_zeros(len(timed))
+        if prev is not None:
+            f = decay ** (t - prev)
+            gram, cross, rows = gram * f, cross * f, rows * f
+        prev = t
+        pending.append((t, u, yz, [False] * len(timed), {}))
+        for s, us, ys, added, grams in pending:  # a label that has ended by t enters once, weight a^(t-s)
+            for k, h in enumerate(horizons):
+                if not added[k] and s + h <= t:
+                    added[k] = True
+                    ok = torch.isfinite(ys[:, k])
+                    key = ok.cpu().numpy().tobytes()  # horizons with the same rows share one product
+                    if key not in grams:
+                        grams[key] = us[ok].T @ us[ok]
+                    w = decay ** (t - s)
+                    gram[k] += w * grams[key]
+                    cross[k] += w * (us[ok].T @ ys[ok, k])
+                    rows[k] += w * int(ok.sum())
+        while pending and all(pending[0][3]):
+            pending.popleft()
+        if t in wanted:
+            out[t] = (gram.clone(), cross.clone(), rows.clone())
+    return TimingStatistics(timed, out)
+
+
+@torch.no_grad()
+def timed_skip_deltas(
+    model: ATFTGATFAN | HorizonSelected,
+    data: PanelTensors,
+    date_indices: list[int],
+    stats: TimingStatistics | None = None,
+) -> dict[int, torch.Tensor]:
+    """Per date of ``date_indices``: :math:`\\beta_{h,t} - \\beta_h`, (H, d) float64, zero for a horizon
+    outside ``skip_timing_horizons``; ``stats`` from :func:`timing_statistics` (computed when not given)."""
+    cfg, first = model.cfg, _first(model)
+    stats = stats or timing_statistics(model, data, date_indices)
+    beta = trained_skip_weights(model).detach().double()
+    n_h, d = beta.shape
     eye = torch.eye(d, dtype=torch.float64, device=beta.device)
     basis = group_basis(beta, data.groups, first.with_neighbour_mean)
-    out: dict[int, torch.Tensor] = {}
-    prev = None
-    for i in range(0, len(steps), batch_dates):
-        chunk = steps[i : i + batch_dates]
-        b = data.batch(chunk)
-        u_all = first.skip_inputs(b.x[:, -1], b.edge_index, b.edge_attr).double()
-        yz_all = zscore_by_date(b.y.double(), b.counts, cfg.label_clip)
-        for t, u, yz in zip(chunk, torch.split(u_all, b.counts), torch.split(yz_all, b.counts), strict=True):
-            if prev is not None:
-                f = decay ** (t - prev)
-                gram, cross, rows = gram * f, cross * f, rows * f
-            prev = t
-            pending.append((t, u, yz, [j not in timed for j in range(n_h)], {}))
-            for s, us, ys, added, grams in pending:  # a label that has ended by t enters once, weight a^(t-s)
-                for j, h in enumerate(cfg.horizons):
-                    if j in timed and not added[j] and s + h <= t:
-                        added[j] = True
-                        ok = torch.isfinite(ys[:, j])
-                        key = ok.cpu().numpy().tobytes()  # horizons with the same rows share one product
-                        if key not in grams:
-                            grams[key] = us[ok].T @ us[ok]
-                        w = decay ** (t - s)
-                        gram[j] += w * grams[key]
-                        cross[j] += w * (us[ok].T @ ys[ok, j])
-                        rows[j] += w * int(ok.sum())
-            while pending and all(pending[0][3]):
-                pending.popleft()
-            if t in wanted:
-                if cfg.skip_timing_basis == "groups":
-                    out[t] = _group_delta(gram, cross, rows, beta, kappa, basis)
-                else:
-                    out[t] = _delta(gram, cross, rows, beta, kappa, eye)
+    out = {}
+    for t in date_indices:
+        gram, cross, rows = (beta.new_zeros(n_h, d, d), beta.new_zeros(n_h, d), beta.new_zeros(n_h))
+        g, c, r = stats.per_date[t]
+        gram[stats.horizon_index], cross[stats.horizon_index], rows[stats.horizon_index] = g, c, r
+        if cfg.skip_timing_basis == "groups":
+            out[t] = _group_delta(gram, cross, rows, beta, cfg.skip_timing_shrink, basis)
+        else:
+            out[t] = _delta(gram, cross, rows, beta, cfg.skip_timing_shrink, eye)
     return out
 
 

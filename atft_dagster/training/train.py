@@ -26,7 +26,7 @@ from atft_dagster.training.checkpoint import BEST, LAST, epoch_path, load_checkp
 from atft_dagster.training.data import Batch, PanelDates, PanelTensors
 from atft_dagster.training.ic import daily_ic_device
 from atft_dagster.training.skip_init import choose_per_horizon, ridge_solutions, set_skip, zero_deep_head
-from atft_dagster.training.skip_timing import timed_skip_deltas, timing_adjustment
+from atft_dagster.training.skip_timing import TimingStatistics, timed_skip_deltas, timing_adjustment
 from atft_dagster.training.split import Split, walk_forward
 
 START = -1  # the epoch label of the ridge-started model before its first optimiser step
@@ -168,12 +168,14 @@ def predict(
     date_indices: list[int],
     batch_dates: int,
     precision: str = "fp32",
+    timing: TimingStatistics | None = None,
 ) -> pl.DataFrame:
     """Point predictions and quantiles for every stock of every date: one row per (date, code); with
-    ``skip_timing_half_life`` > 0 the skip's part follows its inputs' recent payoff (training/skip_timing.py)."""
+    ``skip_timing_half_life`` > 0 the skip's part follows its inputs' recent payoff (training/skip_timing.py;
+    ``timing``: statistics computed once for several models on the same data and dates)."""
     cfg = model.cfg
     timed = cfg.skip_timing_half_life > 0 and bool(date_indices)
-    deltas = timed_skip_deltas(model, data, date_indices, batch_dates) if timed else {}
+    deltas = timed_skip_deltas(model, data, date_indices, timing) if timed else {}
     points, quants, labels, dates, codes = [], [], [], [], []
     for k, (batch, out) in enumerate(_outputs(model, data, date_indices, batch_dates, precision)):
         point, quant = out.point.float(), out.quantiles.float()
