@@ -660,3 +660,45 @@ def test_the_ridge_start_is_refitted_through_validation_for_the_horizons_that_ke
         load_checkpoint(tmp_path / "on" / BEST)["horizon_states"][START]["skip.lin.weight"],
         ck_on["horizon_states"][START]["skip.lin.weight"],
     )
+
+
+def test_each_horizons_ridge_start_may_drop_the_neighbour_means_chosen_on_validation(setup, tmp_path):
+    from atft_dagster.training.skip_init import ridge_start
+    from atft_dagster.training.train import START, refit_dates
+
+    cfg, data, _, split, _ = setup
+    grid = [0.01, 100.0]
+    # a vanishing lr keeps every horizon at its start, so the refit covers all four
+    base = cfg.model_copy(update={"skip_ridge_penalties": grid, "epochs": 1, "lr": 1e-9})
+    on = train(data, base.model_copy(update={"skip_neighbour_choice": True}), split, tmp_path / "on", {})
+    off = train(data, base, split, tmp_path / "off", {})
+    assert set(off.start_validation["neighbours"].values()) == {True}
+    own = data.n_features
+    # every candidate alone, built independently: a skip without neighbour means is another model
+    scores, refits = {}, {}
+    for p in grid:
+        for with_nb in (True, False):
+            c = base.model_copy(update={"skip_neighbour_mean": with_nb})
+            torch.manual_seed(0)
+            model = ATFTGATFAN(data.n_features, c)
+            ridge_start(model, data, split.train, p, c.batch_dates)
+            scores[p, with_nb], _, _ = evaluate(model, data, split.val, c.batch_dates)
+            ridge_start(model, data, refit_dates(data, c, split), p, c.batch_dates)
+            w = model.skip.lin.weight.detach()
+            refits[p, with_nb] = w if with_nb else torch.cat([w, torch.zeros_like(w)], dim=1)
+    state = load_checkpoint(tmp_path / "on" / BEST)["horizon_states"][START]["skip.lin.weight"]
+    chosen = on.start_validation
+    for j, h in enumerate(base.horizons):
+        key = f"{h}d"
+        best = max(scores, key=lambda c: scores[c][key])
+        assert (chosen["penalty"][key], chosen["neighbours"][key]) == best, (key, scores)
+        assert on.horizon_epochs[key] == START
+        torch.testing.assert_close(state[j], refits[best][j], rtol=1e-4, atol=1e-6)
+        if not best[1]:
+            assert torch.count_nonzero(state[j, own:]) == 0
+    # on this market at least one horizon drops them, so the switch changes the predictions
+    assert False in chosen["neighbours"].values() and True in chosen["neighbours"].values()
+    a = predict(load_model(tmp_path / "on" / BEST)[0], data, split.selection, base.batch_dates)
+    b = predict(load_model(tmp_path / "off" / BEST)[0], data, split.selection, base.batch_dates)
+    dropped = [h for h in base.horizons if not chosen["neighbours"][f"{h}d"]]
+    assert not np.allclose(a[f"pred_{dropped[0]}d"].to_numpy(), b[f"pred_{dropped[0]}d"].to_numpy())

@@ -32,9 +32,9 @@ from atft_dagster.graph import GraphConfig, build_stock_graph
 from atft_dagster.market import market_preset
 from atft_dagster.model import TrainingConfig
 from atft_dagster.model.atft import ATFTGATFAN
+from atft_dagster.training import skip_init
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.linear_graph import NO_DEEP_PATH
-from atft_dagster.training.skip_init import choose_per_horizon, ridge_solutions, set_skip, zero_deep_head
 from atft_dagster.training.train import config_folds, load_model, predict, refit_dates, train
 
 OFF = {"skip_timing_half_life": 0.0}
@@ -66,14 +66,18 @@ VARIANTS: dict[str, dict] = {
 
 
 def linear_model(data: PanelTensors, cfg: TrainingConfig, split) -> ATFTGATFAN:
-    """The ridge start as the defaults fit it: penalty per horizon on validation, refit through validation."""
+    """The ridge start as the defaults fit it: each horizon's start (penalty, and under
+    ``skip_neighbour_choice`` with or without the neighbour means) chosen on validation, refit through
+    validation."""
     model = ATFTGATFAN(data.n_features, cfg.model_copy(update=NO_DEEP_PATH))
-    zero_deep_head(model)
-    grid = cfg.skip_ridge_penalties
-    weights, _ = ridge_solutions(model, data, split.train, grid, cfg.batch_dates)
-    _, chosen, _ = choose_per_horizon(model, weights, data, split.val, cfg.batch_dates)
-    refit, _ = ridge_solutions(model, data, refit_dates(data, cfg, split), grid, cfg.batch_dates)
-    set_skip(model, torch.stack([refit[chosen[f"{h}d"]][j] for j, h in enumerate(cfg.horizons)]))
+    skip_init.zero_deep_head(model)
+    train_ne = skip_init.normal_equations(model, data, split.train, cfg.batch_dates)
+    candidates = skip_init.start_candidates(model, train_ne)
+    _, chosen, _ = skip_init.choose_per_horizon(model, candidates, data, split.val, cfg.batch_dates)
+    refit_ne = skip_init.normal_equations(model, data, refit_dates(data, cfg, split), cfg.batch_dates)
+    refit = skip_init.chosen_weights(model, refit_ne, chosen)
+    skip_init.set_skip(model, torch.stack([refit[f"{h}d"] for h in cfg.horizons]))
+    print(json.dumps({"chosen": {k: list(v) for k, v in chosen.items()}}), flush=True)
     return model
 
 
@@ -81,13 +85,27 @@ def run_market(args, seed: int) -> list[dict]:
     src, panel, topix, reg, feats = market_tables(
         market_preset(args.preset, seed=seed, n_stocks=args.n_stocks)
     )
-    cfg = TrainingConfig(epochs=args.epochs, patience=args.patience, ensemble_seeds=1)
+    cfg = TrainingConfig(
+        **{
+            "epochs": args.epochs,
+            "patience": args.patience,
+            "ensemble_seeds": 1,
+            **json.loads(args.overrides),
+        }
+    )
     data = PanelTensors.for_model(feats, reg, build_stock_graph(panel, topix, GraphConfig()), cfg)
     split = config_folds(data, cfg)[0]
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         if args.mode == "model":
-            model = load_model(train(data, cfg, split, Path(tmp), {}).best_checkpoint)[0]
+            res = train(data, cfg, split, Path(tmp), {})
+            start = res.start_validation or {}
+            print(
+                json.dumps(
+                    {k: start.get(k) for k in ("penalty", "neighbours")} | {"epochs": res.horizon_epochs}
+                )
+            )
+            model = load_model(res.best_checkpoint)[0]
         else:
             model = linear_model(data, cfg, split)
     fit_s = time.perf_counter() - t0
@@ -102,6 +120,7 @@ def run_market(args, seed: int) -> list[dict]:
         )
         dates = frame["date"].to_numpy()
         row = {"preset": args.preset, "market_seed": seed, "n_stocks": args.n_stocks, "mode": args.mode}
+        row |= {"overrides": args.overrides}
         row |= {"variant": name, "fit_s": round(fit_s, 1), "predict_s": round(time.perf_counter() - t1, 1)}
         for h in cfg.horizons:
             score = DailyRankIC(dates, frame[f"label_{h}d"].to_numpy(), cfg.min_stocks_per_date)
@@ -122,6 +141,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--patience", type=int, default=2)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--overrides", default="{}", help="JSON of TrainingConfig fields every fit uses")
     ap.add_argument(
         "--window",
         choices=("selection", "test"),

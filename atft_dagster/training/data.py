@@ -270,12 +270,21 @@ class PanelTensors:
         """Date t's rows without their input window: (x at t (n, F), labels (n, H), edge_index, edge_attr),
         each equal to ``batch([t])``'s last step, labels and edges."""
         rows = self._rows[self.offsets[t] : self.offsets[t + 1]]
-        if self._rebuild_of[t] >= 0:
-            edge_index, edge_attr = self._date_edges(t, 0)
-        else:
-            edge_index = torch.empty((2, 0), dtype=torch.long, device=self.device)
-            edge_attr = torch.empty((0, len(EDGE_ATTR_COLUMNS)), device=self.device)
-        return self.x[t, rows], self.y[t, rows], edge_index, edge_attr
+        return (self.x[t, rows], self.y[t, rows], *self._edges_of([t], [len(rows)]))
+
+    def _edges_of(self, date_indices: list[int], counts: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The dates' edges as row indices of their rows stacked in this order (none: empty tensors)."""
+        eis, eas, offset = [], [], 0
+        for t, c in zip(date_indices, counts, strict=True):
+            if self._rebuild_of[t] >= 0:
+                ei, ea = self._date_edges(t, offset)
+                eis.append(ei)
+                eas.append(ea)
+            offset += c
+        if eis:
+            return torch.cat(eis, dim=1), torch.cat(eas)
+        empty = torch.empty((2, 0), dtype=torch.long, device=self.device)
+        return empty, torch.empty((0, len(EDGE_ATTR_COLUMNS)), device=self.device)
 
     def batch(self, date_indices: list[int]) -> Batch:
         counts = [int(self.counts[t]) for t in date_indices]
@@ -291,18 +300,7 @@ class PanelTensors:
         date_index = torch.cat(
             [torch.full((c,), k, dtype=torch.long, device=self.device) for k, c in enumerate(counts)]
         )
-        eis, eas, offset = [], [], 0
-        for t, c in zip(date_indices, counts, strict=True):
-            if self._rebuild_of[t] >= 0:
-                ei, ea = self._date_edges(t, offset)
-                eis.append(ei)
-                eas.append(ea)
-            offset += c
-        if eis:
-            edge_index, edge_attr = torch.cat(eis, dim=1), torch.cat(eas)
-        else:
-            edge_index = torch.empty((2, 0), dtype=torch.long, device=self.device)
-            edge_attr = torch.empty((0, len(EDGE_ATTR_COLUMNS)), device=self.device)
+        edge_index, edge_attr = self._edges_of(date_indices, counts)
         return Batch(
             self.x[window, rows[:, None]],
             self._mask(window, rows),

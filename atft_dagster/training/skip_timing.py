@@ -148,18 +148,19 @@ def timed_skip_deltas(
     cfg, first = model.cfg, _first(model)
     stats = stats or timing_statistics(model, data, date_indices)
     beta = trained_skip_weights(model).detach().double()
-    n_h, d = beta.shape
-    eye = torch.eye(d, dtype=torch.float64, device=beta.device)
+    eye = torch.eye(beta.shape[1], dtype=torch.float64, device=beta.device)
     basis = group_basis(beta, data.groups, first.with_neighbour_mean)
     out = {}
     for t in date_indices:
-        gram, cross, rows = (beta.new_zeros(n_h, d, d), beta.new_zeros(n_h, d), beta.new_zeros(n_h))
-        g, c, r = stats.per_date[t]
-        gram[stats.horizon_index], cross[stats.horizon_index], rows[stats.horizon_index] = g, c, r
-        if cfg.skip_timing_basis == "groups":
-            out[t] = _group_delta(gram, cross, rows, beta, cfg.skip_timing_shrink, basis)
-        else:
-            out[t] = _delta(gram, cross, rows, beta, cfg.skip_timing_shrink, eye)
+        delta = torch.zeros_like(beta)
+        for k, j in enumerate(stats.horizon_index):
+            gram, cross, rows = (s[k] for s in stats.per_date[t])
+            if rows > 0:  # no ended label yet: the trained skip
+                if cfg.skip_timing_basis == "groups":
+                    delta[j] = _group_delta(gram / rows, cross / rows, basis[j], cfg.skip_timing_shrink)
+                else:
+                    delta[j] = _delta(gram / rows, cross / rows, beta[j], cfg.skip_timing_shrink, eye)
+        out[t] = delta
     return out
 
 
@@ -175,43 +176,22 @@ def group_basis(beta: torch.Tensor, groups: list[str], with_neighbour_mean: bool
     return [member * beta[j][:, None] for j in range(beta.shape[0])]
 
 
-def _group_delta(
-    gram: torch.Tensor,
-    cross: torch.Tensor,
-    rows: torch.Tensor,
-    beta: torch.Tensor,
-    kappa: float,
-    basis: list[torch.Tensor],
-) -> torch.Tensor:
-    r"""(H, d): in the group basis, multipliers :math:`m = (\bar G_B + \kappa D)^{-1}(\bar c_B + \kappa D 1)`
-    of the sub-scores (:math:`\bar G_B = B^\top \bar G B`, D its diagonal), as input weights
-    :math:`B(m - 1)`; 0 for a horizon with no ended label yet."""
-    delta = torch.zeros_like(beta)
-    for j, b in enumerate(basis):
-        if rows[j] > 0:
-            g = b.T @ (gram[j] / rows[j]) @ b
-            c = b.T @ (cross[j] / rows[j])
-            d = torch.diag(g.diagonal().clamp_min(1e-12 * float(g.diagonal().max().clamp_min(1e-300))))
-            m = torch.linalg.solve(g + kappa * d, c + kappa * d.sum(1))
-            delta[j] = b @ (m - 1)
-    return delta
+def _group_delta(gram: torch.Tensor, cross: torch.Tensor, b: torch.Tensor, kappa: float) -> torch.Tensor:
+    r"""(d,): from the weighted mean normal equations :math:`\bar G, \bar c` of one horizon, in its group
+    basis ``b``: multipliers :math:`m = (\bar G_B + \kappa D)^{-1}(\bar c_B + \kappa D 1)` of the sub-scores
+    (:math:`\bar G_B = B^\top \bar G B`, D its diagonal), as input weights :math:`B(m - 1)`."""
+    g = b.T @ gram @ b
+    c = b.T @ cross
+    d = torch.diag(g.diagonal().clamp_min(1e-12 * float(g.diagonal().max().clamp_min(1e-300))))
+    m = torch.linalg.solve(g + kappa * d, c + kappa * d.sum(1))
+    return b @ (m - 1)
 
 
 def _delta(
-    gram: torch.Tensor,
-    cross: torch.Tensor,
-    rows: torch.Tensor,
-    beta: torch.Tensor,
-    kappa: float,
-    eye: torch.Tensor,
+    gram: torch.Tensor, cross: torch.Tensor, beta: torch.Tensor, kappa: float, eye: torch.Tensor
 ) -> torch.Tensor:
-    """(H, d): the timed weights minus the trained ones; 0 for a horizon with no ended label yet."""
-    delta = torch.zeros_like(beta)
-    for j in range(beta.shape[0]):
-        if rows[j] > 0:
-            timed = torch.linalg.solve(gram[j] / rows[j] + kappa * eye, cross[j] / rows[j] + kappa * beta[j])
-            delta[j] = timed - beta[j]
-    return delta
+    """(d,): one horizon's timed weights minus its trained ones ``beta``."""
+    return torch.linalg.solve(gram + kappa * eye, cross + kappa * beta) - beta
 
 
 @torch.no_grad()
