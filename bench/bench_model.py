@@ -36,6 +36,7 @@ from atft_dagster.training.train import config_folds, train
 
 MODELS = (
     "ensemble",
+    "ensemble + timing",
     "single_seed",
     "graph_off",
     "linear_graph",
@@ -49,9 +50,12 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 MARK = "<!-- bench_model quality table -->"
 
 
-def market_run(market: SyntheticMarketConfig, cfg: TrainingConfig, device: str, graph_off: bool) -> dict:
+def market_run(
+    market: SyntheticMarketConfig, cfg: TrainingConfig, device: str, graph_off: bool, timed: float = 0.0
+) -> dict:
     """Test-window RankIC and Newey-West t per model and horizon on one market (walk-forward fold 0),
-    plus the ensemble's selection-window RankIC (what a choice between configs would read)."""
+    plus the ensemble's selection-window RankIC (what a choice between configs would read); with ``timed``
+    > 0 also the same ensemble scored with skip timing at that half-life (the option's other defaults)."""
     src, reg, feats, graph = inputs(market)
     data = PanelTensors.for_model(feats, reg, graph, cfg, device)
     split = config_folds(data, cfg)[0]
@@ -63,6 +67,12 @@ def market_run(market: SyntheticMarketConfig, cfg: TrainingConfig, device: str, 
         ens, members = ensemble_predict(paths, data, split.test)
         sel, _ = ensemble_predict(paths, data, split.selection)
         frame = ens
+        if timed > 0:
+            tm, _ = ensemble_predict(paths, data, split.test, timing={"skip_timing_half_life": timed})
+            frame = frame.join(
+                tm.select("date", "code", *[pl.col(f"pred_{h}d").alias(f"timed_{h}d") for h in cfg.horizons]),
+                on=["date", "code"],
+            )
         for i, m in enumerate(members):
             frame = frame.join(
                 m.select(
@@ -106,6 +116,7 @@ def market_run(market: SyntheticMarketConfig, cfg: TrainingConfig, device: str, 
         cols = {
             "ensemble": named.pop("ensemble"),
             **{f"member{i}": f"member{i}_{h}d" for i in range(len(members))},
+            **({"ensemble + timing": f"timed_{h}d"} if f"timed_{h}d" in frame.columns else {}),
         }
         cols.update(named)
         reports, _ = score_models(frame, cols, f"label_{h}d", 20, h - 1)
@@ -134,6 +145,7 @@ def quality(args, device: str) -> str:
         f"--n-stocks {args.n_stocks} --epochs {args.epochs} --patience {args.patience} --market-seeds "
         f"{' '.join(map(str, args.market_seeds))}"
         + (f" --overrides '{args.overrides}'" if args.overrides != "{}" else "")
+        + (f" --timed-row {args.timed_row:g}" if args.timed_row > 0 else "")
         + "`. Walk-forward fold 0 of each market: "
         f"{args.n_stocks} stocks x {args.n_days} days, validation {cfg.val_days}, selection {cfg.selection_days}, "
         f"test {cfg.test_days} days, gaps {cfg.purge + cfg.embargo_days}. Ensemble of {cfg.ensemble_seeds} training "
@@ -153,7 +165,9 @@ def quality(args, device: str) -> str:
             else:
                 market = market_preset(preset, seed=seed, n_stocks=args.n_stocks, n_days=args.n_days)
             print(f"{preset} market seed {seed}", flush=True)
-            results.append(market_run(market, cfg, device, graph_off=preset != "pure_noise"))
+            results.append(
+                market_run(market, cfg, device, graph_off=preset != "pure_noise", timed=args.timed_row)
+            )
             print(f"  {time.perf_counter() - t0:.0f} s", flush=True)
         lines += [f"**{preset}**", "", "| model | " + " | ".join(f"{h}d" for h in cfg.horizons) + " |"]
         lines.append("|---|" + "---|" * len(cfg.horizons))
@@ -207,6 +221,13 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=TrainingConfig().patience)
     ap.add_argument("--ensemble-seeds", type=int, default=TrainingConfig().ensemble_seeds)
     ap.add_argument("--overrides", default="{}", help="JSON of TrainingConfig fields, e.g. a chosen variant")
+    ap.add_argument(
+        "--timed-row",
+        type=float,
+        default=0.0,
+        metavar="HALF_LIFE",
+        help="also score the same ensemble with skip timing at this half-life (prediction time only)",
+    )
     ap.add_argument("--presets", nargs="+", default=["demo", "realistic", "pure_noise"])
     ap.add_argument("--market-seeds", nargs="+", type=int, default=[1001, 1002, 1003])
     ap.add_argument("--n-stocks", type=int, default=300)

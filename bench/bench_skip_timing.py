@@ -66,18 +66,15 @@ VARIANTS: dict[str, dict] = {
 
 
 def linear_model(data: PanelTensors, cfg: TrainingConfig, split) -> ATFTGATFAN:
-    """The ridge start as the defaults fit it: each horizon's start (penalty, and under
-    ``skip_neighbour_choice`` with or without the neighbour means) chosen on validation, refit through
-    validation."""
+    """The ridge start as the defaults fit it: penalty per horizon on validation, refit through validation."""
     model = ATFTGATFAN(data.n_features, cfg.model_copy(update=NO_DEEP_PATH))
     skip_init.zero_deep_head(model)
-    train_ne = skip_init.normal_equations(model, data, split.train, cfg.batch_dates)
-    candidates = skip_init.start_candidates(model, train_ne)
-    _, chosen, _ = skip_init.choose_per_horizon(model, candidates, data, split.val, cfg.batch_dates)
-    refit_ne = skip_init.normal_equations(model, data, refit_dates(data, cfg, split), cfg.batch_dates)
-    refit = skip_init.chosen_weights(model, refit_ne, chosen)
-    skip_init.set_skip(model, torch.stack([refit[f"{h}d"] for h in cfg.horizons]))
-    print(json.dumps({"chosen": {k: list(v) for k, v in chosen.items()}}), flush=True)
+    grid = cfg.skip_ridge_penalties
+    weights, _ = skip_init.ridge_solutions(model, data, split.train, grid, cfg.batch_dates)
+    _, chosen, _ = skip_init.choose_per_horizon(model, weights, data, split.val, cfg.batch_dates)
+    refit, _ = skip_init.ridge_solutions(model, data, refit_dates(data, cfg, split), grid, cfg.batch_dates)
+    skip_init.set_skip(model, torch.stack([refit[chosen[f"{h}d"]][j] for j, h in enumerate(cfg.horizons)]))
+    print(json.dumps({"chosen": chosen}), flush=True)
     return model
 
 
@@ -100,11 +97,7 @@ def run_market(args, seed: int) -> list[dict]:
         if args.mode == "model":
             res = train(data, cfg, split, Path(tmp), {})
             start = res.start_validation or {}
-            print(
-                json.dumps(
-                    {k: start.get(k) for k in ("penalty", "neighbours")} | {"epochs": res.horizon_epochs}
-                )
-            )
+            print(json.dumps({"penalty": start.get("penalty"), "epochs": res.horizon_epochs}))
             model = load_model(res.best_checkpoint)[0]
         else:
             model = linear_model(data, cfg, split)

@@ -21,7 +21,6 @@ BEFORE_FIELD_EXISTED: dict[str, object] = {
     "skip_lr_scale": 1.0,
     "skip_refit_through_validation": False,
     "skip_timing_half_life": 0.0,
-    "skip_neighbour_choice": False,
 }
 # Renamed fields: the old name (still in recorded configs and sweep rows) -> how its value reads now.
 LEGACY_FIELDS = {"skip_ridge_penalty": ("skip_ridge_penalties", lambda p: [] if p is None else [p])}
@@ -80,12 +79,6 @@ class TrainingConfig(BaseModel):
         True,
         description="With the graph and the skip on, the skip also reads the neighbours' weighted mean of the "
         "last day's inputs.",
-    )
-    skip_neighbour_choice: bool = Field(
-        False,
-        description="With the neighbour mean on and the ridge start, each horizon's start is chosen among every "
-        "penalty with and without the neighbour means (the latter: ridge on the own inputs alone, their "
-        "weights 0), by the start's validation RankIC; off = always with them.",
     )
     neighbour_weight_power: float = Field(
         2.0, ge=0, description="p: an edge weighs max(corr, 0)^p in that neighbour mean (0 = plain mean)."

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 import torch
 
+from atft_dagster.model.config import TrainingConfig
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.skip_timing import TimingStatistics, timing_key, timing_statistics
 from atft_dagster.training.train import load_model, predict
@@ -45,15 +46,22 @@ def ensemble_predict(
     date_indices: list[int],
     precision: str = "fp32",
     device: torch.device | str | None = None,
+    timing: dict | None = None,
 ) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
     """(ensemble frame, member frames) for ``date_indices``. With skip timing, its statistics are computed
-    once and shared by members of the same timing config (they do not depend on the weights)."""
+    once and shared by members of the same timing config (they do not depend on the weights). ``timing``:
+    ``skip_timing_*`` fields that replace the checkpoints' own (timing acts at prediction time only, so a
+    model trained without it can be scored with it)."""
+    if timing and not all(k.startswith("skip_timing_") for k in timing):
+        raise ValueError(f"timing takes skip_timing_* fields only, not {sorted(timing)}")
     device = device or data.device
     frames = []
     horizons: list[int] = []
     shared: dict[str, TimingStatistics] = {}
     for path in checkpoints:
         model, _ = load_model(Path(path), device)
+        if timing:
+            model.cfg = TrainingConfig(**{**model.cfg.model_dump(), **timing})  # validated
         horizons = model.cfg.horizons
         timing = None
         if model.cfg.skip_timing_half_life > 0 and date_indices:

@@ -12,8 +12,7 @@ start's RankIC on the validation window (``choose_per_horizon``).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import torch
 
@@ -48,36 +47,12 @@ def skip_batches(
         yield model.skip_inputs(b.x[:, -1], b.edge_index, b.edge_attr).double(), b.y.double(), b.counts
 
 
-@dataclass
-class NormalEquations:
-    """Per horizon, the ridge's normal equations over some dates: ``gram`` (H, d, d) = :math:`U_h^\top U_h`,
-    ``cross`` (H, d) = :math:`U_h^\top y^z_h`, ``rows`` = :math:`n_h`."""
-
-    gram: torch.Tensor
-    cross: torch.Tensor
-    rows: list[int]
-
-    def solve(self, penalty: float, dims: int | None = None) -> torch.Tensor:
-        """(H, d) ridge weights at ``penalty`` (per row); with ``dims``, fitted on the first ``dims`` inputs
-        alone (the skip's own inputs without the neighbour means), the others' weights 0."""
-        return torch.stack([self.solve_row(h, penalty, dims) for h in range(len(self.rows))])
-
-    def solve_row(self, h: int, penalty: float, dims: int | None = None) -> torch.Tensor:
-        """(d,) horizon ``h``'s row of :meth:`solve`."""
-        d = self.gram.shape[1] if dims is None else dims
-        eye = torch.eye(d, dtype=self.gram.dtype, device=self.gram.device)
-        out = self.cross.new_zeros(self.cross.shape[1])
-        out[:d] = torch.linalg.solve(
-            self.gram[h, :d, :d] + max(self.rows[h], 1) * penalty * eye, self.cross[h, :d]
-        )
-        return out
-
-
 @torch.no_grad()
-def normal_equations(
-    model: ATFTGATFAN, data: PanelTensors, dates: list[int], batch_dates: int
-) -> NormalEquations:
-    """The skip's ridge normal equations over ``dates``, one pass over the data."""
+def ridge_solutions(
+    model: ATFTGATFAN, data: PanelTensors, dates: list[int], penalties: list[float], batch_dates: int
+) -> tuple[dict[float, torch.Tensor], dict[str, int]]:
+    """({penalty: (H, d) ridge weights, one row per horizon}, rows each horizon was fitted on); the normal
+    equations are accumulated once for every penalty."""
     cfg = model.cfg
     n_h = len(cfg.horizons)
     gram = cross = None
@@ -93,42 +68,14 @@ def normal_equations(
             gram[h] += uh.T @ uh
             cross[h] += uh.T @ yz[ok, h]
             rows[h] += int(ok.sum())
-    return NormalEquations(gram, cross, rows)
-
-
-@torch.no_grad()
-def ridge_solutions(
-    model: ATFTGATFAN, data: PanelTensors, dates: list[int], penalties: list[float], batch_dates: int
-) -> tuple[dict[float, torch.Tensor], dict[str, int]]:
-    """({penalty: (H, d) ridge weights, one row per horizon}, rows each horizon was fitted on); the normal
-    equations are accumulated once for every penalty."""
-    ne = normal_equations(model, data, dates, batch_dates)
-    weights = {p: ne.solve(p) for p in dict.fromkeys(penalties)}
-    return weights, {f"{h}d": n for h, n in zip(model.cfg.horizons, ne.rows, strict=True)}
-
-
-def start_candidates(model: ATFTGATFAN, ne: NormalEquations) -> dict[tuple[float, bool], torch.Tensor]:
-    """The ridge starts a horizon chooses among, keyed (penalty, with the neighbour means): every penalty of
-    ``skip_ridge_penalties`` with them, and with ``skip_neighbour_choice`` also without them."""
-    cfg = model.cfg
-    out = {(p, True): ne.solve(p) for p in dict.fromkeys(cfg.skip_ridge_penalties)}
-    if cfg.skip_neighbour_choice and model.with_neighbour_mean:
-        own = model.skip.lin.in_features // 2
-        out |= {(p, False): ne.solve(p, own) for p in dict.fromkeys(cfg.skip_ridge_penalties)}
-    return out
-
-
-def chosen_weights(
-    model: ATFTGATFAN, ne: NormalEquations, chosen: dict[str, tuple[float, bool]]
-) -> dict[str, torch.Tensor]:
-    """Per horizon of ``chosen`` ("1d" -> (penalty, with the neighbour means)), its (d,) skip row solved
-    from ``ne``."""
-    own = model.skip.lin.in_features // 2 if model.with_neighbour_mean else None
-    keys = [f"{h}d" for h in model.cfg.horizons]
-    return {
-        key: ne.solve_row(keys.index(key), penalty, None if with_nb else own)
-        for key, (penalty, with_nb) in chosen.items()
+    eye = torch.eye(gram.shape[1], dtype=torch.float64, device=gram.device)
+    weights = {
+        p: torch.stack(
+            [torch.linalg.solve(gram[h] + max(rows[h], 1) * p * eye, cross[h]) for h in range(n_h)]
+        )
+        for p in dict.fromkeys(penalties)
     }
+    return weights, {f"{h}d": n for h, n in zip(cfg.horizons, rows, strict=True)}
 
 
 @torch.no_grad()
@@ -152,19 +99,18 @@ def fit_input_skip(
 @torch.no_grad()
 def choose_per_horizon(
     model: ATFTGATFAN,
-    weights: dict[Hashable, torch.Tensor],
+    weights: dict[float, torch.Tensor],
     data: PanelTensors,
     dates: list[int],
     batch_dates: int,
-) -> tuple[torch.Tensor, dict[str, Hashable], dict[str, dict[Hashable, float]]]:
-    """Per horizon, the candidate (a penalty, or any key of ``weights``) whose ridge weights score the best
-    mean daily RankIC over ``dates`` (the validation window), the first one on a tie: (the (H, d) weights of
-    the choices, the chosen key per horizon, every score)."""
+) -> tuple[torch.Tensor, dict[str, float], dict[str, dict[float, float]]]:
+    """Per horizon, the penalty whose ridge weights score the best mean daily RankIC over ``dates`` (the
+    validation window): (the (H, d) weights of the choices, the chosen penalty per horizon, every score)."""
     cfg = model.cfg
     parts = list(skip_batches(model, data, dates, batch_dates))
     u, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     counts = [c for p in parts for c in p[2]]
-    scores: dict[str, dict[Hashable, float]] = {}
+    scores: dict[str, dict[float, float]] = {}
     rows, chosen = [], {}
     for j, h in enumerate(cfg.horizons):
         key = f"{h}d"

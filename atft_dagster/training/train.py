@@ -25,14 +25,7 @@ from atft_dagster.model.loss import MultiHorizonLoss, pad_by_date
 from atft_dagster.training.checkpoint import BEST, LAST, epoch_path, load_checkpoint, retain, save_checkpoint
 from atft_dagster.training.data import Batch, PanelDates, PanelTensors
 from atft_dagster.training.ic import daily_ic_device
-from atft_dagster.training.skip_init import (
-    choose_per_horizon,
-    chosen_weights,
-    normal_equations,
-    set_skip,
-    start_candidates,
-    zero_deep_head,
-)
+from atft_dagster.training.skip_init import choose_per_horizon, ridge_solutions, set_skip, zero_deep_head
 from atft_dagster.training.skip_timing import TimingStatistics, timed_skip_deltas, timing_adjustment
 from atft_dagster.training.split import Split, walk_forward
 
@@ -518,30 +511,21 @@ def _ridge_start(
     per_horizon: _PerHorizonBest | None,
 ) -> dict[str, dict[str, float]]:
     """The model starts as the linear graph model: the skip at its ridge solution on the train window and
-    the deep point head at zero; with several candidates (``skip_ridge_penalties``, with and, under
-    ``skip_neighbour_choice``, without the neighbour means) each horizon takes the one whose start scores
-    best on validation. With ``select_per_horizon`` that start is scored on the validation window and
+    the deep point head at zero; with several ``skip_ridge_penalties`` each horizon takes the one whose start
+    scores best on validation. With ``select_per_horizon`` that start is scored on the validation window and
     competes as epoch ``START``, so a horizon that training does not improve keeps the ridge start."""
-    candidates = start_candidates(model, normal_equations(model, data, split.train, cfg.batch_dates))
-    if len(candidates) > 1:
-        weight, chosen, _ = choose_per_horizon(model, candidates, data, split.val, cfg.batch_dates)
+    penalties = cfg.skip_ridge_penalties
+    weights, _ = ridge_solutions(model, data, split.train, penalties, cfg.batch_dates)
+    if len(weights) > 1:
+        weight, chosen, _ = choose_per_horizon(model, weights, data, split.val, cfg.batch_dates)
     else:
-        weight, chosen = next(iter(candidates.values())), dict.fromkeys(_keys(cfg), next(iter(candidates)))
+        weight, chosen = weights[penalties[0]], {f"{h}d": penalties[0] for h in cfg.horizons}
     set_skip(model, weight)
     zero_deep_head(model)
     rank_ic, ic, _ = evaluate(model, data, split.val, cfg.batch_dates, precision)
     if per_horizon is not None:
         per_horizon.update(START, rank_ic, model, improved=False, best_epoch=START)
-    return {
-        "val_rank_ic": rank_ic,
-        "val_ic": ic,
-        "penalty": {k: p for k, (p, _) in chosen.items()},
-        "neighbours": {k: n for k, (_, n) in chosen.items()},
-    }
-
-
-def _keys(cfg: TrainingConfig) -> list[str]:
-    return [f"{h}d" for h in cfg.horizons]
+    return {"val_rank_ic": rank_ic, "val_ic": ic, "penalty": chosen}
 
 
 def refit_dates(data: PanelTensors, cfg: TrainingConfig, split: Split) -> list[int]:
@@ -568,16 +552,12 @@ def _refit_ridge_start(
     model = ATFTGATFAN(data.n_features, cfg).to(data.device)
     model.load_state_dict(per_horizon.states[START])
     dates = refit_dates(data, cfg, split)
-    ne = normal_equations(model, data, dates, cfg.batch_dates)
-    # "neighbours" is recorded since skip_neighbour_choice; earlier starts always had them
-    with_nb = start_validation.get("neighbours", {})
-    chosen = {k: (start_validation["penalty"][k], with_nb.get(k, True)) for k in kept}
-    refit = chosen_weights(model, ne, chosen)
+    penalties = sorted({start_validation["penalty"][k] for k in kept})
+    weights, rows = ridge_solutions(model, data, dates, penalties, cfg.batch_dates)
     skip = model.skip.lin.weight.clone()
-    for j, key in enumerate(_keys(cfg)):
-        if key in refit:
-            skip[j] = refit[key].to(skip.dtype)
-    rows = dict(zip(_keys(cfg), ne.rows, strict=True))
+    for j, h in enumerate(cfg.horizons):
+        if f"{h}d" in kept:
+            skip[j] = weights[start_validation["penalty"][f"{h}d"]][j].to(skip.dtype)
     set_skip(model, skip)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     record = {
