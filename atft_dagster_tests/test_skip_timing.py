@@ -195,9 +195,11 @@ def test_a_daily_prediction_times_the_skip_like_the_full_history(setup, tmp_path
     assert np.abs(timed_raw["pred_1d"].to_numpy() - untimed["pred_1d"].to_numpy()).max() > 1e-2
     # training never reads timing: the same model trained with it off, timed at prediction, is the same
     off = train(data, timed.model_copy(update={"skip_timing_half_life": 0.0}), split, tmp_path / "off", {})
-    late = ensemble_predict([off.best_checkpoint], data, [t], timing={"skip_timing_half_life": 4.0})[0]
+    pair = [off.best_checkpoint] * 2  # the second member reuses the first one's statistics
+    late, members = ensemble_predict(pair, data, [t], timing={"skip_timing_half_life": 4.0})
     for h in cfg.horizons:
         np.testing.assert_array_equal(late.sort("code")[f"pred_{h}d"], want[f"pred_{h}d"])
+        np.testing.assert_array_equal(members[1][f"pred_{h}d"], members[0][f"pred_{h}d"])
     with pytest.raises(ValueError, match="skip_timing_"):
         ensemble_predict([off.best_checkpoint], data, [t], timing={"hidden": 8})
 

@@ -63,11 +63,11 @@ def ensemble_predict(
         if timing:
             model.cfg = TrainingConfig(**{**model.cfg.model_dump(), **timing})  # validated
         horizons = model.cfg.horizons
-        timing = None
+        stats = None
         if model.cfg.skip_timing_half_life > 0 and date_indices:
             key = timing_key(model.cfg)
             if key not in shared:
                 shared[key] = timing_statistics(model, data, date_indices)
-            timing = shared[key]
-        frames.append(predict(model, data, date_indices, model.cfg.batch_dates, precision, timing))
+            stats = shared[key]
+        frames.append(predict(model, data, date_indices, model.cfg.batch_dates, precision, stats))
     return rank_average(frames, horizons), frames
