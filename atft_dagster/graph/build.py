@@ -45,11 +45,6 @@ class GraphConfig(BaseModel):
     half_life: float | None = Field(
         250.0, gt=0, description="Exponential weighting half-life in days; None = equal weights."
     )
-    sector_residual: bool = Field(
-        False,
-        description="Correlate residuals freed of the sector33 peers' mean return too (each stock's own loading), "
-        "not only of the market's.",
-    )
     shrinkage: float = Field(0.1, ge=0, le=1, description="Correlations are multiplied by (1 - shrinkage).")
     top_k: int = Field(
         7, ge=1, description="Neighbours kept per stock (each stock's choice; the union is the edge set)."
@@ -121,14 +116,9 @@ def rebuild_indices(n_dates: int, every: int) -> list[int]:
 
 
 def window_correlation(
-    ret: np.ndarray,
-    market: np.ndarray,
-    half_life: float | None,
-    shrinkage: float,
-    sector: np.ndarray | None = None,
+    ret: np.ndarray, market: np.ndarray, half_life: float | None, shrinkage: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(ρ (N×N) with zero diagonal, observations per stock) for one window of returns (W×N, NaN = missing);
-    with ``sector`` (N,) the market residuals are also freed of each stock's sector peers (``sector_residual``)."""
+    """(ρ (N×N) with zero diagonal, observations per stock) for one window of returns (W×N, NaN = missing)."""
     W = ret.shape[0]
     valid = np.isfinite(ret) & np.isfinite(market)[:, None]
     w = 0.5 ** ((W - 1 - np.arange(W)) / half_life) if half_life else np.ones(W)
@@ -144,10 +134,7 @@ def window_correlation(
     beta = (wv * xc * mc).sum(axis=0) / np.where(
         (wv * mc * mc).sum(axis=0) > 0, (wv * mc * mc).sum(axis=0), 1.0
     )
-    e = xc - mc * beta
-    if sector is not None:
-        e = sector_residual(e, valid, wv, sector)
-    e = e.astype(np.float32)
+    e = (xc - mc * beta).astype(np.float32)
     ew = e * np.sqrt(w)[:, None].astype(np.float32)
     cov = ew.T @ ew
     var = np.diag(cov).copy()
@@ -157,21 +144,6 @@ def window_correlation(
     corr *= scale[None, :] * np.float32(1.0 - shrinkage)
     np.fill_diagonal(corr, 0.0)
     return corr, valid.sum(axis=0)
-
-
-def sector_residual(e: np.ndarray, valid: np.ndarray, wv: np.ndarray, sector: np.ndarray) -> np.ndarray:
-    """e_i - γ_i S_i: S_i,s the mean residual of i's other sector peers trading on day s (0 with none),
-    γ_i its weighted least-squares loading over the window."""
-    label = [f"\0{i}" if c is None else str(c) for i, c in enumerate(sector)]  # no sector: no peers
-    _, group = np.unique(np.asarray(label), return_inverse=True)
-    onehot = np.zeros((len(group), group.max() + 1 if len(group) else 0))
-    onehot[np.arange(len(group)), group] = 1.0
-    peers = (valid.astype(float) @ onehot)[:, group] - valid  # W×N: other peers trading that day
-    mean = np.where(peers > 0, ((e @ onehot)[:, group] - e) / np.maximum(peers, 1), 0.0)
-    mean = np.where(valid, mean, 0.0)
-    den = (wv * mean * mean).sum(axis=0)
-    gamma = (wv * e * mean).sum(axis=0) / np.where(den > 0, den, 1.0)
-    return e - mean * gamma
 
 
 def _knn_pairs(corr: np.ndarray, eligible: np.ndarray, cfg: GraphConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -220,11 +192,7 @@ def graph_at(mat: ReturnsMatrix, t: int, cfg: GraphConfig) -> pl.DataFrame:
     """The edge list of rebuild date index t (window ends at t, inclusive)."""
     lo = max(0, t - cfg.lookback + 1)
     corr, n_obs = window_correlation(
-        mat.returns[lo : t + 1],
-        mat.market[lo : t + 1],
-        cfg.half_life,
-        cfg.shrinkage,
-        mat.sector33[t] if cfg.sector_residual else None,
+        mat.returns[lo : t + 1], mat.market[lo : t + 1], cfg.half_life, cfg.shrinkage
     )
     present = mat.present[t]
     eligible = present & (n_obs >= cfg.min_observations)
