@@ -174,7 +174,10 @@ def run_market(args, seed: int) -> list[dict]:
         market_preset(args.preset, seed=seed, n_stocks=args.n_stocks)
     )
     cfg = TrainingConfig(**json.loads(args.overrides))
-    graph = build_stock_graph(panel, topix, GraphConfig(**json.loads(args.graph)))
+    over = json.loads(args.graph)
+    if unknown := set(over) - set(GraphConfig.model_fields):
+        raise SystemExit(f"--graph: not GraphConfig fields: {sorted(unknown)}")
+    graph = build_stock_graph(panel, topix, GraphConfig(**over))
     data = PanelTensors.for_model(feats, reg, graph, cfg)
     split = config_folds(data, cfg)[0]
     model = ATFTGATFAN(data.n_features, cfg.model_copy(update=NO_DEEP_PATH))

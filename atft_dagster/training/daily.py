@@ -10,11 +10,10 @@ import polars as pl
 import torch
 
 from atft_dagster.features.registry import FeatureRegistry
-from atft_dagster.model.config import TrainingConfig
 from atft_dagster.training.checkpoint import load_checkpoint
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.ensemble import ensemble_predict
-from atft_dagster.training.skip_timing import timing_history
+from atft_dagster.training.skip_timing import recorded_config, timing_history
 
 
 def predict_day(
@@ -28,9 +27,11 @@ def predict_day(
 ) -> pl.DataFrame:
     """Per stock trading on ``day``: ``pred_{h}d``, quantiles and ``rank`` (0 = best by the primary
     horizon's score; ties by code), sorted by rank."""
-    cfg = TrainingConfig.from_recorded(load_checkpoint(Path(checkpoints[0]), "cpu")["config"])
+    cfgs = [recorded_config(load_checkpoint(Path(c), "cpu")) for c in checkpoints]
+    cfg = cfgs[0]
+    history = max(timing_history(c) for c in cfgs)  # a member whose timing validation dropped reads none
     data, t = PanelTensors.for_day(
-        features, registry, graph, day, cfg.horizons, cfg.seq_len, cfg.input_clip, device, timing_history(cfg)
+        features, registry, graph, day, cfg.horizons, cfg.seq_len, cfg.input_clip, device, history
     )
     preds, _ = ensemble_predict(checkpoints, data, [t], precision)
     preds = preds.drop([f"label_{h}d" for h in cfg.horizons])
