@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -220,62 +219,3 @@ def test_members_share_the_timing_statistics_of_another_model_with_the_same_conf
     for h in cfg.horizons:
         np.testing.assert_array_equal(alone[f"pred_{h}d"].to_numpy(), with_shared[f"pred_{h}d"].to_numpy())
     assert timing_key(a.cfg) != timing_key(a.cfg.model_copy(update={"skip_timing_half_life": 11.0}))
-
-
-def test_timing_choice_keeps_timing_only_where_validation_prefers_it(setup, tmp_path):  # noqa: F811
-    from atft_dagster.evaluation.baselines import DailyRankIC
-    from atft_dagster.training.checkpoint import load_checkpoint
-    from atft_dagster.training.ensemble import ensemble_predict
-    from atft_dagster.training.train import train
-
-    cfg, data, _, split, _ = setup
-    timed_cfg = cfg.model_copy(
-        update={
-            "epochs": 1,
-            "skip_ridge_penalties": [1.0],
-            "skip_refit_through_validation": False,
-            "skip_timing_half_life": 4.0,
-            "skip_timing_horizons": cfg.horizons,
-        }
-    )
-    every = train(data, timed_cfg, split, tmp_path / "every", {})
-    choice = {"skip_timing_choice": True, "skip_timing_min_t": 0.0}  # any gain in the mean keeps timing
-    chose = train(data, timed_cfg.model_copy(update=choice), split, tmp_path / "chose", {})
-    assert every.skip_timing is None
-    record = chose.skip_timing
-    assert load_checkpoint(Path(chose.best_checkpoint))["skip_timing_chosen"] == record
-
-    def frames(path, dates):
-        untimed = {"skip_timing_half_life": 0.0}
-        return ensemble_predict([path], data, dates)[1][0], ensemble_predict(
-            [path], data, dates, timing=untimed
-        )[1][0]
-
-    # the recorded scores: the same trained model on validation, timed and not
-    timed, plain = frames(every.best_checkpoint, split.val)
-    gains = {}
-    for h in cfg.horizons:
-        score = DailyRankIC(
-            plain["date"].to_numpy(), plain[f"label_{h}d"].to_numpy(), cfg.min_stocks_per_date
-        )
-        got = record["val_rank_ic"][f"{h}d"]
-        assert got["timed"] == pytest.approx(score(timed[f"pred_{h}d"].to_numpy()), abs=1e-9)
-        assert got["untimed"] == pytest.approx(score(plain[f"pred_{h}d"].to_numpy()), abs=1e-9)
-        gains[h] = got["timed"] - got["untimed"]
-        assert np.sign(got["t"]) == np.sign(gains[h])
-    kept = [h for h, g in gains.items() if g > 0]
-    assert record["horizons"] == kept and 0 < len(kept) < len(cfg.horizons)  # this market: some of each
-    # predictions follow the choice: timed where kept, the trained skip elsewhere
-    timed, plain = frames(every.best_checkpoint, split.test)
-    got = ensemble_predict([chose.best_checkpoint], data, split.test)[1][0]
-    for h in cfg.horizons:
-        want = timed if h in kept else plain
-        np.testing.assert_array_equal(got[f"pred_{h}d"], want[f"pred_{h}d"])
-    assert not np.array_equal(timed[f"pred_{kept[0]}d"], plain[f"pred_{kept[0]}d"])
-    # a t the validation gains do not reach: nothing stays timed
-    strict = {**choice, "skip_timing_min_t": 1e6}
-    none = train(data, timed_cfg.model_copy(update=strict), split, tmp_path / "strict", {})
-    assert none.skip_timing["horizons"] == []
-    got = ensemble_predict([none.best_checkpoint], data, split.test)[1][0]
-    for h in cfg.horizons:
-        np.testing.assert_array_equal(got[f"pred_{h}d"], plain[f"pred_{h}d"])

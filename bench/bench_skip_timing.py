@@ -43,7 +43,7 @@ EVERY = {"skip_timing_horizons": [1, 5, 10, 20], "skip_timing_basis": "inputs"}
 ONE_DAY_GROUPS = {"skip_timing_horizons": [1], "skip_timing_basis": "groups"}
 VARIANTS: dict[str, dict] = {
     "off": OFF,
-    "own": {},  # the trained model's own timing (with skip_timing_choice: what validation kept)
+    "own": {},  # the trained model's own timing config
     "hl10_k1": {**EVERY, "skip_timing_half_life": 10.0, "skip_timing_shrink": 1.0},
     "hl10_k3": {**EVERY, "skip_timing_half_life": 10.0, "skip_timing_shrink": 3.0},
     "hl20_k1": {**EVERY, "skip_timing_half_life": 20.0, "skip_timing_shrink": 1.0},
@@ -99,7 +99,6 @@ def run_market(args, seed: int) -> list[dict]:
             res = train(data, cfg, split, Path(tmp), {})
             start = res.start_validation or {}
             print(json.dumps({"penalty": start.get("penalty"), "epochs": res.horizon_epochs}))
-            print(json.dumps({"skip_timing_chosen": res.skip_timing}), flush=True)
             model = load_model(res.best_checkpoint)[0]
         else:
             model = linear_model(data, cfg, split)

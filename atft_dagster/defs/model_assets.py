@@ -260,7 +260,6 @@ def _metadata(model: TrainedModel, skipped: int, tracking: MlflowTracking, run) 
         "val_rank_ic": dg.MetadataValue.json(p.val_rank_ic),
         "val_ic": dg.MetadataValue.json(p.val_ic),
         "skip_refit": dg.MetadataValue.json(p.skip_refit or {}),
-        "skip_timing": dg.MetadataValue.json(p.skip_timing or {}),
         "seconds_per_epoch": p.seconds_per_epoch,
         "samples_per_second": p.samples_per_second,
         "device": p.device,

@@ -21,7 +21,6 @@ BEFORE_FIELD_EXISTED: dict[str, object] = {
     "skip_lr_scale": 1.0,
     "skip_refit_through_validation": False,
     "skip_timing_half_life": 0.0,
-    "skip_timing_choice": False,
 }
 # Renamed fields: the old name (still in recorded configs and sweep rows) -> how its value reads now.
 LEGACY_FIELDS = {"skip_ridge_penalty": ("skip_ridge_penalties", lambda p: [] if p is None else [p])}
@@ -127,19 +126,6 @@ class TrainingConfig(BaseModel):
         description="The horizons skip timing applies to (the others keep the trained skip): a 1-day label "
         "is known the next day, an h-day one h days late and overlapping its neighbours (timed 5-20 days "
         "won on one realistic tuning market and lost on the other, twelfth sweep).",
-    )
-    skip_timing_choice: bool = Field(
-        False,
-        description="With skip_timing_half_life > 0: after training, each horizon of skip_timing_horizons keeps "
-        "timing only if it raised the trained model's daily validation RankIC by more than skip_timing_min_t "
-        "(before any refit; recorded in the checkpoint as skip_timing_chosen, and predictions follow it). "
-        "Off: every listed horizon is timed.",
-    )
-    skip_timing_min_t: float = Field(
-        2.0,
-        ge=0,
-        description="skip_timing_choice keeps a horizon timed when the Newey-West t (lag h - 1) of its daily "
-        "validation RankIC gain exceeds this (0 = any gain in the mean).",
     )
     skip_lr_scale: float = Field(
         0.0,

@@ -67,11 +67,6 @@ class TrainedMember(Record):
         None,
         description="skip_refit_through_validation: the horizons whose ridge start was refitted, on what dates.",
     )
-    skip_timing: dict[str, Any] | None = Field(
-        None,
-        description="skip_timing_choice: the horizons kept timed, and each timed horizon's validation RankIC "
-        "with and without timing.",
-    )
     n_parameters: int
     seconds_per_epoch: float
     samples_per_second: float

@@ -155,7 +155,6 @@ def train_member(
         val_rank_ic=result.chosen_validation("val_rank_ic"),
         val_ic=result.chosen_validation("val_ic"),
         skip_refit=result.skip_refit,
-        skip_timing=result.skip_timing,
         n_parameters=result.n_parameters,
         seconds_per_epoch=result.seconds_per_epoch,
         samples_per_second=result.samples_per_second,

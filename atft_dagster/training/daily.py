@@ -10,10 +10,11 @@ import polars as pl
 import torch
 
 from atft_dagster.features.registry import FeatureRegistry
+from atft_dagster.model.config import TrainingConfig
 from atft_dagster.training.checkpoint import load_checkpoint
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.ensemble import ensemble_predict
-from atft_dagster.training.skip_timing import recorded_config, timing_history
+from atft_dagster.training.skip_timing import timing_history
 
 
 def predict_day(
@@ -27,11 +28,9 @@ def predict_day(
 ) -> pl.DataFrame:
     """Per stock trading on ``day``: ``pred_{h}d``, quantiles and ``rank`` (0 = best by the primary
     horizon's score; ties by code), sorted by rank."""
-    cfgs = [recorded_config(load_checkpoint(Path(c), "cpu")) for c in checkpoints]
-    cfg = cfgs[0]
-    history = max(timing_history(c) for c in cfgs)  # a member whose timing validation dropped reads none
+    cfg = TrainingConfig.from_recorded(load_checkpoint(Path(checkpoints[0]), "cpu")["config"])
     data, t = PanelTensors.for_day(
-        features, registry, graph, day, cfg.horizons, cfg.seq_len, cfg.input_clip, device, history
+        features, registry, graph, day, cfg.horizons, cfg.seq_len, cfg.input_clip, device, timing_history(cfg)
     )
     preds, _ = ensemble_predict(checkpoints, data, [t], precision)
     preds = preds.drop([f"label_{h}d" for h in cfg.horizons])

@@ -47,22 +47,6 @@ def timing_history(cfg: TrainingConfig) -> int:
     return math.ceil(HISTORY_HALF_LIVES * cfg.skip_timing_half_life) + max(cfg.skip_timing_horizons)
 
 
-def chosen_timing(cfg: TrainingConfig, record: dict | None) -> TrainingConfig:
-    """The config predictions use: with a ``skip_timing_choice`` record, timing on the kept horizons only
-    (off when none was kept); without one, ``cfg`` itself."""
-    if record is None:
-        return cfg
-    kept = list(record["horizons"])
-    return cfg.model_copy(update={"skip_timing_horizons": kept} if kept else {"skip_timing_half_life": 0.0})
-
-
-def recorded_config(checkpoint: dict) -> TrainingConfig:
-    """The config a checkpoint's predictions use: its recorded one, with its timing choice applied."""
-    return chosen_timing(
-        TrainingConfig.from_recorded(checkpoint["config"]), checkpoint.get("skip_timing_chosen")
-    )
-
-
 def _first(model: ATFTGATFAN | HorizonSelected) -> ATFTGATFAN:
     return model.members[0] if isinstance(model, HorizonSelected) else model
 

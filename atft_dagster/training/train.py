@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from atft_dagster.evaluation.metrics import newey_west_t
 from atft_dagster.model.atft import ATFTGATFAN, HorizonSelected, ModelOutput
 from atft_dagster.model.config import TrainingConfig
 from atft_dagster.model.loss import MultiHorizonLoss, pad_by_date
@@ -27,12 +26,7 @@ from atft_dagster.training.checkpoint import BEST, LAST, epoch_path, load_checkp
 from atft_dagster.training.data import Batch, PanelDates, PanelTensors
 from atft_dagster.training.ic import daily_ic_device
 from atft_dagster.training.skip_init import choose_per_horizon, ridge_solutions, set_skip, zero_deep_head
-from atft_dagster.training.skip_timing import (
-    TimingStatistics,
-    recorded_config,
-    timed_skip_deltas,
-    timing_adjustment,
-)
+from atft_dagster.training.skip_timing import TimingStatistics, timed_skip_deltas, timing_adjustment
 from atft_dagster.training.split import Split, walk_forward
 
 START = -1  # the epoch label of the ridge-started model before its first optimiser step
@@ -86,7 +80,6 @@ class TrainResult:
     horizon_epochs: dict[str, int | None] | None = None  # select_per_horizon: each horizon's chosen epoch
     start_validation: dict[str, dict[str, float]] | None = None  # the ridge start's, before any step
     skip_refit: dict[str, Any] | None = None  # skip_refit_through_validation: what was refitted, on what
-    skip_timing: dict[str, Any] | None = None  # skip_timing_choice: the horizons kept timed, their scores
 
     def chosen_validation(self, metric: str = "val_rank_ic") -> dict[str, float]:
         """Per horizon, the validation figure of the epoch that horizon's predictions come from
@@ -478,9 +471,6 @@ def train(
             bar.set_postfix(val_rank_ic=f"{metric:.4f}", best=f"{best:.4f}")
     if bar:
         bar.close()
-    skip_timing = None
-    if cfg.skip_timing_choice and cfg.skip_timing_half_life > 0 and (out_dir / BEST).exists():
-        skip_timing = _choose_timing(data, split, out_dir / BEST, precision)
     skip_refit = None
     if cfg.skip_refit_through_validation and start_validation is not None and per_horizon is not None:
         skip_refit = _refit_ridge_start(data, cfg, split, per_horizon, start_validation, out_dir / BEST)
@@ -500,38 +490,7 @@ def train(
         dict(per_horizon.epochs) if per_horizon is not None else None,
         start_validation,
         skip_refit,
-        skip_timing,
     )
-
-
-@torch.no_grad()
-def _choose_timing(data: PanelTensors, split: Split, best_path: Path, precision: str) -> dict[str, Any]:
-    """``skip_timing_choice``: per timed horizon, the best model's daily validation RankIC with timing and
-    without; timing stays where the Newey-West t (lag h - 1) of their daily difference exceeds
-    ``skip_timing_min_t``. Written into the best checkpoint."""
-    model, ck = load_model(best_path, data.device)
-    cfg = model.cfg = TrainingConfig.from_recorded(
-        ck["config"]
-    )  # as requested, whatever an earlier run chose
-    timed = predict(model, data, split.val, cfg.batch_dates, precision)
-    model.cfg = cfg.model_copy(update={"skip_timing_half_life": 0.0})
-    plain = predict(model, data, split.val, cfg.batch_dates, precision)
-    counts = plain.group_by("date", maintain_order=True).len()["len"].to_list()
-
-    def daily(frame: pl.DataFrame, h: int) -> np.ndarray:
-        pred, label = (torch.tensor(frame[f"{c}_{h}d"].to_numpy()) for c in ("pred", "label"))
-        return daily_ic_device(pred, label, counts, cfg.min_stocks_per_date, True).cpu().numpy()
-
-    scores, kept = {}, []
-    for h in cfg.skip_timing_horizons:
-        on, off = daily(timed, h), daily(plain, h)
-        t = newey_west_t(on - off, h - 1)
-        scores[f"{h}d"] = {"timed": float(np.nanmean(on)), "untimed": float(np.nanmean(off)), "t": t}
-        if t > cfg.skip_timing_min_t:  # NaN (too few dates) keeps the trained skip
-            kept.append(h)
-    record = {"horizons": kept, "val_rank_ic": scores}
-    save_checkpoint({**ck, "skip_timing_chosen": record}, best_path)
-    return record
 
 
 def _param_groups(model: ATFTGATFAN, cfg: TrainingConfig) -> list[dict[str, Any]]:
@@ -621,7 +580,7 @@ def load_model(
 ) -> tuple[ATFTGATFAN | HorizonSelected, dict[str, Any]]:
     """The checkpoint's model in eval mode; with ``select_per_horizon``, each horizon from its chosen epoch."""
     ck = load_checkpoint(path, device)
-    cfg = recorded_config(ck)
+    cfg = TrainingConfig.from_recorded(ck["config"])
 
     def build(state: dict[str, torch.Tensor]) -> ATFTGATFAN:
         model = ATFTGATFAN(ck["n_features"], cfg).to(device)
