@@ -113,7 +113,7 @@ def test_training_writes_checkpoints_and_logs(setup, tmp_path):
     assert {"pred_1d", "q10_1d", "q90_20d", "label_5d"} <= set(preds.columns)
     assert set(logs[0].phase_seconds) == {"batch", "forward", "backward", "optimiser", "validation"}
     # the validation metric computed on the device equals the report's per-date metric on the frame
-    rank_ic, ic, std, _ = evaluate(model, data, split.val, cfg.batch_dates)
+    rank_ic, ic, std = evaluate(model, data, split.val, cfg.batch_dates)
     frame = predict(model, data, split.val, cfg.batch_dates).partition_by("date", maintain_order=True)
     for h in cfg.horizons:
         p, y = [f[f"pred_{h}d"].to_numpy() for f in frame], [f[f"label_{h}d"].to_numpy() for f in frame]
@@ -217,7 +217,7 @@ def test_pure_noise_market_gives_no_skill(tmp_path):
     ics = ics[np.isfinite(ics)]
     se = ics.std(ddof=1) / np.sqrt(len(ics))
     assert abs(ics.mean()) < 3 * se
-    rank_ic, _, _, _ = evaluate(model, data, split.test, cfg.batch_dates)
+    rank_ic, _, _ = evaluate(model, data, split.test, cfg.batch_dates)
     assert rank_ic["1d"] == pytest.approx(ics.mean(), abs=1e-9)
     # the overlapping 5-20 day labels too, judged with the Newey-West t (lag h - 1)
     for h in cfg.horizons:
@@ -358,7 +358,7 @@ def test_each_horizon_is_predicted_by_its_best_validation_epoch(setup, tmp_path)
     model, ck = load_model(tmp_path / "ph" / BEST)
     assert set(ck["horizon_states"]) == set(res.horizon_epochs.values()) | {res.best_epoch}
     # horizon k's column equals the plain model of its own epoch; its validation RankIC is that epoch's
-    rank_ic, _, _, _ = evaluate(model, data, split.val, ph.batch_dates)
+    rank_ic, _, _ = evaluate(model, data, split.val, ph.batch_dates)
     plain = ph.model_copy(update={"select_per_horizon": False})
     for k, h in enumerate(ph.horizons):
         epoch = res.horizon_epochs[f"{h}d"]
@@ -587,7 +587,7 @@ def test_the_ridge_start_takes_each_horizons_penalty_from_the_validation_window(
         torch.manual_seed(0)
         model = ATFTGATFAN(data.n_features, rs)
         ridge_start(model, data, split.train, p, rs.batch_dates)
-        scores[p], _, _, _ = evaluate(model, data, split.val, rs.batch_dates)
+        scores[p], _, _ = evaluate(model, data, split.val, rs.batch_dates)
         skips[p] = model.skip.lin.weight.detach()
     state = load_checkpoint(tmp_path / "grid" / LAST)["state_dict"]  # the skip stays frozen (skip_lr_scale 0)
     for j, h in enumerate(rs.horizons):
@@ -660,47 +660,3 @@ def test_the_ridge_start_is_refitted_through_validation_for_the_horizons_that_ke
         load_checkpoint(tmp_path / "on" / BEST)["horizon_states"][START]["skip.lin.weight"],
         ck_on["horizon_states"][START]["skip.lin.weight"],
     )
-
-
-def test_start_min_t_lets_a_trained_epoch_displace_the_start_only_on_a_significant_gain(setup, tmp_path):
-    from atft_dagster.evaluation.metrics import newey_west_t
-    from atft_dagster.training.checkpoint import epoch_path
-    from atft_dagster.training.train import START, evaluate
-
-    cfg, data, _, split, _ = setup
-    base = cfg.model_copy(
-        update={
-            "skip_ridge_penalties": [1.0],
-            "select_per_horizon": True,
-            "epochs": 2,
-            "patience": 5,
-            "keep_last_checkpoints": 5,
-            "skip_refit_through_validation": False,
-        }
-    )
-    free = train(data, base, split, tmp_path / "free", {})
-    start = load_checkpoint(tmp_path / "free" / BEST)["start_daily"]
-    # every epoch's t over the start, from its own checkpoint
-    t, means = {}, {}
-    for e in range(len(free.history)):
-        model = ATFTGATFAN(data.n_features, base)
-        model.load_state_dict(load_checkpoint(epoch_path(tmp_path / "free", e))["state_dict"])
-        rank_ic, _, _, daily = evaluate(model.eval(), data, split.val, base.batch_dates)
-        for h in base.horizons:
-            k = f"{h}d"
-            t[e, k] = newey_west_t(daily[k] - np.asarray(start[k]), h - 1)
-            means[e, k] = rank_ic[k]
-    moved = {k: e for k, e in free.horizon_epochs.items() if e != START}
-    assert moved, free.horizon_epochs
-    min_t = min(t[e, k] for k, e in moved.items()) + 1e-9  # blocks at least the weakest move
-    gated = train(data, base.model_copy(update={"start_min_t": min_t}), split, tmp_path / "gated", {})
-    for h in base.horizons:
-        k = f"{h}d"
-        best, want = free.start_validation["val_rank_ic"][k], START
-        for e in range(len(free.history)):
-            if t[e, k] > min_t and means[e, k] > best:
-                best, want = means[e, k], e
-        assert gated.horizon_epochs[k] == want, (k, gated.horizon_epochs, t)
-    assert gated.horizon_epochs != free.horizon_epochs
-    stiff = train(data, base.model_copy(update={"start_min_t": 1e6}), split, tmp_path / "stiff", {})
-    assert set(stiff.horizon_epochs.values()) == {START}
