@@ -168,6 +168,8 @@ def quality(args, device: str) -> str:
             results.append(
                 market_run(market, cfg, device, graph_off=preset != "pure_noise", timed=args.timed_row)
             )
+            raw = {f"{k[0]} {k[1]}d": v for k, v in results[-1].items()}
+            print(json.dumps({"preset": preset, "market_seed": seed, "rank_ic_t": raw}), flush=True)
             print(f"  {time.perf_counter() - t0:.0f} s", flush=True)
         lines += [f"**{preset}**", "", "| model | " + " | ".join(f"{h}d" for h in cfg.horizons) + " |"]
         lines.append("|---|" + "---|" * len(cfg.horizons))
@@ -186,9 +188,32 @@ def quality(args, device: str) -> str:
             label = "ensemble, **selection window**" if name.startswith("selection") else name
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
+        lines += paired_table(results, cfg.horizons)
         print("\n".join(lines), flush=True)
     lines.append(MARK)
     return "\n".join(lines)
+
+
+def paired_table(results: list[dict], horizons: list[int]) -> list[str]:
+    """The ensemble minus each other model, market by market: mean ± s.d. of the differences and on how
+    many markets the ensemble scored higher (the models share each market's test window, so the paired
+    spread is the one a "beats X" claim has to clear)."""
+    lines = [
+        "Paired: ensemble minus each model, per market (mean ± s.d. over the markets; markets won)",
+        "",
+        "| ensemble − | " + " | ".join(f"{h}d" for h in horizons) + " |",
+        "|---|" + "---|" * len(horizons),
+    ]
+    for name in MODELS:
+        if name in ("ensemble", "single_seed") or (name, horizons[0]) not in results[0]:
+            continue
+        cells = []
+        for h in horizons:
+            d = np.array([r[("ensemble", h)][0] - r[(name, h)][0] for r in results])
+            spread = d.std(ddof=1) if len(d) > 1 else float("nan")
+            cells.append(f"{d.mean():+.4f} ± {spread:.4f} ({int((d > 0).sum())}/{len(d)})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def write_doc(table: str) -> None:
