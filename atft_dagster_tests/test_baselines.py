@@ -185,3 +185,30 @@ def test_ridge_fits_on_the_refit_window_when_given_and_lightgbm_stays_on_train()
     lgbm = [c for c in with_refit.choices if c["model"] == "lightgbm"]
     assert lgbm == [c for c in plain.choices if c["model"] == "lightgbm"]
     assert with_refit.predictions["lightgbm_1d"].equals(plain.predictions["lightgbm_1d"])
+
+
+def test_paired_rows_difference_the_models_day_by_day_on_common_days():
+    from datetime import date, timedelta
+
+    from atft_dagster.evaluation.metrics import newey_west_t
+    from atft_dagster.evaluation.report import paired_md, paired_rows
+
+    rng = np.random.default_rng(0)
+    days = [date(2024, 1, 1) + timedelta(days=i) for i in range(60)]
+    market = rng.normal(0, 0.05, 60)  # the day's difficulty, shared by every model
+
+    def series(edge: float, drop: int = 0) -> pl.DataFrame:
+        ric = market + edge + rng.normal(0, 0.01, 60)
+        return pl.DataFrame({"date": days, "rank_ic": ric})[drop:]
+
+    daily = {"m": series(0.02), "close": series(0.019), "far": series(-0.02, drop=10)}
+    rows = {r["versus"]: r for r in paired_rows(daily, "m", 4)}
+    assert set(rows) == {"close", "far"}
+    diff = (daily["m"]["rank_ic"][10:] - daily["far"]["rank_ic"]).to_numpy()
+    far = rows["far"]
+    assert far["days"] == 50 and far["days_ahead"] == int((diff > 0).sum())  # the far model's 50 days only
+    assert far["rank_ic_difference"] == pytest.approx(diff.mean())
+    assert far["t"] == pytest.approx(newey_west_t(diff, 4)) and far["t"] > 10  # the shared noise cancels
+    assert abs(rows["close"]["t"]) < 3
+    text = paired_md(list(rows.values()), "m", 4)
+    assert "(lag 4)" in text and f"| far | {far['rank_ic_difference']:+.4f} |" in text

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from atft_dagster.evaluation.metrics import MetricReport, evaluate_predictions
+from atft_dagster.evaluation.metrics import MetricReport, evaluate_predictions, newey_west_t
 
 TABLE_METRICS = (
     "rank_ic",
@@ -58,6 +58,45 @@ def table_md(reports: dict[str, MetricReport], horizon: int, window: str = "test
         "comparable with the competition's ~2000-stock score).\n\n"
     )
     return f"### Horizon {horizon}d — {window} window\n\n" + note + head + "\n".join(rows) + "\n"
+
+
+def paired_rows(daily: dict[str, pl.DataFrame], model: str, nw_lag: int) -> list[dict]:
+    """``model`` minus each other model, day by day (the same rows, so market noise cancels): the mean
+    daily RankIC difference, its Newey-West t (``nw_lag``: h - 1), and the days the model scored higher."""
+    mine = daily[model].select("date", pl.col("rank_ic").alias("mine"))
+    out = []
+    for name, other in daily.items():
+        if name == model:
+            continue
+        d = mine.join(other.select("date", "rank_ic"), on="date").drop_nulls()
+        diff = (d["mine"] - d["rank_ic"]).to_numpy()
+        diff = diff[np.isfinite(diff)]
+        out.append(
+            {
+                "versus": name,
+                "rank_ic_difference": float(diff.mean()) if len(diff) else float("nan"),
+                "t": newey_west_t(diff, nw_lag),
+                "days_ahead": int((diff > 0).sum()),
+                "days": len(diff),
+            }
+        )
+    return out
+
+
+def paired_md(rows: list[dict], model: str, nw_lag: int) -> str:
+    head = (
+        f"`{model}` minus each model, day by day on the same rows: mean daily RankIC difference, its Newey–West "
+        f"t (lag {nw_lag}), and on how many days `{model}` ranked better. |t| < 2: the window cannot tell them "
+        "apart.\n\n| versus | rank_ic difference | t | days ahead |\n|---|---|---|---|\n"
+    )
+    return (
+        head
+        + "\n".join(
+            f"| {r['versus']} | {r['rank_ic_difference']:+.4f} | {r['t']:.2f} | {r['days_ahead']} / {r['days']} |"
+            for r in rows
+        )
+        + "\n"
+    )
 
 
 def plots(

@@ -13,7 +13,15 @@ import polars as pl
 from pydantic import Field
 
 from atft_dagster.evaluation.baselines import BaselineConfig, factor_baselines, learned_baselines
-from atft_dagster.evaluation.report import TABLE_METRICS, baseline_choices_md, plots, score_models, table_md
+from atft_dagster.evaluation.report import (
+    TABLE_METRICS,
+    baseline_choices_md,
+    paired_md,
+    paired_rows,
+    plots,
+    score_models,
+    table_md,
+)
 from atft_dagster.evaluation.selection import TrainedFold
 from atft_dagster.features.registry import FeatureRegistry
 from atft_dagster.model import TrainingConfig
@@ -225,6 +233,8 @@ def evaluate_run(
                 frame, model_columns(h, frame), f"label_{h}d", cfg.min_stocks_per_date, h - 1
             )
             table = table_md(reports, h, window)
+            if MODEL in daily:
+                table += "\n" + paired_md(paired_rows(daily, MODEL, h - 1), MODEL, h - 1)
             images = plots(daily, reports, report_dir, h) if window == "test" else []
             sections[window].append(table + "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in images) + "\n")
             if window == "test":
