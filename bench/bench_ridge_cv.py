@@ -9,7 +9,6 @@ Run: ./run shell, then python bench/bench_ridge_cv.py --preset realistic --n-sto
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import time
@@ -17,6 +16,7 @@ from datetime import datetime
 
 import numpy as np
 import torch
+from bench_linear_probe import tuning_market_args
 from bench_throughput import market_tables
 
 from atft_dagster.evaluation.baselines import DailyRankIC
@@ -41,11 +41,12 @@ def penalty_diag(d: int, own: int, scale: float) -> torch.Tensor:
 
 
 def date_batches(model, data, dates, batch_dates):
-    """Per batch of ``dates``: (its dates, u (n, d) float64, raw labels (n, H), rows per date)."""
-    for i in range(0, len(dates), batch_dates):
-        ds = dates[i : i + batch_dates]
-        b = data.batch(ds)
-        yield ds, model.skip_inputs(b.x[:, -1], b.edge_index, b.edge_attr).double(), b.y.double(), b.counts
+    """``skip_init.skip_batches`` with each batch's dates: (dates, u, raw labels, rows per date)."""
+    chunks = (dates[i : i + batch_dates] for i in range(0, len(dates), batch_dates))
+    for ds, (u, y, counts) in zip(
+        chunks, skip_init.skip_batches(model, data, dates, batch_dates), strict=False
+    ):
+        yield ds, u, y, counts
 
 
 @torch.no_grad()
@@ -216,10 +217,7 @@ def run_market(args, seed: int) -> list[dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--preset", default="realistic")
-    ap.add_argument("--market-seeds", nargs="+", type=int, default=[11, 12])
-    ap.add_argument("--n-stocks", type=int, default=1000)
+    ap = tuning_market_args()
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--overrides", default="{}", help="JSON of TrainingConfig fields every fit uses")
     ap.add_argument("--graph", default="{}", help="JSON of GraphConfig fields")
