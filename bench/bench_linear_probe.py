@@ -20,8 +20,9 @@ from scipy.stats import spearmanr
 
 from atft_dagster.market import market_preset
 from atft_dagster.model import TrainingConfig
-from atft_dagster.model.atft import neighbour_mean
+from atft_dagster.model.atft import ATFTGATFAN, neighbour_mean
 from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.linear_graph import NO_DEEP_PATH
 from atft_dagster.training.train import config_folds
 
 # inputs: x_L only, or x_L with the neighbour mean under edge weight max(corr, 0)^p
@@ -70,6 +71,16 @@ def probe(seed: int, n_stocks: int, preset: str) -> dict[str, float]:
             beta = np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
             out[f"{name} @ {lam:g}"] = mean_rank_ic(days, 0, beta)
     return out
+
+
+def linear_start(preset: str, seed: int, n_stocks: int):
+    """(config, tensors, fold 0, model in linear mode) of a tuning market with the default graph: the
+    setting of the probes that fit the model's skip without its deep path."""
+    cfg = TrainingConfig()
+    _, reg, feats, graph = inputs(market_preset(preset, seed=seed, n_stocks=n_stocks))
+    data = PanelTensors.for_model(feats, reg, graph, cfg)
+    model = ATFTGATFAN(data.n_features, cfg.model_copy(update=NO_DEEP_PATH))
+    return cfg, data, config_folds(data, cfg)[0], model
 
 
 def tuning_market_args() -> argparse.ArgumentParser:
