@@ -17,6 +17,7 @@ from datetime import datetime
 import numpy as np
 import torch
 from bench_linear_probe import linear_start, tuning_market_args
+from bench_ridge_cv import date_batches
 
 from atft_dagster.training import skip_init
 from atft_dagster.training.ic import daily_ic_device
@@ -26,11 +27,8 @@ from atft_dagster.training.train import refit_dates
 def per_date(model, data, dates, cfg) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """Date -> (skip inputs u, raw labels y)."""
     out = {}
-    for i in range(0, len(dates), cfg.batch_dates):
-        ds = dates[i : i + cfg.batch_dates]
-        for u, y, counts in skip_init.skip_batches(model, data, ds, cfg.batch_dates):
-            parts = zip(torch.split(u, counts), torch.split(y, counts), strict=True)
-            out |= dict(zip(ds, parts, strict=True))
+    for ds, u, y, counts in date_batches(model, data, dates, cfg.batch_dates):
+        out |= dict(zip(ds, zip(torch.split(u, counts), torch.split(y, counts), strict=True), strict=True))
     return out
 
 
