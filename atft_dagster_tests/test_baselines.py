@@ -164,6 +164,17 @@ def test_every_baseline_setting_changes_the_fit():
         assert not other.predictions.equals(base.predictions), change
 
 
+def test_lightgbm_threads_reach_lightgbm(monkeypatch):
+    import lightgbm as lgb
+
+    seen, train = [], lgb.train
+    monkeypatch.setattr(
+        lgb, "train", lambda params, *a, **k: seen.append(params["num_threads"]) or train(params, *a, **k)
+    )
+    _fit(_frame(0.3), FAST.model_copy(update={"lightgbm_threads": 1}))
+    assert seen and set(seen) == {1}
+
+
 def test_ridge_fits_on_the_refit_window_when_given_and_lightgbm_stays_on_train():
     df = _frame(0.3)
     windows, test = _windows(df)

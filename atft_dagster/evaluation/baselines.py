@@ -54,6 +54,9 @@ class BaselineConfig(BaseModel):
     )
     lightgbm_feature_fraction: float = Field(0.5, gt=0, le=1)
     lightgbm_bagging_fraction: float = Field(0.8, gt=0, le=1)
+    lightgbm_threads: int = Field(
+        2, ge=1, description="LightGBM's num_threads (was a literal 2 until 2026-11-29)."
+    )
 
     def lightgbm_grid(self) -> list[dict[str, int]]:
         return [
@@ -150,7 +153,7 @@ def _fit_lightgbm(train, xv, val_score: DailyRankIC, params: dict, cfg: Baseline
         "feature_fraction": cfg.lightgbm_feature_fraction,
         "metric": "None",  # only the validation RankIC below decides
         "seed": seed,
-        "num_threads": 2,
+        "num_threads": cfg.lightgbm_threads,
         "verbosity": -1,
         **params,
     }
