@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -163,23 +164,28 @@ def test_timing_needs_the_input_skip():
     assert TrainingConfig.from_recorded({}).skip_timing_half_life == 0
 
 
-def test_a_daily_prediction_times_the_skip_like_the_full_history(setup, tmp_path):  # noqa: F811
+def _fixture_graph():
     from atft_dagster.graph import build_stock_graph
     from atft_dagster.market import SyntheticMarketConfig
     from atft_dagster.panel import build_market_panel
     from atft_dagster.sources import SyntheticSource
+
+    src = SyntheticSource(SyntheticMarketConfig(seed=8, n_stocks=40, n_days=220))  # the fixture's market
+    d = src.history_days()
+    panel = build_market_panel(
+        src.daily_quotes(d[0], d[-1]), src.sector_master(d[-1]), src.calendar(d[0], d[-1])
+    )
+    return build_stock_graph(panel, src.topix(d[0], d[-1]))
+
+
+def test_a_daily_prediction_times_the_skip_like_the_full_history(setup, tmp_path):  # noqa: F811
     from atft_dagster.training.daily import predict_day
     from atft_dagster.training.ensemble import ensemble_predict
     from atft_dagster.training.skip_timing import timing_history
     from atft_dagster.training.train import load_model, train
 
     cfg, data, reg, split, feats = setup
-    src = SyntheticSource(SyntheticMarketConfig(seed=8, n_stocks=40, n_days=220))  # the fixture's market
-    d = src.history_days()
-    panel = build_market_panel(
-        src.daily_quotes(d[0], d[-1]), src.sector_master(d[-1]), src.calendar(d[0], d[-1])
-    )
-    graph = build_stock_graph(panel, src.topix(d[0], d[-1]))
+    graph = _fixture_graph()
     timed = cfg.model_copy(update={"epochs": 1, "skip_timing_half_life": 4.0, "skip_ridge_penalties": [1.0]})
     best = train(data, timed, split, tmp_path, {}).best_checkpoint
     assert timing_history(timed) == 40 + 1  # the default times the 1-day horizon only
@@ -219,3 +225,114 @@ def test_members_share_the_timing_statistics_of_another_model_with_the_same_conf
     for h in cfg.horizons:
         np.testing.assert_array_equal(alone[f"pred_{h}d"].to_numpy(), with_shared[f"pred_{h}d"].to_numpy())
     assert timing_key(a.cfg) != timing_key(a.cfg.model_copy(update={"skip_timing_half_life": 11.0}))
+
+
+def _numpy_gate_gains(data, model, t, cfg):
+    """The gate's gains up to date t (1-day horizon), {s: gain}, computed independently: for each usable date
+    s past the burn-in, an expanding ridge over the labels ended by s and the EWMA group ridge towards it
+    predict s. The gate at t averages the gains of the dates whose label has ended by t."""
+    from atft_dagster.training.skip_timing import group_basis
+
+    a, kappa, h = 0.5 ** (1 / cfg.skip_timing_half_life), cfg.skip_timing_shrink, cfg.horizons[0]
+    days = np.array([u for u in data.usable_dates(cfg.min_stocks_per_date) if u <= t])
+    xs, ys = [], []
+    for u in days:
+        b = data.batch([int(u)])
+        x = model.skip_inputs(b.x[:, -1], b.edge_index, b.edge_attr).double().numpy()
+        y = b.y[:, 0].double().numpy()
+        ok = np.isfinite(y)
+        xs.append(x[ok])
+        ys.append(np.clip((y[ok] - y[ok].mean()) / y[ok].std(), -cfg.label_clip, cfg.label_clip))
+    grams = np.stack([x.T @ x for x in xs])
+    crosses = np.stack([x.T @ y for x, y in zip(xs, ys, strict=True)])
+    rows = np.array([len(y) for y in ys], dtype=float)
+    gains = {}
+    for i, s in enumerate(days):
+        ended = days + h <= s
+        if ended.sum() < cfg.skip_timing_gate_burn_in:
+            continue
+        g, c, n = grams[ended].sum(0), crosses[ended].sum(0), rows[ended].sum()
+        ref = np.linalg.solve(g / n + cfg.skip_timing_gate_penalty * np.eye(g.shape[0]), c / n)
+        w = np.where(ended, a ** (s - days), 0.0)
+        ge = np.tensordot(w, grams, 1) / (w @ rows)
+        ce = (w @ crosses) / (w @ rows)
+        basis = group_basis(torch.from_numpy(ref)[None], data.groups, model.with_neighbour_mean)[0].numpy()
+        gb, cb = basis.T @ ge @ basis, basis.T @ ce
+        d = np.diag(np.diag(gb))
+        m = np.linalg.solve(gb + kappa * d, cb + kappa * d.sum(1))
+        base = xs[i] @ ref
+        timed = base + xs[i] @ (basis @ (m - 1))
+        gains[int(s)] = np.corrcoef(timed, ys[i])[0, 1] - np.corrcoef(base, ys[i])[0, 1]
+    return gains
+
+
+GATE = {"skip_timing_half_life": 10.0, "skip_timing_gate": True, "skip_timing_gate_burn_in": 20}
+
+
+def test_the_gate_is_a_point_in_time_backtest_of_timing(setup):  # noqa: F811
+    from atft_dagster.training.skip_timing import timing_statistics
+
+    cfg, data, _, split, _ = setup
+    model = _ridge_started(cfg, data, split, **GATE)
+    dates = split.val + split.selection
+    stats = timing_statistics(model, data, dates)
+    gains = _numpy_gate_gains(data, model, max(dates), model.cfg)
+    for t in dates:
+        ended = [g for s, g in gains.items() if s + cfg.horizons[0] <= t]
+        assert len(ended) > 10
+        np.testing.assert_allclose(stats.gate[t][0], np.mean(ended), rtol=1e-6, atol=1e-9)
+    on = [t for t in dates if stats.gate[t][0] > 0]
+    assert 0 < len(on) < len(dates)  # this market's backtest changes its mind: both branches are met
+    # timing is applied exactly where the mean gain is > 0, and nothing is timed elsewhere
+    gated = timed_skip_deltas(model, data, dates, stats)
+    ungated = timed_skip_deltas(model, data, dates, dataclasses.replace(stats, gate=None))
+    for t in dates:
+        want = ungated[t] if t in on else torch.zeros_like(ungated[t])
+        torch.testing.assert_close(gated[t], want, rtol=1e-9, atol=1e-12)
+    assert max(float(ungated[t].abs().max()) for t in on) > 0
+    # the knobs: a burn-in longer than the history scores nothing (timing off); the penalty moves the gains
+    dates = dates[:1]
+    late = _ridge_started(cfg, data, split, **GATE | {"skip_timing_gate_burn_in": 10**4})
+    none = timing_statistics(late, data, dates)
+    assert all(np.isnan(none.gate[t][0]) for t in dates)
+    assert all(timed_skip_deltas(late, data, dates, none)[t].abs().max() == 0 for t in dates)
+    stiff = timing_statistics(
+        _ridge_started(cfg, data, split, **GATE | {"skip_timing_gate_penalty": 30.0}), data, dates
+    )
+    assert all(stiff.gate[t][0] != stats.gate[t][0] for t in dates)
+
+
+@pytest.mark.parametrize("gate", [False, True])
+def test_the_gated_timing_reads_no_label_that_has_not_ended(setup, gate):  # noqa: F811
+    cfg, data, _, split, _ = setup
+    model = _ridge_started(cfg, data, split, **GATE | {"skip_timing_gate": gate})
+    t = split.selection[-1]
+    before = predict(model, data, [t], cfg.batch_dates)
+    leaked = copy.copy(data)
+    y = data.y.clone()
+    late = (torch.arange(y.shape[0])[:, None] + cfg.horizons[0] > t).expand(-1, y.shape[1])
+    y[:, :, 0] = torch.where(late, torch.randn_like(y[:, :, 0]), y[:, :, 0])
+    leaked.y = y
+    after = predict(model, leaked, [t], cfg.batch_dates)
+    np.testing.assert_array_equal(before["pred_1d"].to_numpy(), after["pred_1d"].to_numpy())
+
+
+def test_a_gated_daily_prediction_reads_the_whole_history_and_matches_it(setup, tmp_path):  # noqa: F811
+    from atft_dagster.training.daily import predict_day
+    from atft_dagster.training.ensemble import rank_average
+    from atft_dagster.training.skip_timing import WHOLE_HISTORY, timing_history, timing_statistics
+    from atft_dagster.training.train import load_model, train
+
+    cfg, data, reg, split, feats = setup
+    gated = cfg.model_copy(update={"epochs": 1, "skip_ridge_penalties": [1.0]} | GATE)
+    best = train(data, gated, split, tmp_path, {}).best_checkpoint
+    assert timing_history(gated) == WHOLE_HISTORY
+    model = load_model(best)[0]
+    dates = split.selection + split.test
+    stats = timing_statistics(model, data, dates)
+    t = max(t for t in dates if stats.gate[t][0] > 0)  # a day the gate times
+    member = predict(model, data, [t], cfg.batch_dates, "fp32", stats)
+    want = rank_average([member], cfg.horizons).sort("code")  # as predict_day ranks its members
+    got = predict_day([str(best)], feats, reg, _fixture_graph(), data.dates[t]).sort("code")
+    for h in cfg.horizons:
+        np.testing.assert_allclose(got[f"pred_{h}d"], want[f"pred_{h}d"], rtol=1e-3, atol=1e-4)

@@ -35,6 +35,7 @@ from atft_dagster.model.atft import ATFTGATFAN
 from atft_dagster.training import skip_init
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.linear_graph import NO_DEEP_PATH
+from atft_dagster.training.skip_timing import timing_statistics
 from atft_dagster.training.train import config_folds, load_model, predict, refit_dates, train
 
 OFF = {"skip_timing_half_life": 0.0}
@@ -63,6 +64,13 @@ VARIANTS: dict[str, dict] = {
     "groups_hl20_k0.3": {**ONE_DAY_GROUPS, "skip_timing_half_life": 20.0, "skip_timing_shrink": 0.3},
     "groups_hl20_k1": {**ONE_DAY_GROUPS, "skip_timing_half_life": 20.0, "skip_timing_shrink": 1.0},
     "groups_hl60_k0.3": {**ONE_DAY_GROUPS, "skip_timing_half_life": 60.0, "skip_timing_shrink": 0.3},
+    # the option's defaults behind the point-in-time gate (seventeenth sweep)
+    "groups_hl20_k1_gate": {
+        **ONE_DAY_GROUPS,
+        "skip_timing_half_life": 20.0,
+        "skip_timing_shrink": 1.0,
+        "skip_timing_gate": True,
+    },
 }
 
 
@@ -108,7 +116,9 @@ def run_market(args, seed: int) -> list[dict]:
         timing = VARIANTS[name]
         model.cfg = own.model_copy(update=timing)  # timing acts at prediction time only
         t1 = time.perf_counter()
-        frame = predict(model, data, getattr(split, args.window), cfg.batch_dates)
+        dates = getattr(split, args.window)
+        stats = timing_statistics(model, data, dates) if model.cfg.skip_timing_half_life > 0 else None
+        frame = predict(model, data, dates, cfg.batch_dates, timing=stats)
         frame = frame.join(
             src.oracle(frame["date"].min(), frame["date"].max()), on=["date", "code"], how="left"
         )
@@ -116,6 +126,8 @@ def run_market(args, seed: int) -> list[dict]:
         row = {"preset": args.preset, "market_seed": seed, "n_stocks": args.n_stocks, "mode": args.mode}
         row |= {"overrides": args.overrides}
         row |= {"variant": name, "fit_s": round(fit_s, 1), "predict_s": round(time.perf_counter() - t1, 1)}
+        if stats is not None and stats.gate is not None:  # share of the window's dates the gate timed
+            row["gate_on"] = float(np.mean([stats.gate[t][0] > 0 for t in getattr(split, args.window)]))
         for h in cfg.horizons:
             score = DailyRankIC(dates, frame[f"label_{h}d"].to_numpy(), cfg.min_stocks_per_date)
             row[f"{args.window}_{h}d"] = score(frame[f"pred_{h}d"].to_numpy())

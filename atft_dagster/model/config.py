@@ -127,6 +127,24 @@ class TrainingConfig(BaseModel):
         "is known the next day, an h-day one h days late and overlapping its neighbours (timed 5-20 days "
         "won on one realistic tuning market and lost on the other, twelfth sweep).",
     )
+    skip_timing_gate: bool = Field(
+        False,
+        description="With skip timing on: time a date only if timing has paid over the history so far, by a "
+        "point-in-time backtest (training/skip_timing.py, 'Gate'): an expanding ridge over the ended labels "
+        "predicts each earlier date with and without timing; on iff the mean gain in daily correlation "
+        "with the label over the dates whose label has ended is > 0.",
+    )
+    skip_timing_gate_burn_in: int = Field(
+        60,
+        ge=1,
+        description="With skip_timing_gate: ended dates before the gate's backtest starts scoring.",
+    )
+    skip_timing_gate_penalty: float = Field(
+        0.3,
+        gt=0,
+        description="With skip_timing_gate: the per-row ridge penalty of the backtest's expanding reference "
+        "ridge (set a priori near the 1-day penalties the ridge start picks, 0.1-0.3).",
+    )
     skip_lr_scale: float = Field(
         0.0,
         ge=0,

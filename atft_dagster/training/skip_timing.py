@@ -19,6 +19,14 @@ neighbour means in groups of their own): one multiplier per group, shrunk toward
 :math:`\kappa` times each sub-score's variance, i.e. :math:`\beta_{h,t} = B m_{h,t}`. About 20 numbers
 instead of 348 to estimate from a few weeks of labels.
 
+Gate (``skip_timing_gate``): timing applies on date :math:`t` only if it has paid so far. For every
+earlier date :math:`s` (after ``skip_timing_gate_burn_in`` ended dates), an expanding ridge
+:math:`\beta^{all}_s` over every label ended by :math:`s` (per-row penalty ``skip_timing_gate_penalty``)
+predicts :math:`s` with and without the timing above (its own group basis); the gain
+:math:`g_s = \rho(U_s \beta^{timed}_s, y^z_s) - \rho(U_s \beta^{all}_s, y^z_s)` counts once the label of
+:math:`s` has ended (:math:`s + h \le t`), and timing is on at :math:`t` iff the mean gain is > 0. A market
+whose strengths are constant gives timing nothing to track, and the gate keeps it off.
+
 Timing acts at prediction time; early stopping and the ridge start's choices are made without it.
 """
 
@@ -40,10 +48,16 @@ from atft_dagster.training.skip_init import zscore_by_date
 HISTORY_HALF_LIVES = 10
 
 
+# The gate's backtest reads the whole history: a daily prediction asks for this many earlier dates (all).
+WHOLE_HISTORY = 10**6
+
+
 def timing_history(cfg: TrainingConfig) -> int:
     """Earlier prediction dates a one-day prediction needs for skip timing (0 when timing is off)."""
     if cfg.skip_timing_half_life <= 0:
         return 0
+    if cfg.skip_timing_gate:
+        return WHOLE_HISTORY
     return math.ceil(HISTORY_HALF_LIVES * cfg.skip_timing_half_life) + max(cfg.skip_timing_horizons)
 
 
@@ -69,6 +83,9 @@ class TimingStatistics:
 
     horizon_index: list[int]
     per_date: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    # skip_timing_gate: per date, per timed horizon, the backtest's mean gain so far (nan before any);
+    # timing is on where it is > 0
+    gate: dict[int, list[float]] | None = None
 
 
 TIMING_FIELDS = (
@@ -81,6 +98,12 @@ TIMING_FIELDS = (
     "input_skip",
     "skip_neighbour_mean",
     "neighbour_weight_power",
+    # the gate's backtest times its own reference ridge
+    "skip_timing_gate",
+    "skip_timing_gate_burn_in",
+    "skip_timing_gate_penalty",
+    "skip_timing_shrink",
+    "skip_timing_basis",
 )
 
 
@@ -104,6 +127,7 @@ def timing_statistics(
     gram = cross = rows = None
     pending: deque[tuple[int, torch.Tensor, torch.Tensor, list[bool], dict]] = deque()  # labels still running
     out: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+    gate = _Gate(cfg, horizons, data.groups, first.with_neighbour_mean) if cfg.skip_timing_gate else None
     prev = None
     for t in steps:
         x_last, y, edge_index, edge_attr = data.last_day(t)
@@ -112,6 +136,8 @@ def timing_statistics(
         if gram is None:
             gram = u.new_zeros(len(timed), u.shape[1], u.shape[1])
             cross, rows = u.new_zeros(len(timed), u.shape[1]), u.new_zeros(len(timed))
+            if gate is not None:
+                gate.start(gram)
         if prev is not None:
             f = decay ** (t - prev)
             gram, cross, rows = gram * f, cross * f, rows * f
@@ -129,11 +155,81 @@ def timing_statistics(
                     gram[k] += w * grams[key]
                     cross[k] += w * (us[ok].T @ ys[ok, k])
                     rows[k] += w * int(ok.sum())
+                    if gate is not None:
+                        gate.add(k, grams[key], us[ok].T @ ys[ok, k], int(ok.sum()))
         while pending and all(pending[0][3]):
             pending.popleft()
+        if gate is not None:
+            gate.step(t, u, yz, gram, cross, rows)
         if t in wanted:
             out[t] = (gram.clone(), cross.clone(), rows.clone())
-    return TimingStatistics(timed, out)
+            if gate is not None:
+                gate.decisions[t] = gate.mean_gain()
+    return TimingStatistics(timed, out, gate.decisions if gate is not None else None)
+
+
+class _Gate:
+    """The point-in-time backtest of ``skip_timing_gate`` (module docstring, "Gate"), fed by the pass of
+    :func:`timing_statistics`: expanding normal equations per timed horizon, each date's gain held back
+    until its label has ended."""
+
+    def __init__(self, cfg: TrainingConfig, horizons: list[int], groups: list[str], neighbours: bool):
+        self.cfg, self.horizons, self.groups, self.neighbours = cfg, horizons, groups, neighbours
+        self.decisions: dict[int, list[float]] = {}
+        self.ended = [0] * len(horizons)
+        self.waiting: list[deque[tuple[int, float]]] = [deque() for _ in horizons]  # (date, gain)
+        self.total = [0.0] * len(horizons)
+        self.count = [0] * len(horizons)
+
+    def start(self, like: torch.Tensor) -> None:
+        self.gram, self.cross = torch.zeros_like(like), like.new_zeros(like.shape[:2])
+        self.rows = like.new_zeros(like.shape[0])
+        self.eye = torch.eye(like.shape[1], dtype=like.dtype, device=like.device)
+
+    def add(self, k: int, gram: torch.Tensor, cross: torch.Tensor, rows: int) -> None:
+        self.gram[k] += gram
+        self.cross[k] += cross
+        self.rows[k] += rows
+        self.ended[k] += 1
+
+    def step(self, t, u, yz, ew_gram, ew_cross, ew_rows) -> None:
+        """Release the gains whose label has ended by ``t``, then score ``t`` (held back until it ends)."""
+        for k, h in enumerate(self.horizons):
+            while self.waiting[k] and self.waiting[k][0][0] + h <= t:
+                self.total[k] += self.waiting[k].popleft()[1]
+                self.count[k] += 1
+            ok = torch.isfinite(yz[:, k])
+            if self.ended[k] < self.cfg.skip_timing_gate_burn_in or not bool(ok.any()) or ew_rows[k] <= 0:
+                continue
+            n = self.rows[k]
+            ref = torch.linalg.solve(
+                self.gram[k] / n + self.cfg.skip_timing_gate_penalty * self.eye, self.cross[k] / n
+            )
+            if self.cfg.skip_timing_basis == "groups":
+                basis = group_basis(ref[None], self.groups, self.neighbours)[0]
+                delta = _group_delta(
+                    ew_gram[k] / ew_rows[k], ew_cross[k] / ew_rows[k], basis, self.cfg.skip_timing_shrink
+                )
+            else:
+                delta = _delta(
+                    ew_gram[k] / ew_rows[k],
+                    ew_cross[k] / ew_rows[k],
+                    ref,
+                    self.cfg.skip_timing_shrink,
+                    self.eye,
+                )
+            base = u[ok] @ ref
+            gain = _corr(base + u[ok] @ delta, yz[ok, k]) - _corr(base, yz[ok, k])
+            self.waiting[k].append((t, gain))
+
+    def mean_gain(self) -> list[float]:
+        return [s / c if c else math.nan for s, c in zip(self.total, self.count, strict=True)]
+
+
+def _corr(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    den = float(a.norm() * b.norm())
+    return float(a @ b) / den if den > 0 else 0.0
 
 
 @torch.no_grad()
@@ -155,6 +251,8 @@ def timed_skip_deltas(
         delta = torch.zeros_like(beta)
         for k, j in enumerate(stats.horizon_index):
             gram, cross, rows = (s[k] for s in stats.per_date[t])
+            if stats.gate is not None and not stats.gate[t][k] > 0:
+                continue  # the gate: timing has not paid so far
             if rows > 0:  # no ended label yet: the trained skip
                 if cfg.skip_timing_basis == "groups":
                     delta[j] = _group_delta(gram / rows, cross / rows, basis[j], cfg.skip_timing_shrink)
