@@ -130,9 +130,10 @@ class TrainingConfig(BaseModel):
     skip_timing_gate: bool = Field(
         False,
         description="With skip timing on: time a date only if timing has paid over the history so far, by a "
-        "point-in-time backtest (training/skip_timing.py, 'Gate'): an expanding ridge over the ended labels "
-        "predicts each earlier date with and without timing; on iff the mean gain in daily correlation "
-        "with the label over the dates whose label has ended is > 0.",
+        "point-in-time backtest (training/skip_timing.py, 'Gate'): an expanding ridge over the ended labels, "
+        "re-weighted per group by recent dates (timed) and by all dates (static), predicts each earlier "
+        "date; on iff the timed version's mean gain in daily correlation with the label, over the dates "
+        "whose label has ended, is > 0.",
     )
     skip_timing_gate_burn_in: int = Field(
         60,

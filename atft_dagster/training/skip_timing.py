@@ -22,10 +22,13 @@ instead of 348 to estimate from a few weeks of labels.
 Gate (``skip_timing_gate``): timing applies on date :math:`t` only if it has paid so far. For every
 earlier date :math:`s` (after ``skip_timing_gate_burn_in`` ended dates), an expanding ridge
 :math:`\beta^{all}_s` over every label ended by :math:`s` (per-row penalty ``skip_timing_gate_penalty``)
-predicts :math:`s` with and without the timing above (its own group basis); the gain
-:math:`g_s = \rho(U_s \beta^{timed}_s, y^z_s) - \rho(U_s \beta^{all}_s, y^z_s)` counts once the label of
-:math:`s` has ended (:math:`s + h \le t`), and timing is on at :math:`t` iff the mean gain is > 0. A market
-whose strengths are constant gives timing nothing to track, and the gate keeps it off.
+is re-weighted in its group basis twice: by the timing above (dates weighted by the half-life) and by
+the same ridge over every ended date with equal weight (static multipliers, so that both undo the
+reference's shrinkage alike). The gain
+:math:`g_s = \rho(U_s \beta^{timed}_s, y^z_s) - \rho(U_s \beta^{static}_s, y^z_s)` counts once the label of
+:math:`s` has ended (:math:`s + h \le t`), and timing is on at :math:`t` iff the mean gain is > 0: recent
+dates must have predicted better than all of them. Where strengths are constant the static multipliers
+use more data, and the gate keeps timing off.
 
 Timing acts at prediction time; early stopping and the ridge start's choices are made without it.
 """
@@ -205,22 +208,18 @@ class _Gate:
             ref = torch.linalg.solve(
                 self.gram[k] / n + self.cfg.skip_timing_gate_penalty * self.eye, self.cross[k] / n
             )
-            if self.cfg.skip_timing_basis == "groups":
-                basis = group_basis(ref[None], self.groups, self.neighbours)[0]
-                delta = _group_delta(
-                    ew_gram[k] / ew_rows[k], ew_cross[k] / ew_rows[k], basis, self.cfg.skip_timing_shrink
-                )
-            else:
-                delta = _delta(
-                    ew_gram[k] / ew_rows[k],
-                    ew_cross[k] / ew_rows[k],
-                    ref,
-                    self.cfg.skip_timing_shrink,
-                    self.eye,
-                )
-            base = u[ok] @ ref
-            gain = _corr(base + u[ok] @ delta, yz[ok, k]) - _corr(base, yz[ok, k])
+            timed, static = (
+                ref + self._delta(g / r, c / r, ref)
+                for g, c, r in ((ew_gram[k], ew_cross[k], ew_rows[k]), (self.gram[k], self.cross[k], n))
+            )
+            gain = _corr(u[ok] @ timed, yz[ok, k]) - _corr(u[ok] @ static, yz[ok, k])
             self.waiting[k].append((t, gain))
+
+    def _delta(self, gram: torch.Tensor, cross: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        kappa = self.cfg.skip_timing_shrink
+        if self.cfg.skip_timing_basis == "groups":
+            return _group_delta(gram, cross, group_basis(ref[None], self.groups, self.neighbours)[0], kappa)
+        return _delta(gram, cross, ref, kappa, self.eye)
 
     def mean_gain(self) -> list[float]:
         return [s / c if c else math.nan for s, c in zip(self.total, self.count, strict=True)]
