@@ -271,7 +271,12 @@ def _numpy_gate_gains(data, model, t, cfg):
     return gains
 
 
-GATE = {"skip_timing_half_life": 10.0, "skip_timing_gate": True, "skip_timing_gate_burn_in": 20}
+GATE = {
+    "skip_timing_half_life": 10.0,
+    "skip_timing_gate": True,
+    "skip_timing_gate_burn_in": 20,
+    "skip_timing_gate_min_t": 1.0,
+}
 
 
 def test_the_gate_is_a_point_in_time_backtest_of_timing(setup):  # noqa: F811
@@ -285,11 +290,15 @@ def test_the_gate_is_a_point_in_time_backtest_of_timing(setup):  # noqa: F811
     for t in dates:
         ended = [g for s, g in gains.items() if s + cfg.horizons[0] <= t]
         if not ended:  # the burn-in: timing off
-            assert np.isnan(stats.gate[t][0])
+            assert np.isnan(stats.gate[t][0][0])
             continue
-        np.testing.assert_allclose(stats.gate[t][0], np.mean(ended), rtol=1e-6, atol=1e-9)
-    assert np.isfinite(stats.gate[split.selection[-1]][0])
-    on = [t for t in dates if stats.gate[t][0] > 0]
+        mean, t_stat = stats.gate[t][0]
+        np.testing.assert_allclose(mean, np.mean(ended), rtol=1e-6, atol=1e-9)
+        if len(ended) > 1:
+            want_t = np.mean(ended) / (np.std(ended, ddof=1) / np.sqrt(len(ended)))
+            np.testing.assert_allclose(t_stat, want_t, rtol=1e-6, atol=1e-9)
+    assert np.isfinite(stats.gate[split.selection[-1]][0][1])
+    on = [t for t in dates if stats.gate[t][0][1] > GATE["skip_timing_gate_min_t"]]
     assert 0 < len(on) < len(dates)  # this market's backtest changes its mind: both branches are met
     # timing is applied exactly where the mean gain is > 0, and nothing is timed elsewhere
     gated = timed_skip_deltas(model, data, dates, stats)
@@ -302,12 +311,14 @@ def test_the_gate_is_a_point_in_time_backtest_of_timing(setup):  # noqa: F811
     dates = dates[:1]
     late = _ridge_started(cfg, data, split, **GATE | {"skip_timing_gate_burn_in": 10**4})
     none = timing_statistics(late, data, dates)
-    assert all(np.isnan(none.gate[t][0]) for t in dates)
+    assert all(np.isnan(none.gate[t][0][0]) for t in dates)
     assert all(timed_skip_deltas(late, data, dates, none)[t].abs().max() == 0 for t in dates)
     stiff = timing_statistics(
         _ridge_started(cfg, data, split, **GATE | {"skip_timing_gate_penalty": 30.0}), data, dates
     )
-    assert all(stiff.gate[t][0] != stats.gate[t][0] for t in dates)
+    assert all(stiff.gate[t][0][0] != stats.gate[t][0][0] for t in dates)
+    strict = _ridge_started(cfg, data, split, **GATE | {"skip_timing_gate_min_t": 1e9})  # never clear enough
+    assert all(timed_skip_deltas(strict, data, on, stats)[t].abs().max() == 0 for t in on)
 
 
 @pytest.mark.parametrize("gate", [False, True])
@@ -338,7 +349,7 @@ def test_a_gated_daily_prediction_reads_the_whole_history_and_matches_it(setup, 
     model = load_model(best)[0]
     dates = split.selection + split.test
     stats = timing_statistics(model, data, dates)
-    t = max(t for t in dates if stats.gate[t][0] > 0)  # a day the gate times
+    t = max(t for t in dates if stats.gate[t][0][1] > gated.skip_timing_gate_min_t)  # a day the gate times
     member = predict(model, data, [t], cfg.batch_dates, "fp32", stats)
     want = rank_average([member], cfg.horizons).sort("code")  # as predict_day ranks its members
     got = predict_day([str(best)], feats, reg, _fixture_graph(), data.dates[t]).sort("code")

@@ -127,7 +127,10 @@ def run_market(args, seed: int) -> list[dict]:
         row |= {"overrides": args.overrides}
         row |= {"variant": name, "fit_s": round(fit_s, 1), "predict_s": round(time.perf_counter() - t1, 1)}
         if stats is not None and stats.gate is not None:  # share of the window's dates the gate timed
-            row["gate_on"] = float(np.mean([stats.gate[t][0] > 0 for t in getattr(split, args.window)]))
+            window = getattr(split, args.window)
+            min_t = model.cfg.skip_timing_gate_min_t
+            row["gate_on"] = float(np.mean([stats.gate[t][0][1] > min_t for t in window]))
+            row["gate_t_first"] = stats.gate[window[0]][0][1]  # the backtest's t as the window opens
         for h in cfg.horizons:
             score = DailyRankIC(dates, frame[f"label_{h}d"].to_numpy(), cfg.min_stocks_per_date)
             row[f"{args.window}_{h}d"] = score(frame[f"pred_{h}d"].to_numpy())

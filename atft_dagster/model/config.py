@@ -133,7 +133,13 @@ class TrainingConfig(BaseModel):
         "point-in-time backtest (training/skip_timing.py, 'Gate'): an expanding ridge over the ended labels, "
         "re-weighted per group by recent dates (timed) and by all dates (static), predicts each earlier "
         "date; on iff the timed version's mean gain in daily correlation with the label, over the dates "
-        "whose label has ended, is > 0.",
+        "whose label has ended, is clearly > 0 (skip_timing_gate_min_t).",
+    )
+    skip_timing_gate_min_t: float = Field(
+        2.0,
+        description="With skip_timing_gate: timing is on where the t-statistic of the backtest's mean gain "
+        "(mean over its standard error, the ended dates) exceeds this. 0 = any positive mean gain, which timed "
+        "a constant-strength demo tuning market on noise (seventeenth sweep).",
     )
     skip_timing_gate_burn_in: int = Field(
         60,

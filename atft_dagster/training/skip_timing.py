@@ -26,8 +26,8 @@ is re-weighted in its group basis twice: by the timing above (dates weighted by 
 the same ridge over every ended date with equal weight (static multipliers, so that both undo the
 reference's shrinkage alike). The gain
 :math:`g_s = \rho(U_s \beta^{timed}_s, y^z_s) - \rho(U_s \beta^{static}_s, y^z_s)` counts once the label of
-:math:`s` has ended (:math:`s + h \le t`), and timing is on at :math:`t` iff the mean gain is > 0: recent
-dates must have predicted better than all of them. Where strengths are constant the static multipliers
+:math:`s` has ended (:math:`s + h \le t`), and timing is on at :math:`t` iff the t-statistic of their
+mean gain exceeds ``skip_timing_gate_min_t``: recent dates must have predicted clearly better than all. Where strengths are constant the static multipliers
 use more data, and the gate keeps timing off.
 
 Timing acts at prediction time; early stopping and the ridge start's choices are made without it.
@@ -86,9 +86,9 @@ class TimingStatistics:
 
     horizon_index: list[int]
     per_date: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
-    # skip_timing_gate: per date, per timed horizon, the backtest's mean gain so far (nan before any);
-    # timing is on where it is > 0
-    gate: dict[int, list[float]] | None = None
+    # skip_timing_gate: per date, per timed horizon, the backtest's (mean gain, its t-statistic) so far
+    # (nan before any); timing is on where the t-statistic exceeds skip_timing_gate_min_t
+    gate: dict[int, list[tuple[float, float]]] | None = None
 
 
 TIMING_FIELDS = (
@@ -167,7 +167,7 @@ def timing_statistics(
         if t in wanted:
             out[t] = (gram.clone(), cross.clone(), rows.clone())
             if gate is not None:
-                gate.decisions[t] = gate.mean_gain()
+                gate.decisions[t] = gate.summary()
     return TimingStatistics(timed, out, gate.decisions if gate is not None else None)
 
 
@@ -178,10 +178,11 @@ class _Gate:
 
     def __init__(self, cfg: TrainingConfig, horizons: list[int], groups: list[str], neighbours: bool):
         self.cfg, self.horizons, self.groups, self.neighbours = cfg, horizons, groups, neighbours
-        self.decisions: dict[int, list[float]] = {}
+        self.decisions: dict[int, list[tuple[float, float]]] = {}
         self.ended = [0] * len(horizons)
         self.waiting: list[deque[tuple[int, float]]] = [deque() for _ in horizons]  # (date, gain)
         self.total = [0.0] * len(horizons)
+        self.squares = [0.0] * len(horizons)
         self.count = [0] * len(horizons)
 
     def start(self, like: torch.Tensor) -> None:
@@ -199,7 +200,9 @@ class _Gate:
         """Release the gains whose label has ended by ``t``, then score ``t`` (held back until it ends)."""
         for k, h in enumerate(self.horizons):
             while self.waiting[k] and self.waiting[k][0][0] + h <= t:
-                self.total[k] += self.waiting[k].popleft()[1]
+                gain = self.waiting[k].popleft()[1]
+                self.total[k] += gain
+                self.squares[k] += gain * gain
                 self.count[k] += 1
             ok = torch.isfinite(yz[:, k])
             if self.ended[k] < self.cfg.skip_timing_gate_burn_in or not bool(ok.any()) or ew_rows[k] <= 0:
@@ -221,8 +224,14 @@ class _Gate:
             return _group_delta(gram, cross, group_basis(ref[None], self.groups, self.neighbours)[0], kappa)
         return _delta(gram, cross, ref, kappa, self.eye)
 
-    def mean_gain(self) -> list[float]:
-        return [s / c if c else math.nan for s, c in zip(self.total, self.count, strict=True)]
+    def summary(self) -> list[tuple[float, float]]:
+        """Per timed horizon: the mean gain of the ended dates and its t-statistic (nan before two)."""
+        out = []
+        for s, q, c in zip(self.total, self.squares, self.count, strict=True):
+            mean = s / c if c else math.nan
+            var = (q - c * mean * mean) / (c - 1) if c > 1 else math.nan
+            out.append((mean, mean / math.sqrt(var / c) if var > 0 else math.nan))
+        return out
 
 
 def _corr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -250,7 +259,7 @@ def timed_skip_deltas(
         delta = torch.zeros_like(beta)
         for k, j in enumerate(stats.horizon_index):
             gram, cross, rows = (s[k] for s in stats.per_date[t])
-            if stats.gate is not None and not stats.gate[t][k] > 0:
+            if stats.gate is not None and not stats.gate[t][k][1] > cfg.skip_timing_gate_min_t:
                 continue  # the gate: timing has not paid so far
             if rows > 0:  # no ended label yet: the trained skip
                 if cfg.skip_timing_basis == "groups":
