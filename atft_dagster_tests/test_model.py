@@ -195,14 +195,16 @@ def test_neighbour_mean_is_the_weighted_mean_of_in_neighbours():
 def test_input_skip_adds_a_linear_path_that_reads_the_neighbours_last_day(tensors):
     data, _ = tensors
     b = data.batch([90])
-    off = _model(data, input_skip=False)
+    off = _model(data, input_skip=False, skip_timing_half_life=0.0)
     assert off.skip is None
     on = _model(data, input_skip=True).eval()
     assert on.skip.lin.in_features == 2 * data.n_features  # [x_L; m_L]
     assert _model(data, input_skip=True, skip_neighbour_mean=False).skip.lin.in_features == data.n_features
     assert _model(data, input_skip=True, use_graph=False).skip.lin.in_features == data.n_features
     # zero at initialisation: the same outputs as without it (same seed, the skip draws no random numbers)
-    base = _model(data, input_skip=False).eval()(b.x, b.mask, b.edge_index, b.edge_attr)
+    base = _model(data, input_skip=False, skip_timing_half_life=0.0).eval()(
+        b.x, b.mask, b.edge_index, b.edge_attr
+    )
     out = on(b.x, b.mask, b.edge_index, b.edge_attr)
     assert torch.allclose(out.point, base.point) and torch.allclose(out.quantiles, base.quantiles)
     # set, it shifts the point prediction and every quantile by w^T [x_L; m_L] + b

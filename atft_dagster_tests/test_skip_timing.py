@@ -18,7 +18,8 @@ from .test_training import setup  # noqa: F401  (module fixture: a 40-stock mark
 
 
 def _ridge_started(cfg, data, split, **timing):
-    model = ATFTGATFAN(data.n_features, cfg.model_copy(update=timing))
+    """A model at the ridge start; timing as given, ungated unless ``skip_timing_gate`` is given."""
+    model = ATFTGATFAN(data.n_features, cfg.model_copy(update={"skip_timing_gate": False, **timing}))
     torch.manual_seed(0)
     fit_input_skip(model, data, split.train, 1.0, cfg.batch_dates)
     return model
@@ -162,6 +163,11 @@ def test_timing_needs_the_input_skip():
         TrainingConfig(skip_timing_horizons=[3])
     assert TrainingConfig.from_recorded({})  # old records read timing as off
     assert TrainingConfig.from_recorded({}).skip_timing_half_life == 0
+    # timing became a gated default later: a record that set timing by hand reads as it ran, ungated
+    assert not TrainingConfig.from_recorded(
+        {"input_skip": True, "skip_timing_half_life": 20.0}
+    ).skip_timing_gate
+    assert TrainingConfig().skip_timing_gate and TrainingConfig().skip_timing_half_life == 20
 
 
 def _fixture_graph():
@@ -186,7 +192,14 @@ def test_a_daily_prediction_times_the_skip_like_the_full_history(setup, tmp_path
 
     cfg, data, reg, split, feats = setup
     graph = _fixture_graph()
-    timed = cfg.model_copy(update={"epochs": 1, "skip_timing_half_life": 4.0, "skip_ridge_penalties": [1.0]})
+    timed = cfg.model_copy(
+        update={
+            "epochs": 1,
+            "skip_timing_half_life": 4.0,
+            "skip_timing_gate": False,
+            "skip_ridge_penalties": [1.0],
+        }
+    )
     best = train(data, timed, split, tmp_path, {}).best_checkpoint
     assert timing_history(timed) == 40 + 1  # the default times the 1-day horizon only
     t = split.test[-1]

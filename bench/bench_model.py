@@ -36,7 +36,8 @@ from atft_dagster.training.train import config_folds, train
 
 MODELS = (
     "ensemble",
-    "ensemble + timing",
+    "ensemble, timing off",
+    "ensemble, ungated timing",
     "single_seed",
     "graph_off",
     "linear_graph",
@@ -54,8 +55,9 @@ def market_run(
     market: SyntheticMarketConfig, cfg: TrainingConfig, device: str, graph_off: bool, timed: float = 0.0
 ) -> dict:
     """Test-window RankIC and Newey-West t per model and horizon on one market (walk-forward fold 0),
-    plus the ensemble's selection-window RankIC (what a choice between configs would read); with ``timed``
-    > 0 also the same ensemble scored with skip timing at that half-life (the option's other defaults)."""
+    plus the ensemble's selection-window RankIC (what a choice between configs would read). The same
+    ensemble is also scored with skip timing off (where the config times) and, with ``timed`` > 0, with
+    ungated skip timing at that half-life (the option's other defaults): timing acts at prediction only."""
     src, reg, feats, graph = inputs(market)
     data = PanelTensors.for_model(feats, reg, graph, cfg, device)
     split = config_folds(data, cfg)[0]
@@ -67,10 +69,15 @@ def market_run(
         ens, members = ensemble_predict(paths, data, split.test)
         sel, _ = ensemble_predict(paths, data, split.selection)
         frame = ens
+        other = {"off": {"skip_timing_half_life": 0.0}} if cfg.skip_timing_half_life > 0 else {}
         if timed > 0:
-            tm, _ = ensemble_predict(paths, data, split.test, timing={"skip_timing_half_life": timed})
+            other["ungated"] = {"skip_timing_half_life": timed, "skip_timing_gate": False}
+        for name, timing in other.items():
+            tm, _ = ensemble_predict(paths, data, split.test, timing=timing)
             frame = frame.join(
-                tm.select("date", "code", *[pl.col(f"pred_{h}d").alias(f"timed_{h}d") for h in cfg.horizons]),
+                tm.select(
+                    "date", "code", *[pl.col(f"pred_{h}d").alias(f"{name}_{h}d") for h in cfg.horizons]
+                ),
                 on=["date", "code"],
             )
         for i, m in enumerate(members):
@@ -116,7 +123,8 @@ def market_run(
         cols = {
             "ensemble": named.pop("ensemble"),
             **{f"member{i}": f"member{i}_{h}d" for i in range(len(members))},
-            **({"ensemble + timing": f"timed_{h}d"} if f"timed_{h}d" in frame.columns else {}),
+            **({"ensemble, timing off": f"off_{h}d"} if f"off_{h}d" in frame.columns else {}),
+            **({"ensemble, ungated timing": f"ungated_{h}d"} if f"ungated_{h}d" in frame.columns else {}),
         }
         cols.update(named)
         reports, _ = score_models(frame, cols, f"label_{h}d", 20, h - 1)
@@ -251,7 +259,7 @@ def main() -> None:
         type=float,
         default=0.0,
         metavar="HALF_LIFE",
-        help="also score the same ensemble with skip timing at this half-life (prediction time only)",
+        help="also score the same ensemble with ungated skip timing at this half-life (prediction time only)",
     )
     ap.add_argument("--presets", nargs="+", default=["demo", "realistic", "pure_noise"])
     ap.add_argument("--market-seeds", nargs="+", type=int, default=[1001, 1002, 1003])

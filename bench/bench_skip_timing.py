@@ -40,8 +40,8 @@ from atft_dagster.training.train import config_folds, load_model, predict, refit
 
 OFF = {"skip_timing_half_life": 0.0}
 # timed at every horizon, each weight apart (the first basis measured); a column is that horizon's figure
-EVERY = {"skip_timing_horizons": [1, 5, 10, 20], "skip_timing_basis": "inputs"}
-ONE_DAY_GROUPS = {"skip_timing_horizons": [1], "skip_timing_basis": "groups"}
+EVERY = {"skip_timing_horizons": [1, 5, 10, 20], "skip_timing_basis": "inputs", "skip_timing_gate": False}
+ONE_DAY_GROUPS = {"skip_timing_horizons": [1], "skip_timing_basis": "groups", "skip_timing_gate": False}
 VARIANTS: dict[str, dict] = {
     "off": OFF,
     "own": {},  # the trained model's own timing config
@@ -58,6 +58,7 @@ VARIANTS: dict[str, dict] = {
         "skip_timing_shrink": 1.0,
         "skip_timing_horizons": [1],
         "skip_timing_basis": "inputs",
+        "skip_timing_gate": False,
     },
     # one multiplier per feature group (2026-11-29, after a /tmp probe of the same idea)
     "groups_hl20_k0.1": {**ONE_DAY_GROUPS, "skip_timing_half_life": 20.0, "skip_timing_shrink": 0.1},
@@ -70,6 +71,7 @@ VARIANTS: dict[str, dict] = {
         "skip_timing_half_life": 20.0,
         "skip_timing_shrink": 1.0,
         "skip_timing_gate": True,
+        "skip_timing_gate_min_t": 2.0,
     },
 }
 

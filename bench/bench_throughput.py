@@ -82,6 +82,7 @@ def market_inputs(n_stocks: int, n_days: int) -> tuple[pl.DataFrame, pl.DataFram
 
 
 ROWS: list[dict] = []
+GATED_HISTORY = 750  # trading days a gated daily prediction reads (three years, the presets' market length)
 
 
 def emit(row: dict, out: Path | None) -> None:
@@ -199,17 +200,24 @@ def run_size(feats: pl.DataFrame, graph: pl.DataFrame, args, device: str, label:
 
 
 def prediction(
-    n_stocks: int, device: str, out: Path | None, repeats: int = 3, timing_half_life: float = 0.0
+    n_stocks: int,
+    device: str,
+    out: Path | None,
+    repeats: int = 3,
+    timing_half_life: float = 0.0,
+    gate: bool = False,
 ) -> None:
     """Daily prediction for ``n_stocks``: a 3-member checkpoint set (untrained weights; the time does not
     depend on them) -> predict_day -> CSV on disk. The market is just long enough for one day's window
-    (and, with skip timing, the history it reads)."""
+    (and, with skip timing, the history it reads; with its gate, which reads all of it, GATED_HISTORY
+    days)."""
     from atft_dagster.training.checkpoint import save_checkpoint
     from atft_dagster.training.daily import predict_day, ranking_csv
     from atft_dagster.training.skip_timing import timing_history
 
-    cfg = TrainingConfig(skip_timing_half_life=timing_half_life)
-    feats, graph = market_inputs(n_stocks, cfg.seq_len + 260 + timing_history(cfg))
+    cfg = TrainingConfig(skip_timing_half_life=timing_half_life, skip_timing_gate=gate)
+    history = GATED_HISTORY if gate else cfg.seq_len + 260 + timing_history(cfg)
+    feats, graph = market_inputs(n_stocks, history)
     reg = default_registry()
     day = feats["date"].max()
     with tempfile.TemporaryDirectory() as tmp:
@@ -236,6 +244,8 @@ def prediction(
             "stocks": preds.height,
             "members": len(paths),
             "skip_timing_half_life": timing_half_life,
+            "skip_timing_gate": gate,
+            "market_days": history,
             "cold_s": times[0],
             "warm_s": min(times[1:]),
         },
@@ -306,7 +316,8 @@ def table(rows: list[dict]) -> str:
         if r["what"] == "predict_day":
             lines.append(
                 f"\npredict_day, {r['stocks']} stocks, {r['members']} members, {r['device']}, "
-                f"skip timing half-life {r.get('skip_timing_half_life', 0):g}: "
+                f"skip timing half-life {r.get('skip_timing_half_life', 0):g}"
+                f"{', gated, ' + str(r['market_days']) + ' days' if r.get('skip_timing_gate') else ''}: "
                 f"cold {r['cold_s']:.2f} s, warm {r['warm_s']:.2f} s (checkpoint -> CSV)"
             )
     return "\n".join(lines)
@@ -325,6 +336,9 @@ def main() -> None:
         type=float,
         default=[],
         help="also time predict_day with skip timing at these half-lives (after the plain one)",
+    )
+    ap.add_argument(
+        "--predict-gate", action="store_true", help="and with the timing gate (half-life 20), 750 days"
     )
     ap.add_argument("--no-phases", action="store_true")
     ap.add_argument("--profile-steps", type=int, default=0, help="print a kernel profile of N steps")
@@ -376,6 +390,8 @@ def main() -> None:
     if args.predict_stocks:
         for half_life in [0.0, *args.predict_timing]:
             prediction(args.predict_stocks, device, args.out, timing_half_life=half_life)
+        if args.predict_gate:
+            prediction(args.predict_stocks, device, args.out, timing_half_life=20.0, gate=True)
     rows = [json.loads(x) for x in args.out.read_text().splitlines()] if args.out else ROWS
     print(table(rows))
 

@@ -40,6 +40,7 @@ NOW = {
     "early_stopping_weights": EQUAL4,
     "lr": 3e-4,
     "input_skip": False,
+    "skip_timing_half_life": 0.0,
     "select_per_horizon": False,
 }
 SKIP_PH = {

@@ -21,6 +21,7 @@ BEFORE_FIELD_EXISTED: dict[str, object] = {
     "skip_lr_scale": 1.0,
     "skip_refit_through_validation": False,
     "skip_timing_half_life": 0.0,
+    "skip_timing_gate": False,
 }
 # Renamed fields: the old name (still in recorded configs and sweep rows) -> how its value reads now.
 LEGACY_FIELDS = {"skip_ridge_penalty": ("skip_ridge_penalties", lambda p: [] if p is None else [p])}
@@ -99,12 +100,13 @@ class TrainingConfig(BaseModel):
         "eleventh sweep).",
     )
     skip_timing_half_life: float = Field(
-        0.0,
+        20.0,
         ge=0,
         description="Factor timing (training/skip_timing.py): > 0 scores each date with skip weights refitted "
         "on the labels ended by that date, weighted by this half-life in trading days and shrunk towards the "
-        "trained skip; 0 = off, the skip's weights are fixed. Off: it loses on the constant-strength demo "
-        "tuning markets; 20 won at 1 day on both realistic ones (docs/benchmarks.md, twelfth sweep).",
+        "trained skip; 0 = off, the skip's weights are fixed. 20 won at 1 day on both realistic tuning "
+        "markets (docs/benchmarks.md, twelfth sweep); on by default behind skip_timing_gate, which keeps it "
+        "off where strengths do not drift (seventeenth sweep).",
     )
     skip_timing_shrink: float = Field(
         1.0,
@@ -128,12 +130,13 @@ class TrainingConfig(BaseModel):
         "won on one realistic tuning market and lost on the other, twelfth sweep).",
     )
     skip_timing_gate: bool = Field(
-        False,
+        True,
         description="With skip timing on: time a date only if timing has paid over the history so far, by a "
         "point-in-time backtest (training/skip_timing.py, 'Gate'): an expanding ridge over the ended labels, "
         "re-weighted per group by recent dates (timed) and by all dates (static), predicts each earlier "
         "date; on iff the timed version's mean gain in daily correlation with the label, over the dates "
-        "whose label has ended, is clearly > 0 (skip_timing_gate_min_t).",
+        "whose label has ended, is clearly > 0 (skip_timing_gate_min_t). On: the tuning markets' selection "
+        "windows, +0.0025 on the mean of four, none lower (docs/benchmarks.md, seventeenth sweep).",
     )
     skip_timing_gate_min_t: float = Field(
         2.0,
@@ -298,7 +301,7 @@ class TrainingConfig(BaseModel):
         if any(p < 0 for p in self.skip_ridge_penalties):
             raise ValueError("skip_ridge_penalties must be >= 0")
         if self.skip_timing_half_life > 0 and not self.input_skip:
-            raise ValueError("skip_timing_half_life needs the input skip (input_skip)")
+            raise ValueError("skip_timing_half_life needs the input skip (input_skip); 0 turns timing off")
         if not set(self.skip_timing_horizons) <= set(self.horizons):
             raise ValueError("skip_timing_horizons must be among horizons")
         if len(self.gat_heads) != 2:
