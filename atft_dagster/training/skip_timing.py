@@ -27,8 +27,8 @@ the same ridge over every ended date with equal weight (static multipliers, so t
 reference's shrinkage alike). The gain
 :math:`g_s = \rho(U_s \beta^{timed}_s, y^z_s) - \rho(U_s \beta^{static}_s, y^z_s)` counts once the label of
 :math:`s` has ended (:math:`s + h \le t`), and timing is on at :math:`t` iff the t-statistic of their
-mean gain exceeds ``skip_timing_gate_min_t``: recent dates must have predicted clearly better than all. Where strengths are constant the static multipliers
-use more data, and the gate keeps timing off.
+mean gain exceeds ``skip_timing_gate_min_t``: recent dates must have predicted clearly better than all.
+Where strengths are constant the static multipliers use more data, and the gate keeps timing off.
 
 Timing acts at prediction time; early stopping and the ridge start's choices are made without it.
 """
@@ -154,12 +154,12 @@ def timing_statistics(
                     key = ok.cpu().numpy().tobytes()  # horizons with the same rows share one product
                     if key not in grams:
                         grams[key] = us[ok].T @ us[ok]
-                    w = decay ** (t - s)
+                    w, c, n = decay ** (t - s), us[ok].T @ ys[ok, k], int(ok.sum())
                     gram[k] += w * grams[key]
-                    cross[k] += w * (us[ok].T @ ys[ok, k])
-                    rows[k] += w * int(ok.sum())
+                    cross[k] += w * c
+                    rows[k] += w * n
                     if gate is not None:
-                        gate.add(k, grams[key], us[ok].T @ ys[ok, k], int(ok.sum()))
+                        gate.add(k, grams[key], c, n)
         while pending and all(pending[0][3]):
             pending.popleft()
         if gate is not None:
