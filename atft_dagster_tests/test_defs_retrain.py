@@ -170,6 +170,10 @@ def test_a_range_of_daily_predictions_runs_as_one_step(retrained):
         instance=inst, tags=tags, asset_selection=[dg.AssetKey("daily_predictions")]
     )
     assert res.success and len([e for e in res.all_events if e.is_step_start]) == 1
+    # skip timing's pass is kept under the data directory: each day of the range continues the day before's
+    md = res.get_asset_materialization_events()[-1].materialization.metadata
+    assert md["skip_timing"].value == f"skip timing continued the state of {keys[247]}"
+    assert {p.name for p in (root / "timing").glob("*/*.pt")} >= {f"{k}.pt" for k in keys[246:249]}
     for k in keys[246:249]:
         part = pl.read_parquet(root / "tables" / "daily_predictions" / f"{k}.parquet")
         assert part["date"].unique().to_list() == [date.fromisoformat(k)]

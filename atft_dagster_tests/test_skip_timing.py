@@ -368,3 +368,103 @@ def test_a_gated_daily_prediction_reads_the_whole_history_and_matches_it(setup, 
     got = predict_day([str(best)], feats, reg, _fixture_graph(), data.dates[t]).sort("code")
     for h in cfg.horizons:
         np.testing.assert_allclose(got[f"pred_{h}d"], want[f"pred_{h}d"], rtol=1e-3, atol=1e-4)
+
+
+def _assert_same_statistics(got, want, t):
+    for a, b in zip(got.per_date[t], want.per_date[t], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(np.array(got.gate[t]), np.array(want.gate[t]), rtol=1e-9, atol=1e-12)
+
+
+def test_a_timing_pass_continues_from_its_kept_state_to_the_whole_passs_figures(setup, tmp_path):  # noqa: F811
+    from atft_dagster.training.data import PanelTensors
+    from atft_dagster.training.skip_timing import ResumeRefused, TimingState, timing_statistics
+
+    cfg, data, reg, split, feats = setup
+    model = _ridge_started(cfg, data, split, **GATE)
+    early, late = split.selection[-1], split.test[-1]
+    whole = timing_statistics(model, data, [late])
+    assert np.isfinite(whole.gate[late][0][1])  # the backtest has scored by then
+    kept = timing_statistics(model, data, [early]).state
+    assert kept.last == data.dates[early] and kept.pending and any(kept.gate["waiting"])
+    torch.save(kept.to_dict(), tmp_path / "s.pt")  # plain tensors, lists and strings
+    kept = TimingState.from_dict(torch.load(tmp_path / "s.pt", weights_only=True))
+    _assert_same_statistics(timing_statistics(model, data, [late], kept), whole, late)
+    # on a daily prediction's short panel: only the dates the state still reads, and those after it
+    oldest = min([kept.last, *kept.checks])
+    short, t = PanelTensors.for_day(
+        feats,
+        reg,
+        _fixture_graph(),
+        data.dates[late],
+        cfg.horizons,
+        cfg.seq_len,
+        cfg.input_clip,
+        history=late - data.dates.index(oldest),
+    )
+    assert len(short.dates) < len(data.dates)
+    again = timing_statistics(model, short, [t], kept)
+    for a, b in zip(again.per_date[t], whole.per_date[late], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(np.array(again.gate[t]), np.array(whole.gate[late]), rtol=1e-6)
+    # refused: another timing config, a date the state has passed, other inputs
+    other = _ridge_started(cfg, data, split, **GATE | {"skip_timing_half_life": 5.0})
+    with pytest.raises(ResumeRefused, match="another timing config"):
+        timing_statistics(other, data, [late], kept)
+    with pytest.raises(ResumeRefused, match="passed"):
+        timing_statistics(model, data, [early], kept)
+    changed = copy.copy(data)
+    changed.x = data.x.clone()
+    changed.x[data.dates.index(oldest)] += 0.5
+    with pytest.raises(ResumeRefused, match="features changed"):
+        timing_statistics(model, changed, [late], kept)
+
+
+def test_daily_predictions_keep_the_timing_pass_and_continue_it(setup, tmp_path):  # noqa: F811
+    import polars as pl
+
+    from atft_dagster.training.checkpoint import save_checkpoint
+    from atft_dagster.training.daily import predict_day
+    from atft_dagster.training.timing_state import history_fingerprint, latest_state, state_dir
+
+    cfg, data, reg, split, feats = setup
+    model = _ridge_started(cfg, data, split, **GATE)
+    ck = tmp_path / "m.pt"
+    save_checkpoint(
+        {"config": model.cfg.model_dump(), "state_dict": model.state_dict(), "n_features": data.n_features},
+        ck,
+    )
+    graph, timing_dir = _fixture_graph(), tmp_path / "timing"
+    d0, d1, d2, d3, d4 = (data.dates[t] for t in split.test[-13::3])
+
+    def daily(day, frame=feats):
+        notes: list[str] = []
+        got = predict_day([str(ck)], frame, reg, graph, day, timing_dir=timing_dir, notes=notes)
+        want = predict_day([str(ck)], frame, reg, graph, day)  # the whole history, nothing kept
+        for h in cfg.horizons:
+            np.testing.assert_allclose(
+                got.sort("code")[f"pred_{h}d"], want.sort("code")[f"pred_{h}d"], atol=0, rtol=0
+            )
+        return notes[0]
+
+    assert f"whole history (no kept state before {d1})" in daily(d1)
+    folder = state_dir(timing_dir, model.cfg)
+    assert [p.name for p in folder.iterdir()] == [f"{d1}.pt"]
+    assert daily(d2) == f"skip timing continued the state of {d1}"
+    # the continued pass extends the fingerprint by the new rows: as if read whole
+    assert latest_state(folder, d3).fingerprint == history_fingerprint(feats, graph, reg.names, d2)
+    assert f"no kept state before {d0}" in daily(d0)  # an earlier day: the whole history, kept as well
+    assert daily(d1) == f"skip timing continued the state of {d0}"  # a backfill continues its own
+    assert daily(d3) == f"skip timing continued the state of {d2}"  # the latest state before the day
+    # the three most recently written stay (d2's went when d3's was written)
+    assert sorted(p.name for p in folder.iterdir()) == [f"{d}.pt" for d in (d0, d1, d3)]
+    old = feats.with_columns(
+        pl.when(pl.col("date") == data.dates[split.train[3]])
+        .then(pl.col(reg.names[0]) + 1.0)
+        .otherwise(pl.col(reg.names[0]))
+        .alias(reg.names[0])
+    )
+    assert "changed since the state was kept" in daily(d4, old)  # a revised old date is caught
+    for p in folder.iterdir():
+        p.write_bytes(b"damaged")
+    assert "no kept state" in daily(d4)

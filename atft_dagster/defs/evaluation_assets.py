@@ -202,7 +202,7 @@ def _predict(
     paths: ProjectPaths,
 ) -> pl.DataFrame:
     """Rank each day, write its CSV, and describe them in the output's metadata."""
-    frames, csvs = [], []
+    frames, csvs, timing = [], [], ""
     for day in days:
         ranking = rank_day(
             champion,
@@ -217,13 +217,17 @@ def _predict(
         csvs.append(paths.layout.predictions_csv(day))
         write_text_atomic(ranking.csv, csvs[-1])
         frames.append(ranking.predictions)
-        context.log.info(f"predictions for {day}: {csvs[-1]}")
+        context.log.info(
+            f"predictions for {day}: {csvs[-1]}" + (f" ({ranking.timing})" if ranking.timing else "")
+        )
+        timing = ranking.timing
     context.add_output_metadata(
         {
             "date": str(days[-1]) if len(days) == 1 else f"{days[0]} .. {days[-1]}",
             "stocks": frames[-1].height,
             "champion": dg.MetadataValue.json(champion.checkpoints),
             "csv": dg.MetadataValue.path(str(csvs[-1])),
+            "skip_timing": timing or "off",
         }
     )
     return pl.concat(frames)

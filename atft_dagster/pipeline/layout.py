@@ -72,6 +72,12 @@ class DataLayout:
         not by the run, so a re-executed run finds its interrupted training and resumes it."""
         return self.root / "models" / training_key / f"fold_{fold}" / f"seed_{seed}"
 
+    @property
+    def timing_dir(self) -> Path:
+        """Skip timing's pass kept between daily predictions (training/timing_state.py); a cache: deleting
+        it costs the next prediction one whole-history pass."""
+        return self.root / "timing"
+
     def predictions_csv(self, day: date) -> Path:
         return self.root / "predictions" / f"{day}.csv"
 

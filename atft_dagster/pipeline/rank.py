@@ -24,6 +24,7 @@ class DailyRanking:
     predictions: pl.DataFrame  # per stock: pred_{h}d, quantiles, rank (0 = best)
     csv: str  # JPX layout: Date, SecuritiesCode, Rank
     members: list[str]
+    timing: str  # how skip timing's pass ran ("" when timing is off)
 
 
 def rank_day(
@@ -44,5 +45,6 @@ def rank_day(
             f"(features cover {have.min()} .. {have.max()})"
         )
     members = champion.member_paths(layout)
-    preds = predict_day(members, features, registry, graph, day, device, precision)
-    return DailyRanking(day, preds, ranking_csv(preds), members)
+    notes: list[str] = []
+    preds = predict_day(members, features, registry, graph, day, device, precision, layout.timing_dir, notes)
+    return DailyRanking(day, preds, ranking_csv(preds), members, "; ".join(notes))

@@ -47,17 +47,19 @@ def ensemble_predict(
     precision: str = "fp32",
     device: torch.device | str | None = None,
     timing: dict | None = None,
+    shared: dict[str, TimingStatistics] | None = None,
 ) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
     """(ensemble frame, member frames) for ``date_indices``. With skip timing, its statistics are computed
     once and shared by members of the same timing config (they do not depend on the weights). ``timing``:
     ``skip_timing_*`` fields that replace the checkpoints' own (timing acts at prediction time only, so a
-    model trained without it can be scored with it)."""
+    model trained without it can be scored with it). ``shared``: statistics already computed for these
+    dates, by :func:`timing_key` (a daily prediction's continued pass)."""
     if timing and not all(k.startswith("skip_timing_") for k in timing):
         raise ValueError(f"timing takes skip_timing_* fields only, not {sorted(timing)}")
     device = device or data.device
     frames = []
     horizons: list[int] = []
-    shared: dict[str, TimingStatistics] = {}
+    shared = dict(shared or {})
     for path in checkpoints:
         model, _ = load_model(Path(path), device)
         if timing:

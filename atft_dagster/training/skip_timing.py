@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from datetime import date
 
 import torch
 
@@ -78,6 +79,60 @@ def trained_skip_weights(model: ATFTGATFAN | HorizonSelected) -> torch.Tensor:
 
 
 @dataclass
+class TimingState:
+    r"""The timing pass after its date ``last``: what continuing it by later dates needs. Dates, not a
+    panel's indices, so that it resumes on another panel of the same features (a daily prediction's short
+    window). Labels are not kept: each is read from the panel when it ends.
+
+    ``pending``: dates with a label still running (per timed horizon: entered yet?); ``waiting``: per timed
+    horizon, the gate's dates whose gain waits for their label, with the timed and static weights they were
+    scored with; ``checks``: per date still read later, (rows, sum, sum of squares) of its skip inputs, so
+    that a resume on other inputs is refused."""
+
+    key: str
+    last: date
+    gram: torch.Tensor
+    cross: torch.Tensor
+    rows: torch.Tensor
+    pending: list[tuple[date, list[bool]]]
+    checks: dict[date, tuple[int, float, float]]
+    gate: dict | None = None
+
+    def to_dict(self) -> dict:
+        """Plain tensors, lists and strings (loads with ``torch.load(weights_only=True)``)."""
+        gate = None
+        if self.gate is not None:
+            gate = {**self.gate, "waiting": [[(str(s), a, b) for s, a, b in w] for w in self.gate["waiting"]]}
+        return {
+            "key": self.key,
+            "last": str(self.last),
+            "gram": self.gram,
+            "cross": self.cross,
+            "rows": self.rows,
+            "pending": [(str(s), added) for s, added in self.pending],
+            "checks": {str(s): c for s, c in self.checks.items()},
+            "gate": gate,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TimingState:
+        gate = d["gate"]
+        if gate is not None:
+            waiting = [[(date.fromisoformat(s), a, b) for s, a, b in w] for w in gate["waiting"]]
+            gate = {**gate, "waiting": waiting}
+        return cls(
+            d["key"],
+            date.fromisoformat(d["last"]),
+            d["gram"],
+            d["cross"],
+            d["rows"],
+            [(date.fromisoformat(s), list(added)) for s, added in d["pending"]],
+            {date.fromisoformat(s): tuple(c) for s, c in d["checks"].items()},
+            gate,
+        )
+
+
+@dataclass
 class TimingStatistics:
     r"""Per requested date, the EWMA normal equations of the timed horizons (``horizon_index``):
     ``gram`` (k, d, d) :math:`\sum a^{t-u} U_u^\top U_u`, ``cross`` (k, d) with the z-scored labels and
@@ -89,6 +144,8 @@ class TimingStatistics:
     # skip_timing_gate: per date, per timed horizon, the backtest's (mean gain, its t-statistic) so far
     # (nan before any); timing is on where the t-statistic exceeds skip_timing_gate_min_t
     gate: dict[int, list[tuple[float, float]]] | None = None
+    # the pass after its last date, when that date is one a full pass steps on (to resume from)
+    state: TimingState | None = None
 
 
 TIMING_FIELDS = (
@@ -115,27 +172,64 @@ def timing_key(cfg: TrainingConfig) -> str:
     return repr([getattr(cfg, f) for f in TIMING_FIELDS])
 
 
+class ResumeRefused(ValueError):
+    """A :class:`TimingState` that does not continue on these inputs (other config, dates or data)."""
+
+
+def _checksum(u: torch.Tensor) -> tuple[int, float, float]:
+    return (u.shape[0], float(u.sum()), float((u * u).sum()))
+
+
 @torch.no_grad()
 def timing_statistics(
-    model: ATFTGATFAN | HorizonSelected, data: PanelTensors, date_indices: list[int]
+    model: ATFTGATFAN | HorizonSelected,
+    data: PanelTensors,
+    date_indices: list[int],
+    resume: TimingState | None = None,
 ) -> TimingStatistics:
     """One pass over the usable history up to the last requested date, reading each date's last-day inputs
-    and the labels that have ended."""
+    and the labels that have ended; with ``resume``, the pass continues that state on the dates after its
+    ``last`` (the panel must hold them and the dates the state still reads), which gives the full pass's
+    figures. Raises :class:`ResumeRefused` where the state does not fit."""
     cfg, first = model.cfg, _first(model)
     timed = [j for j, h in enumerate(cfg.horizons) if h in cfg.skip_timing_horizons]
     horizons = [cfg.horizons[j] for j in timed]
     decay = 0.5 ** (1.0 / cfg.skip_timing_half_life)
     wanted = set(date_indices)
-    steps = sorted({t for t in data.usable_dates(cfg.min_stocks_per_date) if t <= max(wanted)} | wanted)
-    gram = cross = rows = None
-    pending: deque[tuple[int, torch.Tensor, torch.Tensor, list[bool], dict]] = deque()  # labels still running
-    out: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+    cache: dict[int, tuple[torch.Tensor, torch.Tensor, dict]] = {}
+
+    def inputs(t: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """Date t's skip inputs, z-scored labels of the timed horizons, and the products made of them."""
+        if t not in cache:
+            x_last, y, edge_index, edge_attr = data.last_day(t)
+            u = first.skip_inputs(x_last, edge_index, edge_attr).double()
+            cache[t] = (u, zscore_by_date(y[:, timed].double(), [u.shape[0]], cfg.label_clip), {})
+        return cache[t]
+
     gate = _Gate(cfg, horizons, data.groups, first.with_neighbour_mean) if cfg.skip_timing_gate else None
+    gram = cross = rows = None
+    pending: deque[tuple[int, list[bool]]] = deque()  # dates whose labels are still running
     prev = None
+    if resume is not None:
+        prev = _resume_index(resume, data, cfg, wanted)
+        gram, cross, rows = resume.gram.clone(), resume.cross.clone(), resume.rows.clone()
+        index = {d: i for i, d in enumerate(data.dates)}
+        pending.extend((index[s], list(added)) for s, added in resume.pending)
+        if gate is not None:
+            gate.load(resume.gate, index)
+        for s, check in resume.checks.items():
+            got = _checksum(inputs(index[s])[0])
+            if got[0] != check[0] or not all(
+                math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6)
+                for a, b in zip(got[1:], check[1:], strict=True)
+            ):
+                raise ResumeRefused(f"the skip inputs of {s} differ from the state's: the features changed")
+    usable = set(data.usable_dates(cfg.min_stocks_per_date))
+    after = -1 if prev is None else prev
+    steps = sorted({t for t in usable if after < t <= max(wanted)} | wanted)
+    out: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
     for t in steps:
-        x_last, y, edge_index, edge_attr = data.last_day(t)
-        u = first.skip_inputs(x_last, edge_index, edge_attr).double()
-        yz = zscore_by_date(y[:, timed].double(), [u.shape[0]], cfg.label_clip)
+        u = inputs(t)[0]
         if gram is None:
             gram = u.new_zeros(len(timed), u.shape[1], u.shape[1])
             cross, rows = u.new_zeros(len(timed), u.shape[1]), u.new_zeros(len(timed))
@@ -145,11 +239,12 @@ def timing_statistics(
             f = decay ** (t - prev)
             gram, cross, rows = gram * f, cross * f, rows * f
         prev = t
-        pending.append((t, u, yz, [False] * len(timed), {}))
-        for s, us, ys, added, grams in pending:  # a label that has ended by t enters once, weight a^(t-s)
+        pending.append((t, [False] * len(timed)))
+        for s, added in pending:  # a label that has ended by t enters once, weight a^(t-s)
             for k, h in enumerate(horizons):
                 if not added[k] and s + h <= t:
                     added[k] = True
+                    us, ys, grams = inputs(s)
                     ok = torch.isfinite(ys[:, k])
                     key = ok.cpu().numpy().tobytes()  # horizons with the same rows share one product
                     if key not in grams:
@@ -160,27 +255,58 @@ def timing_statistics(
                     rows[k] += w * n
                     if gate is not None:
                         gate.add(k, grams[key], c, n)
-        while pending and all(pending[0][3]):
+        while pending and all(pending[0][1]):
             pending.popleft()
         if gate is not None:
-            gate.step(t, u, yz, gram, cross, rows)
+            gate.step(t, inputs, gram, cross, rows)
         if t in wanted:
             out[t] = (gram.clone(), cross.clone(), rows.clone())
             if gate is not None:
                 gate.decisions[t] = gate.summary()
-    return TimingStatistics(timed, out, gate.decisions if gate is not None else None)
+        live = {s for s, _ in pending} | (gate.reading() if gate is not None else set())
+        for s in [s for s in cache if s not in live]:
+            del cache[s]
+    state = None
+    if prev is not None and prev in usable:
+        state = TimingState(
+            timing_key(cfg),
+            data.dates[prev],
+            gram,
+            cross,
+            rows,
+            [(data.dates[s], list(added)) for s, added in pending],
+            {data.dates[s]: _checksum(cache[s][0]) for s in sorted(cache)},
+            gate.export(data.dates) if gate is not None else None,
+        )
+    return TimingStatistics(timed, out, gate.decisions if gate is not None else None, state)
+
+
+def _resume_index(state: TimingState, data: PanelTensors, cfg: TrainingConfig, wanted: set[int]) -> int:
+    """The panel index of the state's last date, after checking that the state continues here."""
+    if state.key != timing_key(cfg):
+        raise ResumeRefused("the state was made under another timing config")
+    index = {d: i for i, d in enumerate(data.dates)}
+    needed = [state.last, *state.checks]
+    missing = [str(d) for d in needed if d not in index]
+    if missing:
+        raise ResumeRefused(f"the panel lacks dates the state reads: {missing[:3]}")
+    last = index[state.last]
+    if min(wanted) <= last:
+        raise ResumeRefused(f"the state has passed {data.dates[min(wanted)]} already (it ends {state.last})")
+    return last
 
 
 class _Gate:
     """The point-in-time backtest of ``skip_timing_gate`` (module docstring, "Gate"), fed by the pass of
-    :func:`timing_statistics`: expanding normal equations per timed horizon, each date's gain held back
-    until its label has ended."""
+    :func:`timing_statistics`: expanding normal equations per timed horizon; each date's timed and static
+    weights wait until its label has ended, and its gain counts from then on."""
 
     def __init__(self, cfg: TrainingConfig, horizons: list[int], groups: list[str], neighbours: bool):
         self.cfg, self.horizons, self.groups, self.neighbours = cfg, horizons, groups, neighbours
         self.decisions: dict[int, list[tuple[float, float]]] = {}
         self.ended = [0] * len(horizons)
-        self.waiting: list[deque[tuple[int, float]]] = [deque() for _ in horizons]  # (date, gain)
+        # per timed horizon: (date, timed weights, static weights) waiting for the date's label
+        self.waiting: list[deque[tuple[int, torch.Tensor, torch.Tensor]]] = [deque() for _ in horizons]
         self.total = [0.0] * len(horizons)
         self.squares = [0.0] * len(horizons)
         self.count = [0] * len(horizons)
@@ -196,16 +322,20 @@ class _Gate:
         self.rows[k] += rows
         self.ended[k] += 1
 
-    def step(self, t, u, yz, ew_gram, ew_cross, ew_rows) -> None:
-        """Release the gains whose label has ended by ``t``, then score ``t`` (held back until it ends)."""
+    def step(self, t, inputs, ew_gram, ew_cross, ew_rows) -> None:
+        """Count the gains whose label has ended by ``t``, then weigh ``t`` (its gain waits for its label)."""
         for k, h in enumerate(self.horizons):
             while self.waiting[k] and self.waiting[k][0][0] + h <= t:
-                gain = self.waiting[k].popleft()[1]
+                s, timed, static = self.waiting[k].popleft()
+                us, ys, _ = inputs(s)
+                ok = torch.isfinite(ys[:, k])
+                if not bool(ok.any()):
+                    continue
+                gain = _corr(us[ok] @ timed, ys[ok, k]) - _corr(us[ok] @ static, ys[ok, k])
                 self.total[k] += gain
                 self.squares[k] += gain * gain
                 self.count[k] += 1
-            ok = torch.isfinite(yz[:, k])
-            if self.ended[k] < self.cfg.skip_timing_gate_burn_in or not bool(ok.any()) or ew_rows[k] <= 0:
+            if self.ended[k] < self.cfg.skip_timing_gate_burn_in or ew_rows[k] <= 0:
                 continue
             n = self.rows[k]
             ref = torch.linalg.solve(
@@ -215,8 +345,32 @@ class _Gate:
                 ref + self._delta(g / r, c / r, ref)
                 for g, c, r in ((ew_gram[k], ew_cross[k], ew_rows[k]), (self.gram[k], self.cross[k], n))
             )
-            gain = _corr(u[ok] @ timed, yz[ok, k]) - _corr(u[ok] @ static, yz[ok, k])
-            self.waiting[k].append((t, gain))
+            self.waiting[k].append((t, timed, static))
+
+    def reading(self) -> set[int]:
+        """The dates whose inputs a later step reads."""
+        return {s for w in self.waiting for s, _, _ in w}
+
+    def export(self, dates: list[date]) -> dict:
+        return {
+            "gram": self.gram,
+            "cross": self.cross,
+            "rows": self.rows,
+            "ended": list(self.ended),
+            "total": list(self.total),
+            "squares": list(self.squares),
+            "count": list(self.count),
+            "waiting": [[(dates[s], a, b) for s, a, b in w] for w in self.waiting],
+        }
+
+    def load(self, saved: dict | None, index: dict[date, int]) -> None:
+        if saved is None:
+            raise ResumeRefused("the state was made without the gate")
+        self.start(saved["gram"])
+        self.gram, self.cross, self.rows = (saved[k].clone() for k in ("gram", "cross", "rows"))
+        self.ended, self.total = list(saved["ended"]), list(saved["total"])
+        self.squares, self.count = list(saved["squares"]), list(saved["count"])
+        self.waiting = [deque((index[s], a, b) for s, a, b in w) for w in saved["waiting"]]
 
     def _delta(self, gram: torch.Tensor, cross: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         kappa = self.cfg.skip_timing_shrink
