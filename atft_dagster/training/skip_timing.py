@@ -212,11 +212,11 @@ def timing_statistics(
     prev = None
     if resume is not None:
         prev = _resume_index(resume, data, cfg, wanted)
-        gram, cross, rows = resume.gram.clone(), resume.cross.clone(), resume.rows.clone()
+        gram, cross, rows = (x.to(data.device, copy=True) for x in (resume.gram, resume.cross, resume.rows))
         index = {d: i for i, d in enumerate(data.dates)}
         pending.extend((index[s], list(added)) for s, added in resume.pending)
         if gate is not None:
-            gate.load(resume.gate, index)
+            gate.load(resume.gate, index, data.device)
         for s, check in resume.checks.items():
             got = _checksum(inputs(index[s])[0])
             if got[0] != check[0] or not all(
@@ -363,14 +363,16 @@ class _Gate:
             "waiting": [[(dates[s], a, b) for s, a, b in w] for w in self.waiting],
         }
 
-    def load(self, saved: dict | None, index: dict[date, int]) -> None:
+    def load(self, saved: dict | None, index: dict[date, int], device: torch.device) -> None:
         if saved is None:
             raise ResumeRefused("the state was made without the gate")
-        self.start(saved["gram"])
-        self.gram, self.cross, self.rows = (saved[k].clone() for k in ("gram", "cross", "rows"))
+        self.start(saved["gram"].to(device))
+        self.gram, self.cross, self.rows = (saved[k].to(device, copy=True) for k in ("gram", "cross", "rows"))
         self.ended, self.total = list(saved["ended"]), list(saved["total"])
         self.squares, self.count = list(saved["squares"]), list(saved["count"])
-        self.waiting = [deque((index[s], a, b) for s, a, b in w) for w in saved["waiting"]]
+        self.waiting = [
+            deque((index[s], a.to(device), b.to(device)) for s, a, b in w) for w in saved["waiting"]
+        ]
 
     def _delta(self, gram: torch.Tensor, cross: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         kappa = self.cfg.skip_timing_shrink
