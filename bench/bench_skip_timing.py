@@ -74,6 +74,16 @@ VARIANTS: dict[str, dict] = {
         "skip_timing_gate_min_t": 2.0,
     },
 }
+# the gate's knobs one at a time around the defaults (eighteenth sweep: min_t 2, burn-in 60, penalty 0.3)
+GATED = VARIANTS["groups_hl20_k1_gate"]
+VARIANTS |= {
+    "gate_t1": {**GATED, "skip_timing_gate_min_t": 1.0},
+    "gate_t3": {**GATED, "skip_timing_gate_min_t": 3.0},
+    "gate_burn30": {**GATED, "skip_timing_gate_burn_in": 30},
+    "gate_burn120": {**GATED, "skip_timing_gate_burn_in": 120},
+    "gate_pen0.1": {**GATED, "skip_timing_gate_penalty": 0.1},
+    "gate_pen1": {**GATED, "skip_timing_gate_penalty": 1.0},
+}
 
 
 def linear_model(data: PanelTensors, cfg: TrainingConfig, split) -> ATFTGATFAN:
