@@ -83,6 +83,9 @@ VARIANTS |= {
     "gate_burn120": {**GATED, "skip_timing_gate_burn_in": 120},
     "gate_pen0.1": {**GATED, "skip_timing_gate_penalty": 0.1},
     "gate_pen1": {**GATED, "skip_timing_gate_penalty": 1.0},
+    # the gate per horizon: timing the longer horizons too, each behind its own backtest
+    "gate_1d5d": {**GATED, "skip_timing_horizons": [1, 5]},
+    "gate_all": {**GATED, "skip_timing_horizons": [1, 5, 10, 20]},
 }
 
 
@@ -143,6 +146,10 @@ def run_market(args, seed: int) -> list[dict]:
             min_t = model.cfg.skip_timing_gate_min_t
             row["gate_on"] = float(np.mean([stats.gate[t][0][1] > min_t for t in window]))
             row["gate_t_first"] = stats.gate[window[0]][0][1]  # the backtest's t as the window opens
+            for k, j in enumerate(stats.horizon_index[1:], start=1):  # longer timed horizons, each its own
+                h = cfg.horizons[j]
+                row[f"gate_on_{h}d"] = float(np.mean([stats.gate[t][k][1] > min_t for t in window]))
+                row[f"gate_t_last_{h}d"] = stats.gate[window[-1]][k][1]
         for h in cfg.horizons:
             score = DailyRankIC(dates, frame[f"label_{h}d"].to_numpy(), cfg.min_stocks_per_date)
             row[f"{args.window}_{h}d"] = score(frame[f"pred_{h}d"].to_numpy())
