@@ -247,20 +247,20 @@ def _reweighted(ref, basis, gram, cross, kappa):
     return ref + basis @ (np.linalg.solve(gb + kappa * d, cb + kappa * d.sum(1)) - 1)
 
 
-def _numpy_gate_gains(data, model, t, cfg):
-    """The gate's gains up to date t (1-day horizon), {s: gain}, computed independently: for each usable date
+def _numpy_gate_gains(data, model, t, cfg, j=0):
+    """The gate's gains up to date t (horizon ``j``), {s: gain}, computed independently: for each usable date
     s past the burn-in, an expanding ridge over the labels ended by s, re-weighted by group multipliers fitted
     on the ended dates with EWMA weights (timed) and with equal weights (static), predicts s. The gate at t
     averages the gains of the dates whose label has ended by t."""
     from atft_dagster.training.skip_timing import group_basis
 
-    a, kappa, h = 0.5 ** (1 / cfg.skip_timing_half_life), cfg.skip_timing_shrink, cfg.horizons[0]
+    a, kappa, h = 0.5 ** (1 / cfg.skip_timing_half_life), cfg.skip_timing_shrink, cfg.horizons[j]
     days = np.array([u for u in data.usable_dates(cfg.min_stocks_per_date) if u <= t])
     xs, ys = [], []
     for u in days:
         b = data.batch([int(u)])
         x = model.skip_inputs(b.x[:, -1], b.edge_index, b.edge_attr).double().numpy()
-        y = b.y[:, 0].double().numpy()
+        y = b.y[:, j].double().numpy()
         ok = np.isfinite(y)
         xs.append(x[ok])
         ys.append(np.clip((y[ok] - y[ok].mean()) / y[ok].std(), -cfg.label_clip, cfg.label_clip))
@@ -470,3 +470,22 @@ def test_daily_predictions_keep_the_timing_pass_and_continue_it(setup, tmp_path)
     for p in folder.iterdir():
         p.write_bytes(b"damaged")
     assert "no kept state" in daily(d4)
+
+
+def test_the_gates_t_statistic_allows_for_overlapping_labels(setup):  # noqa: F811
+    """At h days, the gains of dates under h days apart share label days: Newey-West with lag h - 1."""
+    from atft_dagster.evaluation.metrics import newey_west_t
+    from atft_dagster.training.skip_timing import timing_statistics
+
+    cfg, data, _, split, _ = setup
+    model = _ridge_started(cfg, data, split, **GATE | {"skip_timing_horizons": cfg.horizons[:2]})
+    j, h = 1, cfg.horizons[1]
+    t = split.selection[-1]
+    stats = timing_statistics(model, data, [t])
+    gains = _numpy_gate_gains(data, model, t, model.cfg, j)
+    ended = np.array([g for s, g in sorted(gains.items()) if s + h <= t])
+    mean, t_stat = stats.gate[t][j]
+    np.testing.assert_allclose(mean, ended.mean(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(t_stat, newey_west_t(ended, h - 1), rtol=1e-6)
+    plain = ended.mean() / (ended.std(ddof=1) / np.sqrt(len(ended)))
+    assert abs(t_stat - plain) > 0.05 * abs(plain)  # the lag matters here

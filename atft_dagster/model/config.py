@@ -141,7 +141,7 @@ class TrainingConfig(BaseModel):
     skip_timing_gate_min_t: float = Field(
         2.0,
         description="With skip_timing_gate: timing is on where the t-statistic of the backtest's mean gain "
-        "(mean over its standard error, the ended dates) exceeds this. 0 = any positive mean gain, which timed "
+        "(mean over its Newey-West standard error with lag h - 1, the ended dates) exceeds this. 0 = any positive mean gain, which timed "
         "a constant-strength demo tuning market on noise (seventeenth sweep); 1 and 3 measured against 2 on "
         "the four tuning selection windows: +0.0001 and -0.0013 on their mean (eighteenth sweep).",
     )

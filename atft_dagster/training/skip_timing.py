@@ -27,7 +27,9 @@ the same ridge over every ended date with equal weight (static multipliers, so t
 reference's shrinkage alike). The gain
 :math:`g_s = \rho(U_s \beta^{timed}_s, y^z_s) - \rho(U_s \beta^{static}_s, y^z_s)` counts once the label of
 :math:`s` has ended (:math:`s + h \le t`), and timing is on at :math:`t` iff the t-statistic of their
-mean gain exceeds ``skip_timing_gate_min_t``: recent dates must have predicted clearly better than all.
+mean gain exceeds ``skip_timing_gate_min_t``: recent dates must have predicted clearly better than all. The
+t-statistic is Newey-West with lag :math:`h - 1`, since the gains of dates under h days apart share label
+days (lag 0, the plain t, at 1 day).
 Where strengths are constant the static multipliers use more data, and the gate keeps timing off.
 
 Timing acts at prediction time; early stopping and the ridge start's choices are made without it.
@@ -40,8 +42,10 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import torch
 
+from atft_dagster.evaluation.metrics import newey_west_t
 from atft_dagster.model.atft import ATFTGATFAN, HorizonSelected
 from atft_dagster.model.config import TrainingConfig
 from atft_dagster.training.data import Batch, PanelTensors
@@ -307,9 +311,7 @@ class _Gate:
         self.ended = [0] * len(horizons)
         # per timed horizon: (date, timed weights, static weights) waiting for the date's label
         self.waiting: list[deque[tuple[int, torch.Tensor, torch.Tensor]]] = [deque() for _ in horizons]
-        self.total = [0.0] * len(horizons)
-        self.squares = [0.0] * len(horizons)
-        self.count = [0] * len(horizons)
+        self.gains: list[list[float]] = [[] for _ in horizons]  # per timed horizon, in date order
 
     def start(self, like: torch.Tensor) -> None:
         self.gram, self.cross = torch.zeros_like(like), like.new_zeros(like.shape[:2])
@@ -332,9 +334,7 @@ class _Gate:
                 if not bool(ok.any()):
                     continue
                 gain = _corr(us[ok] @ timed, ys[ok, k]) - _corr(us[ok] @ static, ys[ok, k])
-                self.total[k] += gain
-                self.squares[k] += gain * gain
-                self.count[k] += 1
+                self.gains[k].append(gain)
             if self.ended[k] < self.cfg.skip_timing_gate_burn_in or ew_rows[k] <= 0:
                 continue
             n = self.rows[k]
@@ -357,9 +357,7 @@ class _Gate:
             "cross": self.cross,
             "rows": self.rows,
             "ended": list(self.ended),
-            "total": list(self.total),
-            "squares": list(self.squares),
-            "count": list(self.count),
+            "gains": [list(g) for g in self.gains],
             "waiting": [[(dates[s], a, b) for s, a, b in w] for w in self.waiting],
         }
 
@@ -368,8 +366,9 @@ class _Gate:
             raise ResumeRefused("the state was made without the gate")
         self.start(saved["gram"].to(device))
         self.gram, self.cross, self.rows = (saved[k].to(device, copy=True) for k in ("gram", "cross", "rows"))
-        self.ended, self.total = list(saved["ended"]), list(saved["total"])
-        self.squares, self.count = list(saved["squares"]), list(saved["count"])
+        if "gains" not in saved:
+            raise ResumeRefused("the state was kept by an earlier version (no gain series)")
+        self.ended, self.gains = list(saved["ended"]), [list(g) for g in saved["gains"]]
         self.waiting = [
             deque((index[s], a.to(device), b.to(device)) for s, a, b in w) for w in saved["waiting"]
         ]
@@ -381,12 +380,13 @@ class _Gate:
         return _delta(gram, cross, ref, kappa, self.eye)
 
     def summary(self) -> list[tuple[float, float]]:
-        """Per timed horizon: the mean gain of the ended dates and its t-statistic (nan before two)."""
+        """Per timed horizon h: the mean gain of the ended dates and its Newey-West t-statistic with lag
+        h - 1 (the gains of dates less than h apart share label days; lag 0 is the plain t), nan before
+        two."""
         out = []
-        for s, q, c in zip(self.total, self.squares, self.count, strict=True):
-            mean = s / c if c else math.nan
-            var = (q - c * mean * mean) / (c - 1) if c > 1 else math.nan
-            out.append((mean, mean / math.sqrt(var / c) if var > 0 else math.nan))
+        for g, h in zip(self.gains, self.horizons, strict=True):
+            x = np.asarray(g, dtype=np.float64)
+            out.append((float(x.mean()) if len(x) else math.nan, newey_west_t(x, h - 1)))
         return out
 
 
