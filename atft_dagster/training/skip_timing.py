@@ -215,9 +215,8 @@ def timing_statistics(
     pending: deque[tuple[int, list[bool]]] = deque()  # dates whose labels are still running
     prev = None
     if resume is not None:
-        prev = _resume_index(resume, data, cfg, wanted)
+        prev, index = _resume_index(resume, data, cfg, wanted)
         gram, cross, rows = (x.to(data.device, copy=True) for x in (resume.gram, resume.cross, resume.rows))
-        index = {d: i for i, d in enumerate(data.dates)}
         pending.extend((index[s], list(added)) for s, added in resume.pending)
         if gate is not None:
             gate.load(resume.gate, index, data.device)
@@ -285,8 +284,11 @@ def timing_statistics(
     return TimingStatistics(timed, out, gate.decisions if gate is not None else None, state)
 
 
-def _resume_index(state: TimingState, data: PanelTensors, cfg: TrainingConfig, wanted: set[int]) -> int:
-    """The panel index of the state's last date, after checking that the state continues here."""
+def _resume_index(
+    state: TimingState, data: PanelTensors, cfg: TrainingConfig, wanted: set[int]
+) -> tuple[int, dict[date, int]]:
+    """The panel index of the state's last date and the panel's date index, after checking that the state
+    continues here."""
     if state.key != timing_key(cfg):
         raise ResumeRefused("the state was made under another timing config")
     index = {d: i for i, d in enumerate(data.dates)}
@@ -297,7 +299,7 @@ def _resume_index(state: TimingState, data: PanelTensors, cfg: TrainingConfig, w
     last = index[state.last]
     if min(wanted) <= last:
         raise ResumeRefused(f"the state has passed {data.dates[min(wanted)]} already (it ends {state.last})")
-    return last
+    return last, index
 
 
 class _Gate:

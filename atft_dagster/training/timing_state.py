@@ -51,8 +51,10 @@ def history_fingerprint(
     """What a pass through ``through`` has read, as (rows, sum of row hashes mod 2^64) of the input columns
     of every row dated up to then, and the same of the graph's rows (labels are read when they end, so they
     are not included). Sums, so that the rows after ``after`` alone extend an earlier fingerprint
-    (:func:`extend`). Polars' row hashes are stable within one polars version (:func:`state_path`)."""
-    dated = (pl.col("date") <= through) & (pl.col("date") > after if after is not None else True)
+    (:func:`extend`). Polars' row hashes are stable within one polars version (:func:`state_dir`)."""
+    dated = pl.col("date") <= through
+    if after is not None:
+        dated &= pl.col("date") > after
     rows = features.filter(dated).select("date", "code", *names)
     out = [rows.height, int(rows.hash_rows(seed=0).sum()) if rows.height else 0]
     edges = graph.filter(dated) if graph is not None else pl.DataFrame()
