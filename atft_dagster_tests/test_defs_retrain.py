@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import dagster as dg
+import numpy as np
 import polars as pl
 import pytest
 from mlflow.tracking import MlflowClient
@@ -161,6 +162,33 @@ def test_the_registered_champion_loads_from_mlflow_and_ranks_like_the_asset(retr
     )
     got = pl.from_pandas(got).with_columns(pl.col("date").cast(pl.Date))
     assert got.select(latest.columns).equals(latest)
+
+
+def test_the_registered_model_keeps_its_timing_pass_between_calls(retrained, tmp_path):
+    """With ``timing_dir``, a caller ranking day after day keeps skip timing's state there and the next
+    day continues it, and the ranking is still the asset's."""
+    import mlflow
+
+    root = retrained[0]
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/atft_gat_fan@champion")
+    features = pl.read_parquet(root / "tables" / "enriched_features.parquet")
+    latest = pl.read_parquet(root / "tables" / "latest_predictions.parquet")
+    days = features["date"].unique().sort()
+    before = days.filter(days < latest["date"][0])[-1]
+    inputs = {"features": features, "graph": pl.read_parquet(root / "tables" / "stock_graph.parquet")}
+    model.predict({**inputs, "day": str(before), "timing_dir": str(tmp_path)})
+    kept = sorted(p.name for p in tmp_path.rglob("*.pt"))
+    assert kept == [f"{before}.pt"]
+    got = model.predict({**inputs, "day": str(latest["date"][0]), "timing_dir": str(tmp_path)})
+    assert sorted(p.name for p in tmp_path.rglob("*.pt")) == sorted([*kept, f"{latest['date'][0]}.pt"])
+    # continued, not re-read: equal to float rounding (the rolling normaliser sums in another order)
+    got = pl.from_pandas(got).with_columns(pl.col("date").cast(pl.Date)).sort("code")
+    want = latest.sort("code")
+    assert got.select("date", "code").equals(want.select("date", "code"))
+    for col in (c for c in want.columns if c.startswith(("pred_", "q"))):
+        np.testing.assert_allclose(got[col], want[col], rtol=1e-3, atol=1e-4, err_msg=col)
+    assert (got["rank"] - want["rank"]).abs().max() <= 1  # at most a near-tie swapped
 
 
 def test_a_range_of_daily_predictions_runs_as_one_step(retrained):

@@ -2,8 +2,10 @@
 ``mlflow.pyfunc.load_model("models:/atft_gat_fan@champion")``.
 
 Input: ``{"features": enriched_features, "graph": stock_graph, "day": "YYYY-MM-DD"}`` (polars or pandas
-frames; the features must cover the day's input window). Output: the day's ranking as a pandas frame,
-the same rows and values as the ``latest_predictions`` / ``daily_predictions`` assets.
+frames; the features must cover the day's input window), and optionally ``"timing_dir"``: a folder where
+skip timing's pass is kept between calls, so that a caller ranking day after day continues it instead of
+reading the whole history each time (as the ``daily_predictions`` asset does). Output: the day's ranking as
+a pandas frame, the same rows and values as the ``latest_predictions`` / ``daily_predictions`` assets.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ class EnsembleRanker(mlflow.pyfunc.PythonModel):
         if graph is not None:
             graph = graph.with_columns(pl.col("date").cast(pl.Date))
         registry = registry_for_frame(features, self.trained_on, "the registered model")
-        preds = predict_day(self.members, features, registry, graph, day)
+        timing_dir = model_input.get("timing_dir")
+        timing_dir = None if timing_dir is None else Path(str(timing_dir))
+        preds = predict_day(self.members, features, registry, graph, day, timing_dir=timing_dir)
         return preds.to_pandas()
 
 
