@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import time
-from datetime import datetime
 
 import numpy as np
 import torch
 from bench_linear_probe import tuning_market_args
-from bench_ridge_cv import date_batches, selection_scores
+from bench_ridge_cv import date_batches, print_header, selection_scores, selection_table
 from bench_throughput import market_tables
 
 from atft_dagster.graph import GraphConfig, build_stock_graph
@@ -129,23 +127,10 @@ def main() -> None:
         "--val-hl", action="store_true", help="also the half-life chosen per horizon on validation"
     )
     args = ap.parse_args()
-    print(
-        f"# {datetime.now():%Y-%m-%d %H:%M} on {platform.node()}, {torch.get_num_threads()} threads",
-        flush=True,
-    )
+    print_header()
     rows = [r for seed in args.market_seeds for r in run_market(args, seed)]
-    seeds = args.market_seeds
-    print(
-        f"\n{args.preset}, {args.n_stocks} stocks, linear mode: selection window, market "
-        + " / ".join(map(str, seeds))
-    )
-    print("\n| half-life | 1d | 5d | 10d | 20d | **mean** |")
-    print("|---|---|---|---|---|---|")
-    for hl in [*args.half_lives, *(["val"] if args.val_hl else [])]:
-        rs = {r["market_seed"]: r for r in rows if r["half_life"] == hl}
-        cells = [" / ".join(f"{rs[s][f'{h}d']:.4f}" for s in seeds) for h in (1, 5, 10, 20)]
-        mean = " / ".join(f"{rs[s]['mean']:.4f}" for s in seeds)
-        print(f"| {hl if isinstance(hl, str) else f'{hl:g}'} | " + " | ".join(cells) + f" | **{mean}** |")
+    names = [*args.half_lives, *(["val"] if args.val_hl else [])]
+    selection_table(args, rows, "half-life", "half_life", names)
 
 
 if __name__ == "__main__":

@@ -225,25 +225,35 @@ def main() -> None:
         "--variants", nargs="+", default=["val", "cv_l", "cv_ls"], choices=["val", "cv_l", "cv_ls"]
     )
     args = ap.parse_args()
+    print_header()
+    rows = [r for seed in args.market_seeds for r in run_market(args, seed)]
+    selection_table(args, rows, "variant", "variant", ["val", "cv_l", "cv_ls"])
+
+
+def print_header() -> None:
     print(
         f"# {datetime.now():%Y-%m-%d %H:%M} on {platform.node()}, {torch.get_num_threads()} threads",
         flush=True,
     )
-    rows = [r for seed in args.market_seeds for r in run_market(args, seed)]
+
+
+def selection_table(args, rows: list[dict], label: str, key: str, names: list) -> None:
+    """The linear-mode selection table by market: one line per value of ``row[key]`` in ``names``."""
     seeds = args.market_seeds
     print(
         f"\n{args.preset}, {args.n_stocks} stocks, linear mode: selection window, market "
         + " / ".join(map(str, seeds))
     )
-    print("\n| variant | 1d | 5d | 10d | 20d | **mean** |")
+    print(f"\n| {label} | 1d | 5d | 10d | 20d | **mean** |")
     print("|---|---|---|---|---|---|")
-    for name in ("val", "cv_l", "cv_ls"):
-        rs = {r["market_seed"]: r for r in rows if r["variant"] == name}
+    for name in names:
+        rs = {r["market_seed"]: r for r in rows if r[key] == name}
         if not rs:
             continue
         cells = [" / ".join(f"{rs[s][f'{h}d']:.4f}" for s in seeds) for h in (1, 5, 10, 20)]
         mean = " / ".join(f"{rs[s]['mean']:.4f}" for s in seeds)
-        print(f"| {name} | " + " | ".join(cells) + f" | **{mean}** |")
+        shown = name if isinstance(name, str) else f"{name:g}"
+        print(f"| {shown} | " + " | ".join(cells) + f" | **{mean}** |")
 
 
 if __name__ == "__main__":
