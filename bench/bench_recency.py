@@ -16,17 +16,19 @@ import time
 import numpy as np
 import torch
 from bench_linear_probe import tuning_market_args
-from bench_ridge_cv import date_batches, print_header, selection_scores, selection_table
+from bench_ridge_cv import (
+    date_batches,
+    linear_mode,
+    print_header,
+    selection_scores,
+    selection_table,
+)
 from bench_throughput import market_tables
 
 from atft_dagster.graph import GraphConfig, build_stock_graph
 from atft_dagster.market import market_preset
 from atft_dagster.model import TrainingConfig
-from atft_dagster.model.atft import ATFTGATFAN
 from atft_dagster.training import skip_init
-from atft_dagster.training.data import PanelTensors
-from atft_dagster.training.linear_graph import NO_DEEP_PATH
-from atft_dagster.training.train import config_folds, refit_dates
 
 
 @torch.no_grad()
@@ -72,13 +74,8 @@ def run_market(args, seed: int) -> list[dict]:
         market_preset(args.preset, seed=seed, n_stocks=args.n_stocks)
     )
     cfg = TrainingConfig()
-    graph = build_stock_graph(panel, topix, GraphConfig())
-    data = PanelTensors.for_model(feats, reg, graph, cfg)
-    split = config_folds(data, cfg)[0]
-    model = ATFTGATFAN(data.n_features, cfg.model_copy(update=NO_DEEP_PATH))
-    skip_init.zero_deep_head(model)
+    data, split, model, refit = linear_mode(feats, reg, build_stock_graph(panel, topix, GraphConfig()), cfg)
     grid = cfg.skip_ridge_penalties
-    refit = refit_dates(data, cfg, split)
     rows = []
     fits = weighted_normal_equations(model, data, split.train, args.half_lives, cfg.batch_dates)
     refits = weighted_normal_equations(model, data, refit, args.half_lives, cfg.batch_dates)

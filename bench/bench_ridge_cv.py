@@ -170,6 +170,15 @@ def selection_scores(model, data, cfg, split, src) -> dict[str, float]:
     return out
 
 
+def linear_mode(feats, reg, graph, cfg: TrainingConfig):
+    """(tensors, fold 0's split, the model without its deep path, the refit dates): the ridge start alone."""
+    data = PanelTensors.for_model(feats, reg, graph, cfg)
+    split = config_folds(data, cfg)[0]
+    model = ATFTGATFAN(data.n_features, cfg.model_copy(update=NO_DEEP_PATH))
+    skip_init.zero_deep_head(model)
+    return data, split, model, refit_dates(data, cfg, split)
+
+
 def run_market(args, seed: int) -> list[dict]:
     src, panel, topix, reg, feats = market_tables(
         market_preset(args.preset, seed=seed, n_stocks=args.n_stocks)
@@ -178,13 +187,10 @@ def run_market(args, seed: int) -> list[dict]:
     over = json.loads(args.graph)
     if unknown := set(over) - set(GraphConfig.model_fields):
         raise SystemExit(f"--graph: not GraphConfig fields: {sorted(unknown)}")
-    graph = build_stock_graph(panel, topix, GraphConfig(**over))
-    data = PanelTensors.for_model(feats, reg, graph, cfg)
-    split = config_folds(data, cfg)[0]
-    model = ATFTGATFAN(data.n_features, cfg.model_copy(update=NO_DEEP_PATH))
-    skip_init.zero_deep_head(model)
+    data, split, model, refit = linear_mode(
+        feats, reg, build_stock_graph(panel, topix, GraphConfig(**over)), cfg
+    )
     grid = cfg.skip_ridge_penalties
-    refit = refit_dates(data, cfg, split)
     rows = []
 
     def record(name, choice, t0, extra=None):
