@@ -114,6 +114,34 @@ def test_the_group_basis_scales_each_groups_weights_by_its_timed_multiplier(setu
         assert np.ptp(m) > 0.05  # the groups move apart: more than one common scale
 
 
+def test_a_group_whose_skip_weights_are_all_zero_keeps_multiplier_one_and_is_not_solved(monkeypatch):
+    """An untrained model's skip is all zeros: on a GPU the old solve got a singular (subnormal-diagonal)
+    system and raised; a zero sub-score must be left out of the solve, and an all-zero skip needs none."""
+    from atft_dagster.training import skip_timing
+
+    solve = torch.linalg.solve
+
+    def strict_solve(a, b):  # what a GPU solver accepts: a diagonal of normal numbers
+        assert bool((a.diagonal().abs() > torch.finfo(a.dtype).tiny).all()), "near-singular system"
+        return solve(a, b)
+
+    monkeypatch.setattr(torch.linalg, "solve", strict_solve)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 6, generator=gen, dtype=torch.float64)
+    gram, cross = x.T @ x / 50, x.T @ torch.randn(50, generator=gen, dtype=torch.float64) / 50
+    member = torch.tensor([0, 0, 1, 1, 2, 2])
+    beta = torch.tensor([0.5, -0.2, 0.0, 0.0, 0.3, 0.1], dtype=torch.float64)
+    b = torch.zeros(6, 3, dtype=torch.float64)
+    b[torch.arange(6), member] = beta  # group 1's weights are all zero
+    got = skip_timing._group_delta(gram, cross, b, 1.0)
+    live = [0, 2]  # the reference: the system of the live groups alone
+    g, c = (b.T @ gram @ b)[live][:, live], (b.T @ cross)[live]
+    m = solve(g + torch.diag(g.diagonal()), c + g.diagonal())
+    torch.testing.assert_close(got, b[:, live] @ (m - 1))
+    assert got[2:4].abs().max() == 0 and got.abs().max() > 0
+    assert skip_timing._group_delta(gram, cross, torch.zeros(6, 3, dtype=torch.float64), 1.0).abs().max() == 0
+
+
 def test_timing_reads_no_label_that_has_not_ended(setup):  # noqa: F811
     cfg, data, _, split, _ = setup
     model = _ridge_started(cfg, data, split, skip_timing_half_life=10.0, skip_timing_horizons=cfg.horizons)
