@@ -660,3 +660,46 @@ def test_the_ridge_start_is_refitted_through_validation_for_the_horizons_that_ke
         load_checkpoint(tmp_path / "on" / BEST)["horizon_states"][START]["skip.lin.weight"],
         ck_on["horizon_states"][START]["skip.lin.weight"],
     )
+
+
+def test_start_min_t_lets_a_trained_epoch_displace_the_start_only_on_a_significant_gain(setup, tmp_path):
+    from atft_dagster.evaluation.metrics import newey_west_t
+    from atft_dagster.training.checkpoint import epoch_path
+    from atft_dagster.training.train import START, evaluate_daily
+
+    cfg, data, _, split, _ = setup
+    base = cfg.model_copy(
+        update={
+            "skip_ridge_penalties": [1.0],
+            "select_per_horizon": True,
+            "epochs": 2,
+            "patience": 5,
+            "keep_last_checkpoints": 5,
+            "skip_refit_through_validation": False,
+        }
+    )
+    free = train(data, base, split, tmp_path / "free", {})
+    start = load_checkpoint(tmp_path / "free" / BEST)["start_daily"]
+    t, means = {}, {}  # every epoch's t over the start, from its own checkpoint
+    for e in range(len(free.history)):
+        model = ATFTGATFAN(data.n_features, base)
+        model.load_state_dict(load_checkpoint(epoch_path(tmp_path / "free", e))["state_dict"])
+        rank_ic, _, _, daily = evaluate_daily(model.eval(), data, split.val, base.batch_dates)
+        for h in base.horizons:
+            k = f"{h}d"
+            t[e, k] = newey_west_t(daily[k] - np.asarray(start[k]), h - 1)
+            means[e, k] = rank_ic[k]
+    moved = {k: e for k, e in free.horizon_epochs.items() if e != START}
+    assert moved, free.horizon_epochs
+    min_t = min(t[e, k] for k, e in moved.items()) + 1e-9  # blocks at least the weakest move
+    gated = train(data, base.model_copy(update={"start_min_t": min_t}), split, tmp_path / "gated", {})
+    for h in base.horizons:
+        k = f"{h}d"
+        best, want = free.start_validation["val_rank_ic"][k], START
+        for e in range(len(free.history)):
+            if t[e, k] > min_t and means[e, k] > best:
+                best, want = means[e, k], e
+        assert gated.horizon_epochs[k] == want, (k, gated.horizon_epochs, t)
+    assert gated.horizon_epochs != free.horizon_epochs
+    stiff = train(data, base.model_copy(update={"start_min_t": 1e6}), split, tmp_path / "stiff", {})
+    assert set(stiff.horizon_epochs.values()) == {START}
