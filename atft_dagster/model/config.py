@@ -265,13 +265,6 @@ class TrainingConfig(BaseModel):
         "horizon (the long heads peak earlier than the 1-day head); off = one epoch for all, by the "
         "stopping metric. Early stopping waits until no horizon has improved for patience epochs.",
     )
-    start_min_t: float = Field(
-        0.0,
-        ge=0,
-        description="With select_per_horizon and the ridge start: a horizon leaves the start for a trained "
-        "epoch only if the Newey-West t (lag h - 1) of that epoch's daily validation RankIC gain over the "
-        "start exceeds this; 0 = any gain in the mean.",
-    )
     seed: int = 42
     ensemble_seeds: int = Field(
         3,

@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from atft_dagster.evaluation.metrics import newey_west_t
 from atft_dagster.model.atft import ATFTGATFAN, HorizonSelected, ModelOutput
 from atft_dagster.model.config import TrainingConfig
 from atft_dagster.model.loss import MultiHorizonLoss, pad_by_date
@@ -209,14 +208,6 @@ def evaluate(
 ) -> tuple[dict[str, float], dict[str, float], float]:
     """Mean daily RankIC and IC per horizon, and the mean cross-sectional std of the primary prediction,
     computed on the device (one transfer of a few numbers at the end)."""
-    return evaluate_daily(model, data, date_indices, batch_dates, precision)[:3]
-
-
-@torch.no_grad()
-def evaluate_daily(
-    model: ATFTGATFAN, data: PanelTensors, date_indices: list[int], batch_dates: int, precision: str = "fp32"
-) -> tuple[dict[str, float], dict[str, float], float, dict[str, np.ndarray]]:
-    """:func:`evaluate`, and each horizon's daily RankIC series (NaN on a date with too few stocks)."""
     cfg = model.cfg
     points, labels, counts = [], [], []
     for batch, out in _outputs(model, data, date_indices, batch_dates, precision):
@@ -224,21 +215,18 @@ def evaluate_daily(
         labels.append(batch.y)
         counts += batch.counts
     point, y = torch.cat(points), torch.cat(labels)
-    stats, series = [], []
+    stats = []
     for j in range(len(cfg.horizons)):
         for rank in (True, False):
             daily = daily_ic_device(point[:, j], y[:, j], counts, cfg.min_stocks_per_date, rank)
             stats.append(daily.nanmean())
-            if rank:
-                series.append(daily.double())
     primary = cfg.horizons.index(cfg.primary_horizon)
     spread = pad_by_date(point[:, primary].double(), counts, torch.nan)
     stats.append(torch.nanmean(_nanstd(spread)))
     values = torch.stack(stats).cpu().tolist()
     rank_ic = {f"{h}d": values[2 * j] for j, h in enumerate(cfg.horizons)}
     ic = {f"{h}d": values[2 * j + 1] for j, h in enumerate(cfg.horizons)}
-    days = torch.stack(series).cpu().numpy()
-    return rank_ic, ic, values[-1], {f"{h}d": days[j] for j, h in enumerate(cfg.horizons)}
+    return rank_ic, ic, values[-1]
 
 
 def _nanstd(x: torch.Tensor) -> torch.Tensor:
@@ -288,47 +276,24 @@ class PhaseTimer:
 class _PerHorizonBest:
     """Per horizon, the best validation RankIC so far, its epoch (``START`` for the ridge-started model
     before any step, None while it never scored), and the weights of every epoch still chosen (by a horizon
-    or by the stopping metric), kept in memory and in each checkpoint.
+    or by the stopping metric), kept in memory and in each checkpoint."""
 
-    With ``min_t`` > 0 a trained epoch displaces the ridge start only if its daily validation RankIC gain
-    over the start, :math:`g_t = \rho_t^{(e)} - \rho_t^{(\text{start})}`, has a Newey-West t (lag h - 1)
-    above ``min_t``; and it must still beat the best so far in the mean."""
-
-    def __init__(self, horizons: list[int], min_t: float = 0.0):
-        labels = [f"{h}d" for h in horizons]
-        self.lags = {f"{h}d": h - 1 for h in horizons}
-        self.min_t = min_t
+    def __init__(self, labels: list[str]):
         self.best = dict.fromkeys(labels, -math.inf)
         self.epochs: dict[str, int | None] = dict.fromkeys(labels)
         self.states: dict[int, dict[str, torch.Tensor]] = {}
-        self.start_daily: dict[str, np.ndarray] | None = None
 
     def restore(self, ck: dict[str, Any]) -> None:
         self.best, self.epochs = dict(ck["horizon_best"]), dict(ck["horizon_epochs"])
         self.states = dict(ck["horizon_states"])
-        start = ck.get("start_daily")
-        self.start_daily = None if start is None else {k: np.asarray(v) for k, v in start.items()}
 
     def last_gain(self, best_epoch: int) -> int:
         return max([best_epoch, *(e for e in self.epochs.values() if e is not None)])
 
-    def _clears_start(self, key: str, epoch: int, daily: dict[str, np.ndarray] | None) -> bool:
-        if epoch == START or self.min_t <= 0 or self.start_daily is None or daily is None:
-            return True
-        return newey_west_t(daily[key] - self.start_daily[key], self.lags[key]) > self.min_t
-
     def update(
-        self,
-        epoch: int,
-        rank_ic: dict[str, float],
-        model: nn.Module,
-        improved: bool,
-        best_epoch: int,
-        daily: dict[str, np.ndarray] | None = None,
+        self, epoch: int, rank_ic: dict[str, float], model: nn.Module, improved: bool, best_epoch: int
     ) -> bool:
-        if epoch == START:
-            self.start_daily = daily
-        gained = [k for k in self.best if rank_ic[k] > self.best[k] and self._clears_start(k, epoch, daily)]
+        gained = [k for k in self.best if rank_ic[k] > self.best[k]]
         for k in gained:
             self.best[k], self.epochs[k] = rank_ic[k], epoch
         if gained or improved:
@@ -342,9 +307,6 @@ class _PerHorizonBest:
             "horizon_best": dict(self.best),
             "horizon_epochs": dict(self.epochs),
             "horizon_states": self.states,
-            "start_daily": None  # lists: checkpoints load with weights_only
-            if self.start_daily is None
-            else {k: v.tolist() for k, v in self.start_daily.items()},
         }
 
 
@@ -381,7 +343,7 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, steps))
     identity = {"config": cfg.model_dump(), "meta": meta, "split": split.as_dict()}
     start_epoch, best, best_epoch, history, resumed = 0, -math.inf, -1, [], None
-    per_horizon = _PerHorizonBest(cfg.horizons, cfg.start_min_t) if cfg.select_per_horizon else None
+    per_horizon = _PerHorizonBest([f"{h}d" for h in cfg.horizons]) if cfg.select_per_horizon else None
     last = out_dir / LAST
     if last.exists():
         ck = load_checkpoint(last, device)
@@ -451,7 +413,7 @@ def train(
             batches.close()
         seconds = time.perf_counter() - t0
         t_val = time.perf_counter()
-        rank_ic, ic, std, daily = evaluate_daily(model, data, split.val, cfg.batch_dates, precision)
+        rank_ic, ic, std = evaluate(model, data, split.val, cfg.batch_dates, precision)
         phases = {**timer.seconds, "validation": time.perf_counter() - t_val}
         gate = float(model.graph.gate().detach().mean()) if model.graph is not None else 0.0
         log = EpochLog(
@@ -488,7 +450,7 @@ def train(
         if improved:
             best, best_epoch = metric, epoch
         if per_horizon is not None:
-            gained = per_horizon.update(epoch, rank_ic, model, improved, best_epoch, daily)
+            gained = per_horizon.update(epoch, rank_ic, model, improved, best_epoch)
             payload.update(per_horizon.payload(), start_validation=start_validation)
             if gained or improved:
                 ref = best_epoch if best_epoch in per_horizon.states else epoch  # metric NaN so far
@@ -560,9 +522,9 @@ def _ridge_start(
         weight, chosen = weights[penalties[0]], {f"{h}d": penalties[0] for h in cfg.horizons}
     set_skip(model, weight)
     zero_deep_head(model)
-    rank_ic, ic, _, daily = evaluate_daily(model, data, split.val, cfg.batch_dates, precision)
+    rank_ic, ic, _ = evaluate(model, data, split.val, cfg.batch_dates, precision)
     if per_horizon is not None:
-        per_horizon.update(START, rank_ic, model, improved=False, best_epoch=START, daily=daily)
+        per_horizon.update(START, rank_ic, model, improved=False, best_epoch=START)
     return {"val_rank_ic": rank_ic, "val_ic": ic, "penalty": chosen}
 
 
