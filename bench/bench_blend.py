@@ -16,19 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import polars as pl
-import torch
-from bench_skip_timing import linear_model
+from bench_ridge_cv import print_header
+from bench_skip_timing import add_scores, linear_model
 from bench_throughput import market_tables
 
-from atft_dagster.evaluation.baselines import DailyRankIC
 from atft_dagster.graph import GraphConfig, build_stock_graph
 from atft_dagster.market import market_preset
 from atft_dagster.model import TrainingConfig
@@ -83,13 +79,7 @@ def run_market(args, seed: int) -> list[dict]:
     for variant, prefix in (("model", "pred"), ("start", "lin"), ("blend", "blend")):
         row = {"preset": args.preset, "market_seed": seed, "n_stocks": args.n_stocks, "variant": variant}
         row["fit_s"] = round(fit_s, 1)
-        for h in HORIZONS:
-            score = DailyRankIC(day, frame[f"label_{h}d"].to_numpy(), cfg.min_stocks_per_date)
-            row[f"selection_{h}d"] = score(frame[f"{prefix}_{h}d"].to_numpy())
-            row[f"oracle_{h}d"] = score(frame[f"oracle_{h}d"].to_numpy())
-        row["selection_mean"] = float(np.mean([row[f"selection_{h}d"] for h in HORIZONS]))
-        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
-        rows.append(row)
+        rows.append(add_scores(row, frame, day, "selection", cfg, prefix))
     return rows
 
 
@@ -103,10 +93,7 @@ def main() -> None:
     args = ap.parse_args()
     if {1001, 1002, 1003, 1004, 1005, 1006, 1007} & set(args.market_seeds):
         ap.error("held-out markets are not read by a sweep")
-    print(
-        f"# {datetime.now():%Y-%m-%d %H:%M} on {platform.node()}, {torch.get_num_threads()} threads",
-        flush=True,
-    )
+    print_header()
     rows = [r for seed in args.market_seeds for r in run_market(args, seed)]
     seeds = args.market_seeds
     print(f"\n{args.preset}, {args.n_stocks} stocks: selection window, market " + " / ".join(map(str, seeds)))

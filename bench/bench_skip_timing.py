@@ -150,14 +150,20 @@ def run_market(args, seed: int) -> list[dict]:
                 h = cfg.horizons[j]
                 row[f"gate_on_{h}d"] = float(np.mean([stats.gate[t][k][1] > min_t for t in window]))
                 row[f"gate_t_last_{h}d"] = stats.gate[window[-1]][k][1]
-        for h in cfg.horizons:
-            score = DailyRankIC(dates, frame[f"label_{h}d"].to_numpy(), cfg.min_stocks_per_date)
-            row[f"{args.window}_{h}d"] = score(frame[f"pred_{h}d"].to_numpy())
-            row[f"oracle_{h}d"] = score(frame[f"oracle_{h}d"].to_numpy())
-        row[f"{args.window}_mean"] = float(np.mean([row[f"{args.window}_{h}d"] for h in cfg.horizons]))
-        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
-        rows.append(row)
+        rows.append(add_scores(row, frame, dates, args.window, cfg))
     return rows
+
+
+def add_scores(row: dict, frame, dates, window: str, cfg: TrainingConfig, prefix: str = "pred") -> dict:
+    """``row`` with the mean daily RankIC of ``{prefix}_{h}d`` and of the oracle per horizon on ``frame``
+    (and their mean over horizons), printed as one JSON line."""
+    for h in cfg.horizons:
+        score = DailyRankIC(dates, frame[f"label_{h}d"].to_numpy(), cfg.min_stocks_per_date)
+        row[f"{window}_{h}d"] = score(frame[f"{prefix}_{h}d"].to_numpy())
+        row[f"oracle_{h}d"] = score(frame[f"oracle_{h}d"].to_numpy())
+    row[f"{window}_mean"] = float(np.mean([row[f"{window}_{h}d"] for h in cfg.horizons]))
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+    return row
 
 
 def main() -> None:
