@@ -26,13 +26,12 @@ from bench_skip_timing import add_scores, linear_model
 from bench_throughput import market_tables
 
 from atft_dagster.graph import GraphConfig, build_stock_graph
+from atft_dagster.horizons import HORIZONS
 from atft_dagster.market import market_preset
 from atft_dagster.model import TrainingConfig
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.skip_timing import timing_statistics
 from atft_dagster.training.train import config_folds, load_model, predict, train
-
-HORIZONS = (1, 5, 10, 20)
 
 
 def zscore_by_date(column: str) -> pl.Expr:
