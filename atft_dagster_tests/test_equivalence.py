@@ -9,12 +9,14 @@ import torch.nn.functional as F
 
 from atft_dagster.evaluation.metrics import daily_ic
 from atft_dagster.model import MultiHorizonLoss, TrainingConfig
+from atft_dagster.model import loss as loss_module
 from atft_dagster.model.layers import (
     FrequencyAdaptiveNorm,
     TemporalEncoder,
     top_k_mask_by_argmax,
     top_k_mask_by_threshold,
 )
+from atft_dagster.model.loss import soft_rank
 from atft_dagster.training.ic import daily_ic_device
 
 EPS = 1e-8
@@ -80,6 +82,21 @@ def test_batched_loss_equals_the_per_date_loss_and_its_gradient(counts):
         assert torch.isfinite(a).all()
     again, _ = MultiHorizonLoss(cfg)(point, quantiles, y, date_index)  # counts found from date_index
     assert torch.equal(again, got)
+
+
+@pytest.mark.parametrize("block_bytes", [4 << 20, 40 * 40 * 8 * 4, 1])  # all rows; 4 rows; 1 row
+def test_soft_rank_and_its_written_out_gradient_equal_autograd_of_the_definition(block_bytes, monkeypatch):
+    monkeypatch.setattr(loss_module, "CPU_BLOCK_BYTES", block_bytes)
+    torch.manual_seed(3)
+    x = torch.randn(3, 2, 40, dtype=torch.float64, requires_grad=True)
+    w = (torch.rand(3, 2, 40) > 0.2).double()
+    g = torch.randn(3, 2, 40, dtype=torch.float64)
+    direct = (torch.sigmoid((x[..., :, None] - x[..., None, :]) / 0.1) * w[..., None, :]).sum(-1)
+    got = soft_rank(x, w, 0.1)
+    assert torch.allclose(got, direct, rtol=1e-12, atol=1e-12)
+    (want,), (grad,) = torch.autograd.grad(direct, x, g), torch.autograd.grad(got, x, g)
+    assert torch.allclose(grad, want, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda v: soft_rank(v, w, 0.3), (x.detach().requires_grad_(),))
 
 
 @pytest.mark.parametrize("rank", [False, True])
