@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from atft_dagster.model.cpu_blocks import rows_per_block
 from atft_dagster.model.mask import PatternMask
 
 
@@ -89,8 +88,7 @@ class FrequencyAdaptiveNorm(nn.Module):
 
     The encoder sees :math:`\tilde x`; ``r`` (B, hidden) is added to its output representation. The
     transforms of a window this short are two small real matrix products (cosine and sine bases), in float32,
-    which is several times faster than an FFT call per series on a CPU and equal to it to rounding. Stocks
-    go through in row blocks (:mod:`atft_dagster.model.cpu_blocks`; on a CPU about twice as fast).
+    which is several times faster than an FFT call per series on a CPU and equal to it to rounding.
     """
 
     def __init__(self, n_features: int, hidden: int, top_k: int):
@@ -125,19 +123,14 @@ class FrequencyAdaptiveNorm(nn.Module):
         L = x.shape[1]
         fwd, inv = self._basis(L, x.device)
         K = fwd.shape[0] // 2
-        filtered, summary = [], []
-        step = rows_per_block(x, fwd.shape[0] * x.shape[2] * 4)  # the float32 coefficients of a row
         with torch.autocast(x.device.type, enabled=False):
-            for a in range(0, max(x.shape[0], 1), step):  # an empty batch: one empty block
-                xb = x[a : a + step]
-                coef = torch.matmul(fwd, xb.float())  # (b, 2K, F): real parts, then imaginary parts
-                parts = coef.unflatten(1, (2, K))  # (b, 2, K, F)
-                keep = _top_k_mask(parts.square().sum(dim=1), min(self.top_k, K))  # by power |X_k|^2
-                kept = (parts * keep[:, None]).flatten(1, 2)
-                dominant = torch.matmul(inv, kept).to(x.dtype)
-                filtered.append(xb - dominant)
-                summary.append(torch.cat([dominant[:, -1], dominant.mean(dim=1)], dim=-1))
-        return torch.cat(filtered), self.restore(torch.cat(summary))
+            coef = torch.matmul(fwd, x.float())  # (B, 2K, F): real parts, then imaginary parts
+            parts = coef.unflatten(1, (2, K))  # (B, 2, K, F)
+            keep = _top_k_mask(parts.square().sum(dim=1), min(self.top_k, K))  # by power |X_k|^2
+            kept = (parts * keep[:, None]).flatten(1, 2)
+            dominant = torch.matmul(inv, kept).to(x.dtype)
+        restore = self.restore(torch.cat([dominant[:, -1], dominant.mean(dim=1)], dim=-1))
+        return x - dominant, restore
 
 
 def _top_k_mask(power: torch.Tensor, k: int) -> torch.Tensor:
