@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run HERE (where PyPI is reachable), before asking for a lent GPU: downloads into the ignored .whl/ the
 # wheels of our data stack that the GPU image lacks (it has torch and torch-geometric; about 57 MB, for
-# its Python 3.12). Then: the device tool's `run` with carry [".whl"] and `bash bench/gpu_throughput.sh`.
+# its Python 3.12), and exports the package as of REF (default 64c7dd6, the commit before the loss ran in
+# one pass) into the ignored .ref/ for a same-run reference. Then: the device tool's `run` with carry
+# [".whl", ".ref"] and `bash bench/gpu_throughput.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS=(
@@ -18,3 +20,6 @@ mkdir -p .whl
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   "${PLATFORMS[@]}" -d .whl "${PKGS[@]}"
 du -sh .whl
+rm -rf .ref && mkdir -p .ref
+git archive "${REF:-64c7dd6}" atft_dagster | tar -x -C .ref
+du -sh .ref
