@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ import torch.nn.functional as F
 
 from atft_dagster.evaluation.metrics import daily_ic
 from atft_dagster.model import MultiHorizonLoss, TrainingConfig
+from atft_dagster.model.atft import EDGE_DIM, GraphBlock
 from atft_dagster.model.layers import (
     FrequencyAdaptiveNorm,
     TemporalEncoder,
@@ -246,3 +249,25 @@ def test_the_edge_projection_swap_keeps_pygs_initialisation():
 
 def test_the_soft_ranks_take_an_empty_batch():
     assert soft_rank(torch.zeros(0, 5), torch.ones(0, 5), 0.1).shape == (0, 5)
+
+
+def test_the_graph_blocks_own_self_loops_equal_pygs_with_gradients():
+    """GraphBlock appends the self-loops once (mean incoming attributes); PyG's add_self_loops per layer gives
+    the same output and gradients, including for nodes without incoming edges (their loops get zeros)."""
+    torch.manual_seed(5)
+    block = GraphBlock(16, [4, 2], 0.0, 0.1, raw_inputs=3)
+    n = 30
+    z, raw = torch.randn(n, 16, requires_grad=True), torch.randn(n, 3)
+    src, dst = torch.randint(0, n, (80,)), torch.randint(0, n - 5, (80,))  # the last 5 nodes: no incoming
+    ei = torch.stack([src[src != dst], dst[src != dst]])
+    ea = torch.rand(ei.shape[1], EDGE_DIM)
+    got = block(z, ei, ea, raw)
+    conv1, conv2 = copy.deepcopy(block.conv1), copy.deepcopy(block.conv2)
+    for conv in (conv1, conv2):
+        conv.add_self_loops, conv.fill_value = True, "mean"
+    want = block.norm(z + block.gate() * conv2(F.elu(conv1(torch.cat([z, raw], -1), ei, ea)), ei, ea))
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+    mine = torch.autograd.grad(got.square().sum(), [z, block.conv1.att, block.conv2.lin_edge.weight])
+    pygs = torch.autograd.grad(want.square().sum(), [z, conv1.att, conv2.lin_edge.weight])
+    for a, b in zip(mine, pygs, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)

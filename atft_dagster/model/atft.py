@@ -83,7 +83,7 @@ class GraphBlock(nn.Module):
 
     @staticmethod
     def _conv(in_dim: int, hidden: int, heads: int, dropout: float) -> GATv2Conv:
-        """Heads averaged (width stays ``hidden``); self-loops take the mean of the incoming edge attributes."""
+        """Heads averaged (width stays ``hidden``); the self-loops come from :func:`with_self_loops`."""
         conv = GATv2Conv(
             in_dim,
             hidden,
@@ -91,8 +91,7 @@ class GraphBlock(nn.Module):
             concat=False,
             edge_dim=EDGE_DIM,
             dropout=dropout,
-            add_self_loops=True,
-            fill_value="mean",
+            add_self_loops=False,
         )
         with torch.random.fork_rng(devices=[]):  # the swap draws no random numbers: same init as before
             edge = EdgeProjection(EDGE_DIM, heads * hidden, bias=False, weight_initializer="glorot")
@@ -118,9 +117,31 @@ class GraphBlock(nn.Module):
         raw: torch.Tensor | None = None,
     ) -> torch.Tensor:
         u = z if raw is None else torch.cat([z, raw.to(z.dtype)], dim=-1)
+        edge_index, edge_attr = with_self_loops(edge_index, edge_attr, z.shape[0])
         g = F.elu(self.conv1(u, edge_index, edge_attr))
         g = self.conv2(g, edge_index, edge_attr)
         return self.norm(z + self.gate() * g)
+
+
+def with_self_loops(
+    edge_index: torch.Tensor, edge_attr: torch.Tensor, n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The edges with every node's self-loop appended, whose attributes are the mean of the node's incoming
+    edges' (0 where it has none): what GATv2Conv's ``add_self_loops`` with ``fill_value="mean"`` gives.
+    Done here once for both layers and without PyG's ``remove_self_loops``, whose boolean indexing waits
+    for the GPU at every call; the edges have no self-loops to remove (``PanelTensors`` drops any).
+
+    .. math::
+        e_{ii} = \frac{1}{|\{j \to i\}|} \sum_{j \to i} e_{ji}
+    """
+    dst = edge_index[1]
+    total = edge_attr.new_zeros(n, edge_attr.shape[1]).index_add_(0, dst, edge_attr)
+    count = edge_attr.new_zeros(n).index_add_(0, dst, edge_attr.new_ones(dst.shape[0]))
+    loops = torch.arange(n, device=edge_index.device, dtype=edge_index.dtype)
+    return (
+        torch.cat([edge_index, torch.stack([loops, loops])], dim=1),
+        torch.cat([edge_attr, total / count.clamp_min(1)[:, None]]),
+    )
 
 
 def neighbour_mean(x: torch.Tensor, edge_index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

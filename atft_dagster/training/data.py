@@ -217,7 +217,7 @@ class PanelTensors:
                 src = np.array([self.code_index.get(c, -1) for c in e["src"].to_list()], np.int64)
                 dst = np.array([self.code_index.get(c, -1) for c in e["dst"].to_list()], np.int64)
                 attr = e.select([pl.col(c).cast(pl.Float32) for c in EDGE_ATTR_COLUMNS]).to_numpy()
-                keep = (src >= 0) & (dst >= 0)
+                keep = (src >= 0) & (dst >= 0) & (src != dst)  # the model adds each self-loop itself
                 by_rebuild[rebuild] = len(self._edges)
                 self._edges.append(
                     _Edges(
