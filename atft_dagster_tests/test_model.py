@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
 from atft_dagster.features import compute_features, default_registry
 from atft_dagster.graph import build_stock_graph
@@ -14,6 +15,7 @@ from atft_dagster.model import ATFTGATFAN, MultiHorizonLoss, TrainingConfig
 from atft_dagster.panel import build_market_panel
 from atft_dagster.sources import SyntheticSource
 from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.train import _forward, _grad_norms
 
 TINY = dict(hidden=16, seq_len=8, attn_heads=2, dropout=0.0)
 
@@ -233,3 +235,47 @@ def test_input_skip_adds_a_linear_path_that_reads_the_neighbours_last_day(tensor
     on_p0 = _model(data, input_skip=True, neighbour_weight_power=0.0).eval()
     on_p0.load_state_dict(on.state_dict())
     assert not torch.allclose(on_p0(b.x, b.mask, b.edge_index, b.edge_attr).point, out2.point)
+
+
+class _DeviceWaits(TorchFunctionMode):
+    """Records the calls that make the host wait for a GPU: reading a value back, or an op whose output size
+    depends on the data (boolean indexing included)."""
+
+    WAITS = {"item", "tolist", "__bool__", "__int__", "__float__", "numpy", "cpu", "nonzero", "argwhere"}
+    WAITS |= {"masked_select", "unique", "unique_consecutive"}
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        index = args[1] if name in ("__getitem__", "__setitem__") and len(args) > 1 else None
+        parts = index if isinstance(index, tuple) else (index,)
+        if name in self.WAITS or any(torch.is_tensor(p) and p.dtype == torch.bool for p in parts):
+            self.calls.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_training_step_never_waits_for_the_device(tensors):
+    """Batch, forward, loss, backward, gradient norms and clipping issue no call that would sync a GPU (the
+    optimiser is fused there). PyG's own self-loops did, at every layer; the spy sees that."""
+    data, _ = tensors
+    cfg = TrainingConfig(**TINY)
+    torch.manual_seed(0)
+    model, loss_fn = ATFTGATFAN(data.n_features, cfg), MultiHorizonLoss(cfg)
+    dates = data.usable_dates(cfg.min_stocks_per_date)[: cfg.batch_dates]
+    with _DeviceWaits() as spy:
+        batch = data.batch(dates)
+        out = _forward(model, batch, torch.device("cpu"), "fp32")
+        loss, _ = loss_fn(out.point, out.quantiles, batch.y, batch.date_index, batch.counts)
+        loss.backward()
+        norms = _grad_norms(model)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    assert spy.calls == []
+    assert batch.edge_index.shape[1] > 0 and all(bool(torch.isfinite(v)) for v in norms.values())
+    conv = model.graph.conv2
+    conv.add_self_loops = True
+    with _DeviceWaits() as spy:
+        conv(out.point.new_zeros(batch.x.shape[0], cfg.hidden), batch.edge_index, batch.edge_attr)
+    assert "__getitem__" in spy.calls  # remove_self_loops' boolean mask
