@@ -35,7 +35,7 @@ from atft_dagster.model.atft import ATFTGATFAN
 from atft_dagster.training import skip_init
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.linear_graph import NO_DEEP_PATH
-from atft_dagster.training.skip_timing import timing_statistics
+from atft_dagster.training.skip_timing import timing_key, timing_statistics
 from atft_dagster.training.train import config_folds, load_model, predict, refit_dates, train
 
 OFF = {"skip_timing_half_life": 0.0}
@@ -86,6 +86,8 @@ VARIANTS |= {
     # the gate per horizon: timing the longer horizons too, each behind its own backtest
     "gate_1d5d": {**GATED, "skip_timing_horizons": [1, 5]},
     "gate_all": {**GATED, "skip_timing_horizons": [1, 5, 10, 20]},
+    # where the gate times a horizon, the timed ridge start predicts instead of the trained net (22nd sweep)
+    "own_start": {"skip_timing_start": True},
 }
 
 
@@ -126,13 +128,16 @@ def run_market(args, seed: int) -> list[dict]:
         else:
             model = linear_model(data, cfg, split)
     fit_s = time.perf_counter() - t0
-    rows, own = [], model.cfg
+    rows, own, passes = [], model.cfg, {}
     for name in args.variants:
         timing = VARIANTS[name]
         model.cfg = own.model_copy(update=timing)  # timing acts at prediction time only
         t1 = time.perf_counter()
         dates = getattr(split, args.window)
-        stats = timing_statistics(model, data, dates) if model.cfg.skip_timing_half_life > 0 else None
+        stats = None
+        if model.cfg.skip_timing_half_life > 0:  # variants of one timing config share its pass
+            key = timing_key(model.cfg)
+            stats = passes[key] = passes.get(key) or timing_statistics(model, data, dates)
         frame = predict(model, data, dates, cfg.batch_dates, timing=stats)
         frame = frame.join(
             src.oracle(frame["date"].min(), frame["date"].max()), on=["date", "code"], how="left"
