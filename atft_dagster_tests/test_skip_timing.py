@@ -517,39 +517,3 @@ def test_the_gates_t_statistic_allows_for_overlapping_labels(setup):  # noqa: F8
     np.testing.assert_allclose(t_stat, newey_west_t(ended, h - 1), rtol=1e-6)
     plain = ended.mean() / (ended.std(ddof=1) / np.sqrt(len(ended)))
     assert abs(t_stat - plain) > 0.05 * abs(plain)  # the lag matters here
-
-
-def test_skip_timing_start_predicts_from_the_timed_ridge_start_where_the_gate_times(setup):  # noqa: F811
-    from atft_dagster.training.skip_init import zero_deep_head
-    from atft_dagster.training.skip_timing import timing_statistics
-
-    cfg, data, _, split, _ = setup
-    trained = _ridge_started(cfg, data, split, **GATE)  # the deep head at its random init: a trained net
-    assert float(trained.heads.point.weight.detach().abs().max()) > 0
-    start = _ridge_started(cfg, data, split, **GATE)
-    fit_input_skip(start, data, split.train, 10.0, cfg.batch_dates)  # another start than the trained skip
-    zero_deep_head(start)
-    dates = [t for t in data.usable_dates(cfg.min_stocks_per_date) if t <= split.selection[-1]]
-    stats = timing_statistics(trained, data, dates)  # the gate depends on no weight: one pass for both
-    on = [data.dates[t] for t in dates if stats.gate[t][0][1] > GATE["skip_timing_gate_min_t"]]
-    assert 0 < len(on) < len(dates)
-
-    plain = predict(trained, data, dates, cfg.batch_dates, timing=stats)
-    want = predict(start, data, dates, cfg.batch_dates, timing=stats)  # the ridge start, timed
-    trained.cfg = trained.cfg.model_copy(update={"skip_timing_start": True})
-    assert predict(trained, data, dates, cfg.batch_dates, timing=stats).equals(plain)  # no start kept
-    trained.start_skip = start.skip.lin.weight.detach().clone()
-    got = predict(trained, data, dates, cfg.batch_dates, timing=stats)
-
-    timed = got["date"].is_in(on).to_numpy()
-    h = cfg.skip_timing_horizons[0]
-    g, p, w = (f[f"pred_{h}d"].to_numpy() for f in (got, plain, want))
-    np.testing.assert_allclose(g[timed], w[timed], rtol=1e-5, atol=1e-6)  # where the gate times: the start
-    assert not np.allclose(g[timed], p[timed])
-    np.testing.assert_array_equal(g[~timed], p[~timed])  # elsewhere the trained model, untouched
-    for other in cfg.horizons[1:]:  # an untimed horizon keeps the trained model
-        np.testing.assert_array_equal(got[f"pred_{other}d"].to_numpy(), plain[f"pred_{other}d"].to_numpy())
-    quantiles = [c for c in got.columns if c.startswith("q") and c.endswith(f"_{h}d")]
-    assert quantiles
-    for c in quantiles:  # the quantiles move with the point: their offsets from it stay the model's
-        np.testing.assert_allclose(got[c].to_numpy() - g, plain[c].to_numpy() - p, rtol=1e-4, atol=1e-5)

@@ -86,8 +86,6 @@ VARIANTS |= {
     # the gate per horizon: timing the longer horizons too, each behind its own backtest
     "gate_1d5d": {**GATED, "skip_timing_horizons": [1, 5]},
     "gate_all": {**GATED, "skip_timing_horizons": [1, 5, 10, 20]},
-    # where the gate times a horizon, the timed ridge start predicts instead of the trained net (22nd sweep)
-    "own_start": {"skip_timing_start": True},
 }
 
 

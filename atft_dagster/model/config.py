@@ -158,14 +158,6 @@ class TrainingConfig(BaseModel):
         "ridge (set a priori near the 1-day penalties the ridge start picks, 0.1-0.3; 0.1 and 1 gave the tuning "
         "selection windows the same figures, eighteenth sweep).",
     )
-    skip_timing_start: bool = Field(
-        False,
-        description="With skip timing: on a date where a timed horizon is timed (its gate is on), that "
-        "horizon predicts from the ridge start alone (refitted through validation at its chosen penalty), "
-        "timed, instead of the trained network plus the timed skip: timing's regression sees the skip's "
-        "inputs only, so a trained deep path next to it is counted twice. Acts at prediction time "
-        "(docs/benchmarks.md, twenty-second sweep).",
-    )
     skip_lr_scale: float = Field(
         0.0,
         ge=0,

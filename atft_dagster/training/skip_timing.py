@@ -407,56 +407,24 @@ def timed_skip_deltas(
 ) -> dict[int, torch.Tensor]:
     """Per date of ``date_indices``: :math:`\\beta_{h,t} - \\beta_h`, (H, d) float64, zero for a horizon
     outside ``skip_timing_horizons``; ``stats`` from :func:`timing_statistics` (computed when not given)."""
+    cfg, first = model.cfg, _first(model)
     stats = stats or timing_statistics(model, data, date_indices)
     beta = trained_skip_weights(model).detach().double()
-    return {t: delta for t, (delta, _) in _timed(model, data, beta, date_indices, stats).items()}
-
-
-@torch.no_grad()
-def timed_start_weights(
-    model: ATFTGATFAN | HorizonSelected,
-    data: PanelTensors,
-    date_indices: list[int],
-    stats: TimingStatistics,
-) -> dict[int, dict[int, torch.Tensor]]:
-    """``skip_timing_start``: per date, {horizon index: the ridge start's timed weights (d,) float64} for each
-    timed horizon that timing applies to on that date (its gate on and a label ended); the start's own
-    weights are the checkpoint's ``start_skip``, timed in their own group basis. Empty without them."""
-    start = getattr(model, "start_skip", None)
-    if start is None:
-        return {t: {} for t in date_indices}
-    beta = start.detach().double()
-    out = {}
-    for t, (delta, applied) in _timed(model, data, beta, date_indices, stats).items():
-        out[t] = {j: beta[j] + delta[j] for j in applied}
-    return out
-
-
-def _timed(
-    model: ATFTGATFAN | HorizonSelected,
-    data: PanelTensors,
-    beta: torch.Tensor,
-    date_indices: list[int],
-    stats: TimingStatistics,
-) -> dict[int, tuple[torch.Tensor, list[int]]]:
-    """Per date: (the timed weights of ``beta`` minus ``beta``, (H, d); the horizon indices timed there)."""
-    cfg, first = model.cfg, _first(model)
     eye = torch.eye(beta.shape[1], dtype=torch.float64, device=beta.device)
     basis = group_basis(beta, data.groups, first.with_neighbour_mean)
     out = {}
     for t in date_indices:
-        delta, applied = torch.zeros_like(beta), []
+        delta = torch.zeros_like(beta)
         for k, j in enumerate(stats.horizon_index):
             gram, cross, rows = (s[k] for s in stats.per_date[t])
             if stats.gate is not None and not stats.gate[t][k][1] > cfg.skip_timing_gate_min_t:
                 continue  # the gate: timing has not paid so far
             if rows > 0:  # no ended label yet: the trained skip
-                applied.append(j)
                 if cfg.skip_timing_basis == "groups":
                     delta[j] = _group_delta(gram / rows, cross / rows, basis[j], cfg.skip_timing_shrink)
                 else:
                     delta[j] = _delta(gram / rows, cross / rows, beta[j], cfg.skip_timing_shrink, eye)
-        out[t] = (delta, applied)
+        out[t] = delta
     return out
 
 
@@ -511,25 +479,3 @@ def timing_adjustment(
     u = _first(model).skip_inputs(batch.x[:, -1], batch.edge_index, batch.edge_attr).double()
     parts = [ut @ deltas[t].T for t, ut in zip(date_indices, torch.split(u, batch.counts), strict=True)]
     return torch.cat(parts)
-
-
-@torch.no_grad()
-def start_replacement(
-    model: ATFTGATFAN | HorizonSelected,
-    batch: Batch,
-    starts: dict[int, dict[int, torch.Tensor]],
-    date_indices: list[int],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """((n, H) the timed ridge start's point prediction :math:`U_t \\beta^{s}_{h,t}`, (n, H) bool: where it
-    replaces the model's) for ``skip_timing_start``."""
-    u = _first(model).skip_inputs(batch.x[:, -1], batch.edge_index, batch.edge_attr).double()
-    n_h = len(model.cfg.horizons)
-    values = u.new_zeros(u.shape[0], n_h)
-    where = torch.zeros(u.shape[0], n_h, dtype=torch.bool, device=u.device)
-    row = 0
-    for t, ut in zip(date_indices, torch.split(u, batch.counts), strict=True):
-        for j, w in starts[t].items():
-            values[row : row + ut.shape[0], j] = ut @ w
-            where[row : row + ut.shape[0], j] = True
-        row += ut.shape[0]
-    return values, where

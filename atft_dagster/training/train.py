@@ -26,14 +26,7 @@ from atft_dagster.training.checkpoint import BEST, LAST, epoch_path, load_checkp
 from atft_dagster.training.data import Batch, PanelDates, PanelTensors
 from atft_dagster.training.ic import daily_ic_device
 from atft_dagster.training.skip_init import choose_per_horizon, ridge_solutions, set_skip, zero_deep_head
-from atft_dagster.training.skip_timing import (
-    TimingStatistics,
-    start_replacement,
-    timed_skip_deltas,
-    timed_start_weights,
-    timing_adjustment,
-    timing_statistics,
-)
+from atft_dagster.training.skip_timing import TimingStatistics, timed_skip_deltas, timing_adjustment
 from atft_dagster.training.split import Split, walk_forward
 
 START = -1  # the epoch label of the ridge-started model before its first optimiser step
@@ -182,19 +175,13 @@ def predict(
     ``timing``: statistics computed once for several models on the same data and dates)."""
     cfg = model.cfg
     timed = cfg.skip_timing_half_life > 0 and bool(date_indices)
-    if timed:
-        timing = timing or timing_statistics(model, data, date_indices)
     deltas = timed_skip_deltas(model, data, date_indices, timing) if timed else {}
-    starts = timed_start_weights(model, data, date_indices, timing) if timed and cfg.skip_timing_start else {}
     points, quants, labels, dates, codes = [], [], [], [], []
     for k, (batch, out) in enumerate(_outputs(model, data, date_indices, batch_dates, precision)):
         point, quant = out.point.float(), out.quantiles.float()
         if timed:
             chunk = date_indices[k * batch_dates : (k + 1) * batch_dates]
             adjust = timing_adjustment(model, batch, deltas, chunk).float()
-            if starts:  # skip_timing_start: where a horizon is timed, the timed ridge start predicts
-                value, where = start_replacement(model, batch, starts, chunk)
-                adjust = torch.where(where, value.float() - point, adjust)
             point, quant = point + adjust, quant + adjust[..., None]
         points.append(point)
         quants.append(quant)
@@ -485,14 +472,8 @@ def train(
     if bar:
         bar.close()
     skip_refit = None
-    if start_validation is not None and (out_dir / BEST).exists():
-        start_skip, dates, rows = _start_skip(data, cfg, split, start_validation)
-        if cfg.skip_refit_through_validation and per_horizon is not None:
-            skip_refit = _refit_ridge_start(
-                data, cfg, split, per_horizon, start_skip, dates, rows, out_dir / BEST
-            )
-        ck = load_checkpoint(out_dir / BEST, data.device)
-        save_checkpoint({**ck, "start_skip": start_skip}, out_dir / BEST)
+    if cfg.skip_refit_through_validation and start_validation is not None and per_horizon is not None:
+        skip_refit = _refit_ridge_start(data, cfg, split, per_horizon, start_validation, out_dir / BEST)
     secs = [h["seconds"] for h in history] or [0.0]
     sps = [h["samples_per_second"] for h in history] or [0.0]
     return TrainResult(
@@ -555,43 +536,28 @@ def refit_dates(data: PanelTensors, cfg: TrainingConfig, split: Split) -> list[i
 
 
 @torch.no_grad()
-def _start_skip(
-    data: PanelTensors, cfg: TrainingConfig, split: Split, start_validation: dict[str, Any]
-) -> tuple[torch.Tensor, list[int], dict[str, int]]:
-    """The ridge start's skip (H, d), each horizon at the penalty it chose on validation, fitted on
-    ``refit_dates`` (``skip_refit_through_validation``) or on the train window; its dates and rows. It depends
-    on no trained weight (the skip's inputs have none), so it is kept with every checkpoint that started
-    there: ``skip_timing_start`` predicts from it."""
-    model = ATFTGATFAN(data.n_features, cfg).to(data.device)
-    dates = refit_dates(data, cfg, split) if cfg.skip_refit_through_validation else list(split.train)
-    chosen = [start_validation["penalty"][f"{h}d"] for h in cfg.horizons]
-    weights, rows = ridge_solutions(model, data, dates, sorted(set(chosen)), cfg.batch_dates)
-    skip = torch.stack([weights[p][j] for j, p in enumerate(chosen)])
-    return skip.to(model.skip.lin.weight.dtype), dates, rows
-
-
-@torch.no_grad()
 def _refit_ridge_start(
     data: PanelTensors,
     cfg: TrainingConfig,
     split: Split,
     per_horizon: _PerHorizonBest,
-    start_skip: torch.Tensor,
-    dates: list[int],
-    rows: dict[str, int],
+    start_validation: dict[str, Any],
     best_path: Path,
 ) -> dict[str, Any] | None:
-    """The horizons that kept the ridge start get its skip refitted (``start_skip``, at the penalty each
-    chose, on ``refit_dates``); the best checkpoint is rewritten with that start. No choice is revisited."""
+    """The horizons that kept the ridge start get its skip refitted, at the penalty each chose, on
+    ``refit_dates``; the best checkpoint is rewritten with that start. No choice is revisited."""
     kept = [k for k, e in per_horizon.epochs.items() if e == START]
-    if not kept or START not in per_horizon.states:
+    if not kept or START not in per_horizon.states or not best_path.exists():
         return None
     model = ATFTGATFAN(data.n_features, cfg).to(data.device)
     model.load_state_dict(per_horizon.states[START])
+    dates = refit_dates(data, cfg, split)
+    penalties = sorted({start_validation["penalty"][k] for k in kept})
+    weights, rows = ridge_solutions(model, data, dates, penalties, cfg.batch_dates)
     skip = model.skip.lin.weight.clone()
     for j, h in enumerate(cfg.horizons):
         if f"{h}d" in kept:
-            skip[j] = start_skip[j]
+            skip[j] = weights[start_validation["penalty"][f"{h}d"]][j].to(skip.dtype)
     set_skip(model, skip)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     record = {
@@ -621,20 +587,13 @@ def load_model(
         model.load_state_dict(state)
         return model.eval()
 
-    model = _selected(ck, cfg, build)
-    model.start_skip = ck.get("start_skip")  # the ridge start's skip, for skip_timing_start (None before)
-    return model, ck
-
-
-def _selected(ck: dict[str, Any], cfg: TrainingConfig, build) -> ATFTGATFAN | HorizonSelected:
-    """The checkpoint's weights, each horizon from its chosen epoch under ``select_per_horizon``."""
     states = ck.get("horizon_states")
     if not (cfg.select_per_horizon and states):
-        return build(ck["state_dict"])
+        return build(ck["state_dict"]), ck
     chosen = [ck["horizon_epochs"][f"{h}d"] for h in cfg.horizons]
     chosen = [e if e in states else ck["best_epoch"] for e in chosen]  # a horizon that never scored (None)
     distinct = sorted(set(chosen))
     if len(distinct) == 1:
-        return build(states[distinct[0]])
+        return build(states[distinct[0]]), ck
     members = [build(states[e]) for e in distinct]
-    return HorizonSelected(members, [distinct.index(e) for e in chosen]).eval()
+    return HorizonSelected(members, [distinct.index(e) for e in chosen]).eval(), ck
