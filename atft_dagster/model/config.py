@@ -179,7 +179,12 @@ class TrainingConfig(BaseModel):
         description=f"Quantiles of the pinball loss ([0.5] alone lost, {SWEEP8_DOC}).",
     )
     horizons: list[int] = Field(default=list(HORIZONS))
-    horizon_weights: list[float] = Field(default=[1.0, 0.5, 0.25, 0.25], description="Normalised to sum 1.")
+    horizon_weights: list[float] = Field(
+        default=[1.0, 0.5, 0.25, 0.25],
+        description="The loss's weight per horizon, normalised to sum 1. Equal weights and a long-tilted "
+        "[0.25, 0.25, 0.5, 1] lost on the demo tuning markets' selection windows (docs/benchmarks.md, "
+        "twenty-third sweep).",
+    )
 
     # ---- loss -------------------------------------------------------------------------------
     # the regression terms alone lost on the selection window; the ranking terms alone tied (eighth sweep)
