@@ -482,7 +482,10 @@ def test_daily_predictions_keep_the_timing_pass_and_continue_it(setup, tmp_path)
     assert [p.name for p in folder.iterdir()] == [f"{d1}.pt"]
     assert daily(d2) == f"skip timing continued the state of {d1}"
     # the continued pass extends the fingerprint by the new rows: as if read whole
-    assert latest_state(folder, d3).fingerprint == history_fingerprint(feats, graph, reg.names, d2)
+    timed = model.cfg.skip_timing_horizons
+    assert latest_state(folder, d3).fingerprint == history_fingerprint(
+        feats, graph, reg.names, d2, None, timed
+    )
     assert f"no kept state before {d0}" in daily(d0)  # an earlier day: the whole history, kept as well
     assert daily(d1) == f"skip timing continued the state of {d0}"  # a backfill continues its own
     assert daily(d3) == f"skip timing continued the state of {d2}"  # the latest state before the day
@@ -495,6 +498,16 @@ def test_daily_predictions_keep_the_timing_pass_and_continue_it(setup, tmp_path)
         .alias(reg.names[0])
     )
     assert "changed since the state was kept" in daily(d4, old)  # a revised old date is caught
+    label = f"target_{timed[0]}d"
+
+    def revised(day):
+        bumped = pl.when(pl.col("date") == day).then(pl.col(label) + 1.0).otherwise(pl.col(label))
+        return feats.with_columns(bumped.alias(label))
+
+    # a label still running at the state's last date is read when it ends: the pass continues
+    assert daily(d4, revised(d3)) == f"skip timing continued the state of {d3}"
+    # a label the kept pass had taken in (ended long before) is caught, although no input changed
+    assert "changed since the state was kept" in daily(d4, revised(data.dates[split.train[3]]))
     for p in folder.iterdir():
         p.write_bytes(b"damaged")
     assert "no kept state" in daily(d4)

@@ -75,6 +75,7 @@ def _timed_pass(checkpoint, cfg, features, registry, graph, day, timing_dir, pan
     """(tensors, day's index, timing statistics, a note): continue the kept state where it fits, else a
     whole-history pass; the state after ``day`` is kept either way."""
     model, _ = load_model(Path(checkpoint), device)
+    timed = cfg.skip_timing_horizons  # the labels the pass reads
     folder = state_dir(timing_dir, cfg)
     saved = latest_state(folder, day)
     days = features.filter(pl.col("date") <= day)["date"].unique().sort().to_list()
@@ -84,7 +85,9 @@ def _timed_pass(checkpoint, cfg, features, registry, graph, day, timing_dir, pan
         oldest = min([state.last, *state.checks])
         if oldest not in days:
             why = f"the features lack {oldest}, which the kept state reads"
-        elif history_fingerprint(features, graph, registry.names, state.last) != saved.fingerprint:
+        elif (
+            history_fingerprint(features, graph, registry.names, state.last, None, timed) != saved.fingerprint
+        ):
             why = f"the features or the graph up to {state.last} changed since the state was kept"
         else:
             data, t = panel(len(days) - 1 - days.index(oldest))
@@ -94,13 +97,15 @@ def _timed_pass(checkpoint, cfg, features, registry, graph, day, timing_dir, pan
                 why = str(exc)
             else:
                 if stats.state is not None:
-                    more = history_fingerprint(features, graph, registry.names, stats.state.last, state.last)
+                    more = history_fingerprint(
+                        features, graph, registry.names, stats.state.last, state.last, timed
+                    )
                     save_state(folder, SavedState(stats.state, extend(saved.fingerprint, more)))
                 return data, t, stats, f"skip timing continued the state of {state.last}"
     data, t = panel(timing_history(cfg))
     stats = timing_statistics(model, data, [t])
     if stats.state is not None:
-        fingerprint = history_fingerprint(features, graph, registry.names, stats.state.last)
+        fingerprint = history_fingerprint(features, graph, registry.names, stats.state.last, None, timed)
         save_state(folder, SavedState(stats.state, fingerprint))
     return data, t, stats, f"skip timing read the whole history ({why})"
 

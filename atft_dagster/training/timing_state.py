@@ -5,7 +5,8 @@ earlier date (about 100 s for 4000 stocks x 750 days on 2 cores). Its state afte
 (:class:`~atft_dagster.training.skip_timing.TimingState`) depends on the data and the timing config only,
 so the next day continues it from a short window and gets the same figures. The kept state that ends
 latest before the day is used only if the features and graph it has read (every input column of every
-date up to its last, and the graph's rows up to then) hash as they did and the inputs of the dates it still
+date up to its last, the graph's rows up to then, and the timed horizons' labels that had ended by then)
+hash as they did and the inputs of the dates it still
 reads match; otherwise the pass starts afresh, and says why. States are kept per timing config, named by
 their last date, the KEPT_STATES most recently written (a backfill of older days continues its own).
 """
@@ -47,18 +48,40 @@ def history_fingerprint(
     names: list[str],
     through: date,
     after: date | None = None,
+    horizons: tuple[int, ...] | list[int] = (),
 ) -> list[int]:
     """What a pass through ``through`` has read, as (rows, sum of row hashes mod 2^64) of the input columns
-    of every row dated up to then, and the same of the graph's rows (labels are read when they end, so they
-    are not included). Sums, so that the rows after ``after`` alone extend an earlier fingerprint
-    (:func:`extend`). Polars' row hashes are stable within one polars version (:func:`state_dir`)."""
+    of every row dated up to then, of the graph's rows, and, per timed horizon h in ``horizons``, of the
+    label ``target_{h}d`` of every row whose label has ended by then (dated h or more trading days before
+    ``through``: the labels the pass has taken in; a later label is read when it ends). Sums, so that the rows
+    after ``after`` alone extend an earlier fingerprint (:func:`extend`). Polars' row hashes are stable
+    within one polars version (:func:`state_dir`)."""
     dated = pl.col("date") <= through
     if after is not None:
         dated &= pl.col("date") > after
     rows = features.filter(dated).select("date", "code", *names)
-    out = [rows.height, int(rows.hash_rows(seed=0).sum()) if rows.height else 0]
+    out = [rows.height, _hash_sum(rows)]
     edges = graph.filter(dated) if graph is not None else pl.DataFrame()
-    return out + [edges.height, int(edges.hash_rows(seed=0).sum()) if edges.height else 0]
+    out += [edges.height, _hash_sum(edges)]
+    days = features.filter(pl.col("date") <= through)["date"].unique().sort().to_list()
+    for h in horizons:
+        ended = pl.col("date") <= _ended_by(days, through, h)
+        if after is not None:
+            ended &= pl.col("date") > _ended_by(days, after, h)
+        labels = features.filter(ended).select("date", "code", f"target_{h}d")
+        out += [labels.height, _hash_sum(labels)]
+    return out
+
+
+def _ended_by(days: list[date], day: date, h: int) -> date:
+    """The last date whose h-day label has ended by ``day`` (``days``: the trading dates up to at least
+    ``day``); before the first date where none has."""
+    k = sum(1 for d in days if d <= day) - 1 - h
+    return days[k] if k >= 0 else date.min
+
+
+def _hash_sum(frame: pl.DataFrame) -> int:
+    return int(frame.hash_rows(seed=0).sum()) if frame.height else 0
 
 
 def extend(fingerprint: list[int], more: list[int]) -> list[int]:
