@@ -14,24 +14,21 @@ Run: ./run shell, then python bench/bench_blend.py --preset realistic --n-stocks
 
 from __future__ import annotations
 
-import argparse
-import json
-import tempfile
 import time
-from pathlib import Path
 
 import polars as pl
-from bench_ridge_cv import print_header
-from bench_skip_timing import add_scores, linear_model
-from bench_throughput import market_tables
+from bench_skip_timing import (
+    add_scores,
+    linear_model,
+    run_sweep,
+    trained_default,
+)
 
-from atft_dagster.graph import GraphConfig, build_stock_graph
 from atft_dagster.horizons import HORIZONS
-from atft_dagster.market import market_preset
 from atft_dagster.model import TrainingConfig
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.skip_timing import timing_statistics
-from atft_dagster.training.train import config_folds, load_model, predict, train
+from atft_dagster.training.train import predict
 
 
 def zscore_by_date(column: str) -> pl.Expr:
@@ -45,17 +42,7 @@ def predictions(model, data: PanelTensors, dates: list[int], cfg: TrainingConfig
 
 
 def run_market(args, seed: int) -> list[dict]:
-    src, panel, topix, reg, feats = market_tables(
-        market_preset(args.preset, seed=seed, n_stocks=args.n_stocks)
-    )
-    cfg = TrainingConfig(epochs=args.epochs, patience=args.patience, ensemble_seeds=1)
-    data = PanelTensors.for_model(feats, reg, build_stock_graph(panel, topix, GraphConfig()), cfg)
-    split = config_folds(data, cfg)[0]
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        res = train(data, cfg, split, Path(tmp), {})
-        model = load_model(res.best_checkpoint)[0]
-    print(json.dumps({"market_seed": seed, "epochs": res.horizon_epochs}), flush=True)
+    src, data, cfg, split, model, t0 = trained_default(args, seed)
     linear = linear_model(data, cfg, split)
     fit_s = time.perf_counter() - t0
     dates = split.selection
@@ -83,26 +70,7 @@ def run_market(args, seed: int) -> list[dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--preset", default="realistic")
-    ap.add_argument("--market-seeds", nargs="+", type=int, default=[11, 12, 13, 14])
-    ap.add_argument("--n-stocks", type=int, default=1000)
-    ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--patience", type=int, default=2)
-    args = ap.parse_args()
-    if {1001, 1002, 1003, 1004, 1005, 1006, 1007} & set(args.market_seeds):
-        ap.error("held-out markets are not read by a sweep")
-    print_header()
-    rows = [r for seed in args.market_seeds for r in run_market(args, seed)]
-    seeds = args.market_seeds
-    print(f"\n{args.preset}, {args.n_stocks} stocks: selection window, market " + " / ".join(map(str, seeds)))
-    print("\n| variant | 1d | 5d | 10d | 20d | **mean** |")
-    print("|---|---|---|---|---|---|")
-    for name in ("model", "start", "blend"):
-        rs = {r["market_seed"]: r for r in rows if r["variant"] == name}
-        cells = [" / ".join(f"{rs[s][f'selection_{h}d']:.4f}" for s in seeds) for h in HORIZONS]
-        mean = " / ".join(f"{rs[s]['selection_mean']:.4f}" for s in seeds)
-        print(f"| {name} | " + " | ".join(cells) + f" | **{mean}** |")
+    run_sweep(run_market, ("model", "start", "blend"))
 
 
 if __name__ == "__main__":

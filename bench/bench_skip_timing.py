@@ -169,6 +169,63 @@ def add_scores(row: dict, frame, dates, window: str, cfg: TrainingConfig, prefix
     return row
 
 
+def trained_default(args, seed: int):
+    """(market source, tensors, config, fold 0, the default model trained with one seed, start time)."""
+    src, panel, topix, reg, feats = market_tables(
+        market_preset(args.preset, seed=seed, n_stocks=args.n_stocks)
+    )
+    cfg = TrainingConfig(epochs=args.epochs, patience=args.patience, ensemble_seeds=1)
+    data = PanelTensors.for_model(feats, reg, build_stock_graph(panel, topix, GraphConfig()), cfg)
+    split = config_folds(data, cfg)[0]
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        res = train(data, cfg, split, Path(tmp), {})
+        model = load_model(res.best_checkpoint)[0]
+    print(json.dumps({"market_seed": seed, "epochs": res.horizon_epochs}), flush=True)
+    return src, data, cfg, split, model, t0
+
+
+HELD_OUT = {1001, 1002, 1003, 1004, 1005, 1006, 1007}
+
+
+def sweep_arguments() -> argparse.Namespace:
+    """The arguments of a sweep over the tuning markets (held-out markets refused)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="realistic")
+    ap.add_argument("--market-seeds", nargs="+", type=int, default=[11, 12, 13, 14])
+    ap.add_argument("--n-stocks", type=int, default=1000)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--patience", type=int, default=2)
+    args = ap.parse_args()
+    if HELD_OUT & set(args.market_seeds):
+        ap.error("held-out markets are not read by a sweep")
+    return args
+
+
+def run_sweep(run_market, names: tuple[str, ...]) -> None:
+    """A sweep script's main: ``run_market(args, seed)`` on every tuning market, then the table of ``names``."""
+    args = sweep_arguments()
+    print(
+        f"# {datetime.now():%Y-%m-%d %H:%M} on {platform.node()}, {torch.get_num_threads()} threads",
+        flush=True,
+    )
+    rows = [r for seed in args.market_seeds for r in run_market(args, seed)]
+    seeds = args.market_seeds
+    print(f"\n{args.preset}, {args.n_stocks} stocks: selection window, market " + " / ".join(map(str, seeds)))
+    selection_table(rows, seeds, names)
+
+
+def selection_table(rows: list[dict], seeds: list[int], names: list[str] | tuple[str, ...]) -> None:
+    """Print one markdown row per variant: per horizon and for the mean, the selection figures of ``seeds``."""
+    print("\n| variant | 1d | 5d | 10d | 20d | **mean** |")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        rs = {r["market_seed"]: r for r in rows if r["variant"] == name}
+        cells = [" / ".join(f"{rs[s][f'selection_{h}d']:.4f}" for s in seeds) for h in (1, 5, 10, 20)]
+        mean = " / ".join(f"{rs[s]['selection_mean']:.4f}" for s in seeds)
+        print(f"| {name} | " + " | ".join(cells) + f" | **{mean}** |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="realistic")
