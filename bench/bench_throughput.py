@@ -281,7 +281,7 @@ def profile_steps(data: PanelTensors, cfg: TrainingConfig, device: str, steps: i
     split = config_folds(data, cfg)[0]
     torch.manual_seed(0)
     model = ATFTGATFAN(data.n_features, cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, fused=device == "cuda")
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, fused=True)
     loss_fn = MultiHorizonLoss(cfg)
     dev = torch.device(device)
 
