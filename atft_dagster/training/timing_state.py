@@ -6,13 +6,14 @@ earlier date (about 100 s for 4000 stocks x 750 days on 2 cores). Its state afte
 so the next day continues it from a short window and gets the same figures. The kept state that ends
 latest before the day is used only if the features and graph it has read (every input column of every
 date up to its last, the graph's rows up to then, and the timed horizons' labels that had ended by then)
-hash as they did and the inputs of the dates it still
-reads match; otherwise the pass starts afresh, and says why. States are kept per timing config, named by
-their last date, the KEPT_STATES most recently written (a backfill of older days continues its own).
+hash as they did and the inputs of the dates it still reads match; otherwise the pass starts afresh, and
+says why. States are kept per timing config, named by their last date, the KEPT_STATES most recently
+written (a backfill of older days continues its own).
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from dataclasses import dataclass
 from datetime import date
@@ -63,7 +64,7 @@ def history_fingerprint(
     out = [rows.height, _hash_sum(rows)]
     edges = graph.filter(dated) if graph is not None else pl.DataFrame()
     out += [edges.height, _hash_sum(edges)]
-    days = features.filter(pl.col("date") <= through)["date"].unique().sort().to_list()
+    days = features.filter(pl.col("date") <= through)["date"].unique().sort().to_list() if horizons else []
     for h in horizons:
         ended = pl.col("date") <= _ended_by(days, through, h)
         if after is not None:
@@ -76,7 +77,7 @@ def history_fingerprint(
 def _ended_by(days: list[date], day: date, h: int) -> date:
     """The last date whose h-day label has ended by ``day`` (``days``: the trading dates up to at least
     ``day``); before the first date where none has."""
-    k = sum(1 for d in days if d <= day) - 1 - h
+    k = bisect.bisect_right(days, day) - 1 - h
     return days[k] if k >= 0 else date.min
 
 
