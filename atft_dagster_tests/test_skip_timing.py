@@ -79,26 +79,15 @@ def test_timed_predictions_add_the_recent_ridge_shrunk_to_the_trained_skip(setup
     assert np.abs(on["pred_1d"].to_numpy() - off["pred_1d"].to_numpy()).max() > 1e-3
 
 
-@pytest.mark.parametrize("basis", ["groups", "windows"])
-def test_the_group_basis_scales_each_groups_weights_by_its_timed_multiplier(setup, basis):  # noqa: F811
+def test_the_group_basis_scales_each_groups_weights_by_its_timed_multiplier(setup):  # noqa: F811
     cfg, data, _, split, _ = setup
-    timing = {
-        "skip_timing_half_life": 10.0,
-        "skip_timing_shrink": 0.3,
-        "skip_timing_horizons": cfg.horizons,
-        "skip_timing_basis": basis,
-    }
+    timing = {"skip_timing_half_life": 10.0, "skip_timing_shrink": 0.3, "skip_timing_horizons": cfg.horizons}
     model = _ridge_started(cfg, data, split, **timing)
+    assert model.cfg.skip_timing_basis == "groups"
     t = split.selection[3]
     beta = model.skip.lin.weight.detach().double().numpy()
-    # the groups written out: the feature group, and under "windows" whether the input spans <= 5 + 1 days
-    labels = (
-        data.groups
-        if basis == "groups"
-        else [f"{g}/{s <= 6}" for g, s in zip(data.groups, data.spans, strict=True)]
-    )
-    names = sorted(set(labels))
-    gid = np.array([names.index(g) for g in labels] * 2) + np.repeat([0, len(names)], len(labels))
+    names = sorted(set(data.groups))
+    gid = np.array([names.index(g) for g in data.groups] * 2) + np.repeat([0, len(names)], len(data.groups))
     # the reference: the numpy ridge of the inputs basis, solved on the sub-scores x B instead
     a = 0.5 ** (1 / 10.0)
     got = timed_skip_deltas(model, data, [t])[t].numpy()
@@ -123,36 +112,6 @@ def test_the_group_basis_scales_each_groups_weights_by_its_timed_multiplier(setu
         m = np.linalg.solve(g / n + 0.3 * d, c / n + 0.3 * d.sum(1))
         np.testing.assert_allclose(got[j], b @ (m - 1), rtol=1e-6, atol=1e-9)
         assert np.ptp(m) > 0.05  # the groups move apart: more than one common scale
-
-
-def test_the_windows_basis_times_a_familys_short_and_long_inputs_apart(setup):  # noqa: F811
-    """ "windows" splits each feature group at ``skip_timing_short_days``: the one-day and 20-day returns
-    (reversal and momentum) get their own multipliers; the threshold is a live knob."""
-    from atft_dagster.training.skip_timing import timing_groups
-
-    cfg, data, _, split, _ = setup
-    windows = cfg.model_copy(update={"skip_timing_basis": "windows"})
-    groups = dict(zip(data.names, timing_groups(windows, data), strict=True))
-    assert groups["ret_1d"] == groups["ret_5d"] == "returns:short" != groups["ret_20d"] == "returns:long"
-    assert groups["alpha_1d"] == "stock_market:short"  # its window, not its 61-row lookback
-    assert groups["vol_5d"] == "volatility:short" and groups["rsi_6"] == "oscillators:long"
-    assert timing_groups(cfg, data) == data.groups  # "groups": the feature groups as they are
-    wider_cfg = windows.model_copy(update={"skip_timing_short_days": 20})
-    wider = dict(zip(data.names, timing_groups(wider_cfg, data), strict=True))
-    assert wider["ret_20d"] == "returns:short" and wider["ret_60d"] == "returns:long"
-
-    timing = {"skip_timing_half_life": 10.0, "skip_timing_shrink": 0.3}
-    t = split.selection[3]
-    deltas = {
-        (basis, days): timed_skip_deltas(
-            _ridge_started(cfg, data, split, **timing, skip_timing_basis=basis, skip_timing_short_days=days),
-            data,
-            [t],
-        )[t].numpy()
-        for basis, days in (("groups", 5), ("windows", 5), ("windows", 20))
-    }
-    assert np.abs(deltas["windows", 5] - deltas["groups", 5]).max() > 1e-4
-    assert np.abs(deltas["windows", 20] - deltas["windows", 5]).max() > 1e-4
 
 
 def test_a_group_whose_skip_weights_are_all_zero_keeps_multiplier_one_and_is_not_solved(monkeypatch):

@@ -86,9 +86,6 @@ VARIANTS |= {
     # the gate per horizon: timing the longer horizons too, each behind its own backtest
     "gate_1d5d": {**GATED, "skip_timing_horizons": [1, 5]},
     "gate_all": {**GATED, "skip_timing_horizons": [1, 5, 10, 20]},
-    # the model's own timing with each group split into short-term (<= 5 days) and longer inputs (25th sweep)
-    "own_windows": {"skip_timing_basis": "windows"},
-    "windows_hl20_k1": {**ONE_DAY_GROUPS, "skip_timing_basis": "windows", "skip_timing_half_life": 20.0},
 }
 
 

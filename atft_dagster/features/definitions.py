@@ -244,7 +244,6 @@ def _stock_market() -> list[Feature]:
                 61,
                 col(f"ret_{n}d") - col("beta_60d") * col(f"mkt_ret_{n}d"),
                 Stage.SERIES2,
-                window=n,
             )
         )
     for n in (20, 60):

@@ -40,22 +40,12 @@ class Scope(StrEnum):
 
 @dataclass(frozen=True)
 class Feature:
-    """``lookback``: rows of history before the first value (what its inputs need to warm up too);
-    ``window``: the trading days the value summarises where that differs (``alpha_1d`` is a one-day
-    return with a 61-row lookback for its beta). Not part of the manifest: it changes no value."""
-
     name: str
     group: str
     lookback: int
     expr: pl.Expr
     stage: Stage = Stage.SERIES
     scope: Scope = Scope.STOCK
-    window: int | None = None
-
-    @property
-    def span(self) -> int:
-        """The trading days of history the value summarises (``window``, else ``lookback``)."""
-        return self.lookback if self.window is None else self.window
 
     def __post_init__(self) -> None:
         if self.name.startswith((TARGET_PREFIX, HELPER_PREFIX)):

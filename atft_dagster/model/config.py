@@ -117,20 +117,11 @@ class TrainingConfig(BaseModel):
     )
     skip_timing_basis: str = Field(
         "groups",
-        pattern="^(groups|windows|inputs)$",
+        pattern="^(groups|inputs)$",
         description="What timing re-weights: 'groups' = one multiplier per feature group of the skip's "
         "sub-scores (own inputs and neighbour means apart, about 20), shrunk towards 1 with kappa relative to "
-        "each sub-score's variance; 'windows' = the same with each group split by the days its inputs "
-        "summarise (skip_timing_short_days), so that short-term (reversal) and longer (momentum) inputs of "
-        "one family are timed apart; 'inputs' = every skip weight (a ridge in 348 dimensions). Groups scored "
+        "each sub-score's variance; 'inputs' = every skip weight (a ridge in 348 dimensions). Groups scored "
         "higher on both realistic tuning markets and lost less on the demo ones (twelfth sweep).",
-    )
-    skip_timing_short_days: int = Field(
-        5,
-        ge=1,
-        description="With skip_timing_basis 'windows': an input whose feature summarises at most this many "
-        "trading days (Feature.span; a k-day window of returns reads k + 1 closes, so a span of this + 1 "
-        "counts as short) is timed in its group's short part, the others in its long part.",
     )
     skip_timing_horizons: list[int] = Field(
         default=[1],

@@ -99,8 +99,6 @@ class PanelTensors:
         self.names = input_columns(features.columns, registry)
         group_of = {f.name: f.group for f in registry.features}
         self.groups = [group_of[n] for n in self.names]  # each input's registry group
-        span_of = {f.name: f.span for f in registry.features}
-        self.spans = [span_of[n] for n in self.names]  # trading days each input summarises
         if self.names != registry.names:
             missing = sorted(set(registry.names) - set(self.names))
             raise ValueError(f"features lack {len(missing)} registry inputs, e.g. {missing[:5]}")

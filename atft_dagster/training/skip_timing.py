@@ -17,9 +17,7 @@ With ``skip_timing_basis`` "groups" (the default) the same ridge is solved in th
 group sub-scores :math:`U B` (column g of :math:`B` holds the weights of the inputs of feature group g, the
 neighbour means in groups of their own): one multiplier per group, shrunk towards 1 with
 :math:`\kappa` times each sub-score's variance, i.e. :math:`\beta_{h,t} = B m_{h,t}`. About 20 numbers
-instead of 348 to estimate from a few weeks of labels. "windows" splits each group into its short-term
-inputs (``skip_timing_short_days``) and the rest, so that a family's reversal and momentum inputs are
-timed apart (:func:`timing_groups`).
+instead of 348 to estimate from a few weeks of labels.
 
 Gate (``skip_timing_gate``): timing applies on date :math:`t` only if it has paid so far. For every
 earlier date :math:`s` (after ``skip_timing_gate_burn_in`` ended dates), an expanding ridge
@@ -170,7 +168,6 @@ TIMING_FIELDS = (
     "skip_timing_gate_penalty",
     "skip_timing_shrink",
     "skip_timing_basis",
-    "skip_timing_short_days",
 )
 
 
@@ -213,8 +210,7 @@ def timing_statistics(
             cache[t] = (u, zscore_by_date(y[:, timed].double(), [u.shape[0]], cfg.label_clip), {})
         return cache[t]
 
-    groups = timing_groups(cfg, data)
-    gate = _Gate(cfg, horizons, groups, first.with_neighbour_mean) if cfg.skip_timing_gate else None
+    gate = _Gate(cfg, horizons, data.groups, first.with_neighbour_mean) if cfg.skip_timing_gate else None
     gram = cross = rows = None
     pending: deque[tuple[int, list[bool]]] = deque()  # dates whose labels are still running
     prev = None
@@ -381,7 +377,7 @@ class _Gate:
 
     def _delta(self, gram: torch.Tensor, cross: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         kappa = self.cfg.skip_timing_shrink
-        if self.cfg.skip_timing_basis != "inputs":
+        if self.cfg.skip_timing_basis == "groups":
             return _group_delta(gram, cross, group_basis(ref[None], self.groups, self.neighbours)[0], kappa)
         return _delta(gram, cross, ref, kappa, self.eye)
 
@@ -415,7 +411,7 @@ def timed_skip_deltas(
     stats = stats or timing_statistics(model, data, date_indices)
     beta = trained_skip_weights(model).detach().double()
     eye = torch.eye(beta.shape[1], dtype=torch.float64, device=beta.device)
-    basis = group_basis(beta, timing_groups(cfg, data), first.with_neighbour_mean)
+    basis = group_basis(beta, data.groups, first.with_neighbour_mean)
     out = {}
     for t in date_indices:
         delta = torch.zeros_like(beta)
@@ -424,24 +420,12 @@ def timed_skip_deltas(
             if stats.gate is not None and not stats.gate[t][k][1] > cfg.skip_timing_gate_min_t:
                 continue  # the gate: timing has not paid so far
             if rows > 0:  # no ended label yet: the trained skip
-                if cfg.skip_timing_basis != "inputs":
+                if cfg.skip_timing_basis == "groups":
                     delta[j] = _group_delta(gram / rows, cross / rows, basis[j], cfg.skip_timing_shrink)
                 else:
                     delta[j] = _delta(gram / rows, cross / rows, beta[j], cfg.skip_timing_shrink, eye)
         out[t] = delta
     return out
-
-
-def timing_groups(cfg: TrainingConfig, data: PanelTensors) -> list[str]:
-    """Each input's timing group: its feature group, and with ``skip_timing_basis`` "windows" also whether
-    its feature summarises at most ``skip_timing_short_days`` trading days (span <= that + 1, the close
-    before a window's first return included) or more."""
-    if cfg.skip_timing_basis != "windows":
-        return list(data.groups)
-    return [
-        f"{g}:{'short' if span <= cfg.skip_timing_short_days + 1 else 'long'}"
-        for g, span in zip(data.groups, data.spans, strict=True)
-    ]
 
 
 def group_basis(beta: torch.Tensor, groups: list[str], with_neighbour_mean: bool) -> list[torch.Tensor]:
