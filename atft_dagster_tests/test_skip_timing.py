@@ -448,7 +448,7 @@ def test_a_timing_pass_continues_from_its_kept_state_to_the_whole_passs_figures(
         timing_statistics(model, changed, [late], kept)
 
 
-def test_daily_predictions_keep_the_timing_pass_and_continue_it(setup, tmp_path):  # noqa: F811
+def test_daily_predictions_keep_the_timing_pass_and_continue_it(setup, tmp_path, monkeypatch):  # noqa: F811
     import polars as pl
 
     from atft_dagster.training.checkpoint import save_checkpoint
@@ -498,6 +498,17 @@ def test_daily_predictions_keep_the_timing_pass_and_continue_it(setup, tmp_path)
         .alias(reg.names[0])
     )
     assert "changed since the state was kept" in daily(d4, old)  # a revised old date is caught
+
+    # each member's checkpoint is read once, the first one's serving its config and the timing pass too
+    import shutil
+
+    from atft_dagster.training import train as train_module
+
+    second, reads, real = tmp_path / "m2.pt", [], train_module.load_checkpoint
+    shutil.copy(ck, second)
+    monkeypatch.setattr(train_module, "load_checkpoint", lambda p, *a: reads.append(p) or real(p, *a))
+    predict_day([str(ck), str(second)], feats, reg, graph, d4, timing_dir=timing_dir)
+    assert reads == [ck, second]
     label = f"target_{timed[0]}d"
 
     def revised(day):

@@ -10,8 +10,6 @@ import polars as pl
 import torch
 
 from atft_dagster.features.registry import FeatureRegistry
-from atft_dagster.model.config import TrainingConfig
-from atft_dagster.training.checkpoint import load_checkpoint
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.ensemble import ensemble_predict
 from atft_dagster.training.skip_timing import (
@@ -47,7 +45,8 @@ def predict_day(
     horizon's score; ties by code), sorted by rank. With skip timing and ``timing_dir``, the timing pass
     continues the state kept there (training/timing_state.py) and keeps its own; ``notes`` receives one
     line saying how the pass ran."""
-    cfg = TrainingConfig.from_recorded(load_checkpoint(Path(checkpoints[0]), "cpu")["config"])
+    first, _ = load_model(Path(checkpoints[0]), device)  # read once: config, timing pass and first member
+    cfg = first.cfg
 
     def panel(history: int) -> tuple[PanelTensors, int]:
         return PanelTensors.for_day(
@@ -56,25 +55,25 @@ def predict_day(
 
     shared: dict[str, TimingStatistics] = {}
     if cfg.skip_timing_half_life > 0 and timing_dir is not None:
-        data, t, stats, note = _timed_pass(
-            checkpoints[0], cfg, features, registry, graph, day, timing_dir, panel, device
-        )
+        data, t, stats, note = _timed_pass(first, features, registry, graph, day, timing_dir, panel)
         shared[timing_key(cfg)] = stats
         if notes is not None:
             notes.append(note)
     else:
         data, t = panel(timing_history(cfg))
-    preds, _ = ensemble_predict(checkpoints, data, [t], precision, shared=shared)
+    preds, _ = ensemble_predict(
+        checkpoints, data, [t], precision, shared=shared, loaded={checkpoints[0]: first}
+    )
     preds = preds.drop([f"label_{h}d" for h in cfg.horizons])
     return preds.sort([f"pred_{cfg.primary_horizon}d", "code"], descending=[True, False]).with_columns(
         pl.int_range(pl.len()).cast(pl.Int32).alias("rank")
     )
 
 
-def _timed_pass(checkpoint, cfg, features, registry, graph, day, timing_dir, panel, device):
+def _timed_pass(model, features, registry, graph, day, timing_dir, panel):
     """(tensors, day's index, timing statistics, a note): continue the kept state where it fits, else a
     whole-history pass; the state after ``day`` is kept either way."""
-    model, _ = load_model(Path(checkpoint), device)
+    cfg = model.cfg
     timed = cfg.skip_timing_horizons  # the labels the pass reads
     folder = state_dir(timing_dir, cfg)
     saved = latest_state(folder, day)

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 import torch
 
+from atft_dagster.model.atft import ATFTGATFAN, HorizonSelected
 from atft_dagster.model.config import TrainingConfig
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.skip_timing import TimingStatistics, timing_key, timing_statistics
@@ -48,12 +49,14 @@ def ensemble_predict(
     device: torch.device | str | None = None,
     timing: dict | None = None,
     shared: dict[str, TimingStatistics] | None = None,
+    loaded: dict[str, ATFTGATFAN | HorizonSelected] | None = None,
 ) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
     """(ensemble frame, member frames) for ``date_indices``. With skip timing, its statistics are computed
     once and shared by members of the same timing config (they do not depend on the weights). ``timing``:
     ``skip_timing_*`` fields that replace the checkpoints' own (timing acts at prediction time only, so a
     model trained without it can be scored with it). ``shared``: statistics already computed for these
-    dates, by :func:`timing_key` (a daily prediction's continued pass)."""
+    dates, by :func:`timing_key` (a daily prediction's continued pass). ``loaded``: models already read from
+    some of ``checkpoints`` (by path, on ``device``), used instead of reading them again."""
     if timing and not all(k.startswith("skip_timing_") for k in timing):
         raise ValueError(f"timing takes skip_timing_* fields only, not {sorted(timing)}")
     device = device or data.device
@@ -61,7 +64,9 @@ def ensemble_predict(
     horizons: list[int] = []
     shared = dict(shared or {})
     for path in checkpoints:
-        model, _ = load_model(Path(path), device)
+        model = (loaded or {}).get(path)
+        if model is None:
+            model = load_model(Path(path), device)[0]
         if timing:
             model.cfg = TrainingConfig(**{**model.cfg.model_dump(), **timing})  # validated
         horizons = model.cfg.horizons
