@@ -83,12 +83,30 @@ def linear_start(preset: str, seed: int, n_stocks: int):
     return cfg, data, config_folds(data, cfg)[0], model
 
 
-def tuning_market_args() -> argparse.ArgumentParser:
-    """The probes' common options: preset, tuning market seeds, stocks."""
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--preset", default="demo")
-    ap.add_argument("--market-seeds", nargs="+", type=int, default=[11, 12])
-    ap.add_argument("--n-stocks", type=int, default=200)
+# markets whose test windows report the figures of record: no sweep or probe reads them
+HELD_OUT = {1001, 1002, 1003, 1004, 1005, 1006, 1007}
+
+
+class TuningParser(argparse.ArgumentParser):
+    """A sweep's or probe's options; parsing refuses the held-out markets."""
+
+    def parse_args(
+        self, args: list[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        parsed = super().parse_args(args, namespace)
+        if HELD_OUT & set(parsed.market_seeds):
+            self.error("held-out markets are not read by a sweep")
+        return parsed
+
+
+def tuning_market_args(
+    preset: str = "demo", seeds: tuple[int, ...] = (11, 12), n_stocks: int = 200
+) -> TuningParser:
+    """The common options of the sweeps and probes: preset, tuning market seeds, stocks."""
+    ap = TuningParser()
+    ap.add_argument("--preset", default=preset)
+    ap.add_argument("--market-seeds", nargs="+", type=int, default=list(seeds))
+    ap.add_argument("--n-stocks", type=int, default=n_stocks)
     return ap
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_linear_probe import tuning_market_args
 from bench_throughput import market_tables
 
 from atft_dagster.evaluation.baselines import DailyRankIC
@@ -185,21 +186,12 @@ def trained_default(args, seed: int):
     return src, data, cfg, split, model, t0
 
 
-HELD_OUT = {1001, 1002, 1003, 1004, 1005, 1006, 1007}
-
-
 def sweep_arguments() -> argparse.Namespace:
     """The arguments of a sweep over the tuning markets (held-out markets refused)."""
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--preset", default="realistic")
-    ap.add_argument("--market-seeds", nargs="+", type=int, default=[11, 12, 13, 14])
-    ap.add_argument("--n-stocks", type=int, default=1000)
+    ap = tuning_market_args("realistic", (11, 12, 13, 14), 1000)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--patience", type=int, default=2)
-    args = ap.parse_args()
-    if HELD_OUT & set(args.market_seeds):
-        ap.error("held-out markets are not read by a sweep")
-    return args
+    return ap.parse_args()
 
 
 def run_sweep(run_market, names: tuple[str, ...]) -> None:
