@@ -660,3 +660,43 @@ def test_the_ridge_start_is_refitted_through_validation_for_the_horizons_that_ke
         load_checkpoint(tmp_path / "on" / BEST)["horizon_states"][START]["skip.lin.weight"],
         ck_on["horizon_states"][START]["skip.lin.weight"],
     )
+
+
+def test_the_deep_path_is_retrained_through_validation_for_the_horizons_that_chose_an_epoch(setup, tmp_path):
+    from atft_dagster.training.train import START, refit_dates
+
+    cfg, data, _, split, _ = setup
+    base = cfg.model_copy(update={"select_per_horizon": True, "epochs": 2})
+    off = train(data, base, split, tmp_path / "off", {})
+    on_cfg = base.model_copy(update={"deep_refit_through_validation": True})
+    on = train(data, on_cfg, split, tmp_path / "on", {})
+    assert on.horizon_epochs == off.horizon_epochs and off.deep_refit is None  # no choice is revisited
+    trained = sorted({e for e in on.horizon_epochs.values() if e != START})
+    assert trained and on.deep_refit["epochs"] == trained
+    assert on.deep_refit["days"] == len(refit_dates(data, base, split)) > len(split.train)
+    ck_on, ck_off = load_checkpoint(tmp_path / "on" / BEST), load_checkpoint(tmp_path / "off" / BEST)
+    assert ck_on["deep_refit"] == on.deep_refit
+    for e in trained:  # the retrained epochs replace the trained ones
+        assert not torch.allclose(
+            ck_on["horizon_states"][e]["heads.point.weight"],
+            ck_off["horizon_states"][e]["heads.point.weight"],
+        )
+    a = predict(load_model(tmp_path / "on" / BEST)[0], data, split.selection, base.batch_dates)
+    b = predict(load_model(tmp_path / "off" / BEST)[0], data, split.selection, base.batch_dates)
+    for k, e in on.horizon_epochs.items():  # a horizon that kept the ridge start predicts as before
+        same = np.allclose(a[f"pred_{k}"].to_numpy(), b[f"pred_{k}"].to_numpy())
+        assert same == (e == START), k
+
+    # point-in-time: features and labels after the last validation day are never read
+    cut = split.val[-1] + 1
+    noisy = data.without_labels([])
+    noisy.x, noisy.y = data.x.clone(), data.y.clone()
+    g = torch.Generator().manual_seed(0)
+    noisy.x[cut:] = torch.randn(noisy.x[cut:].shape, generator=g)
+    noisy.y[cut:] = torch.randn(noisy.y[cut:].shape, generator=g)
+    again = train(noisy, on_cfg, split, tmp_path / "noisy", {})
+    assert again.horizon_epochs == on.horizon_epochs and again.deep_refit == on.deep_refit
+    ck = load_checkpoint(tmp_path / "noisy" / BEST)
+    for e in trained:
+        for k, v in ck_on["horizon_states"][e].items():
+            torch.testing.assert_close(ck["horizon_states"][e][k], v)
