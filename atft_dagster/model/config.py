@@ -99,14 +99,6 @@ class TrainingConfig(BaseModel):
         "before, on the train fit; the selection and test windows are never read (docs/benchmarks.md, "
         "eleventh sweep).",
     )
-    deep_refit_through_validation: bool = Field(
-        False,
-        description="After training, each horizon that chose a trained epoch E (not the ridge start) is "
-        "retrained from scratch on the refit dates of skip_refit_through_validation (train, purge gap and "
-        "validation): the ridge start fitted there at the penalty that horizon chose, E + 1 epochs, same seed "
-        "and schedule; E and the penalties stay as chosen on validation. Off: measured in docs/benchmarks.md "
-        "(twenty-sixth sweep).",
-    )
     skip_timing_half_life: float = Field(
         20.0,
         ge=0,

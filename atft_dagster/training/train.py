@@ -80,7 +80,6 @@ class TrainResult:
     horizon_epochs: dict[str, int | None] | None = None  # select_per_horizon: each horizon's chosen epoch
     start_validation: dict[str, dict[str, float]] | None = None  # the ridge start's, before any step
     skip_refit: dict[str, Any] | None = None  # skip_refit_through_validation: what was refitted, on what
-    deep_refit: dict[str, Any] | None = None  # deep_refit_through_validation: what was retrained, on what
 
     def chosen_validation(self, metric: str = "val_rank_ic") -> dict[str, float]:
         """Per horizon, the validation figure of the epoch that horizon's predictions come from
@@ -311,52 +310,6 @@ class _PerHorizonBest:
         }
 
 
-def _run_epoch(
-    model: ATFTGATFAN,
-    opt: torch.optim.Optimizer,
-    sched: torch.optim.lr_scheduler.LRScheduler,
-    loss_fn: MultiHorizonLoss,
-    data: PanelTensors,
-    order: list[int],
-    precision: str,
-    timer: PhaseTimer,
-    batches: tqdm | None = None,
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
-    """One pass over the dates of ``order``, ``batch_dates`` at a time: the mean loss terms and gradient
-    norms per block (device scalars) and the rows seen."""
-    cfg, device = model.cfg, data.device
-    steps = math.ceil(len(order) / cfg.batch_dates)
-    model.train()
-    sums: dict[str, torch.Tensor] = {}
-    norms: dict[str, torch.Tensor] = {}
-    samples = 0
-    for b in range(steps):
-        batch = data.batch(order[b * cfg.batch_dates : (b + 1) * cfg.batch_dates])
-        timer.mark("batch")
-        out = _forward(model, batch, device, precision)
-        loss, terms = loss_fn(
-            out.point.float(), out.quantiles.float(), batch.y, batch.date_index, batch.counts
-        )
-        timer.mark("forward")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        timer.mark("backward")
-        for k, v in _grad_norms(model).items():
-            norms[k] = norms.get(k, 0.0) + v / steps
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        sched.step()
-        samples += batch.x.shape[0]
-        for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + v / steps
-        timer.mark("optimiser")
-        if batches:
-            batches.update(1)
-    if batches:
-        batches.close()
-    return sums, norms, samples
-
-
 # meta that names the run, not the training: a re-executed run (new run id) resumes the same training
 RUN_META = ("dagster_run_id",)
 
@@ -383,8 +336,11 @@ def train(
     torch.manual_seed(cfg.seed)
     model = ATFTGATFAN(data.n_features, cfg).to(device)
     loss_fn = MultiHorizonLoss(cfg)
+    # fused on either device: one kernel per parameter group (on 2 CPU cores 0.7-1.0 ms a step instead of
+    # 4.2-5.8 ms for torch's default, docs/benchmarks.md); same update to float rounding
+    opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     steps = math.ceil(len(split.train) / cfg.batch_dates)
-    opt, sched = _optimiser(model, cfg, steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, steps))
     identity = {"config": cfg.model_dump(), "meta": meta, "split": split.as_dict()}
     start_epoch, best, best_epoch, history, resumed = 0, -math.inf, -1, [], None
     per_horizon = _PerHorizonBest([f"{h}d" for h in cfg.horizons]) if cfg.select_per_horizon else None
@@ -422,11 +378,39 @@ def train(
         last_gain = best_epoch if per_horizon is None else per_horizon.last_gain(best_epoch)
         if epoch - last_gain > cfg.patience and best_epoch >= 0:
             break
+        model.train()
         t0 = time.perf_counter()
         timer = PhaseTimer(device, profile_phases)
-        order = [split.train[i] for i in rng.permutation(len(split.train))]
+        order = rng.permutation(len(split.train))
+        sums: dict[str, torch.Tensor] = {}
+        norms: dict[str, torch.Tensor] = {}
+        samples = 0
         batches = tqdm(total=steps, desc=f"epoch {epoch}", unit="batch", leave=False) if bar else None
-        sums, norms, samples = _run_epoch(model, opt, sched, loss_fn, data, order, precision, timer, batches)
+        for b in range(steps):
+            ix = [split.train[i] for i in order[b * cfg.batch_dates : (b + 1) * cfg.batch_dates]]
+            batch = data.batch(ix)
+            timer.mark("batch")
+            out = _forward(model, batch, device, precision)
+            loss, terms = loss_fn(
+                out.point.float(), out.quantiles.float(), batch.y, batch.date_index, batch.counts
+            )
+            timer.mark("forward")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            timer.mark("backward")
+            for k, v in _grad_norms(model).items():
+                norms[k] = norms.get(k, 0.0) + v / steps
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            samples += batch.x.shape[0]
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v / steps
+            timer.mark("optimiser")
+            if batches:
+                batches.update(1)
+        if batches:
+            batches.close()
         seconds = time.perf_counter() - t0
         t_val = time.perf_counter()
         rank_ic, ic, std = evaluate(model, data, split.val, cfg.batch_dates, precision)
@@ -490,11 +474,6 @@ def train(
     skip_refit = None
     if cfg.skip_refit_through_validation and start_validation is not None and per_horizon is not None:
         skip_refit = _refit_ridge_start(data, cfg, split, per_horizon, start_validation, out_dir / BEST)
-    deep_refit = None
-    if cfg.deep_refit_through_validation and per_horizon is not None:
-        deep_refit = _refit_deep_path(
-            data, cfg, split, per_horizon, start_validation, out_dir / BEST, precision
-        )
     secs = [h["seconds"] for h in history] or [0.0]
     sps = [h["samples_per_second"] for h in history] or [0.0]
     return TrainResult(
@@ -511,18 +490,7 @@ def train(
         dict(per_horizon.epochs) if per_horizon is not None else None,
         start_validation,
         skip_refit,
-        deep_refit,
     )
-
-
-def _optimiser(
-    model: ATFTGATFAN, cfg: TrainingConfig, steps_per_epoch: int
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW over ``_param_groups`` with the warm-up and cosine schedule of ``steps_per_epoch`` steps."""
-    # fused on either device: one kernel per parameter group (on 2 CPU cores 0.7-1.0 ms a step instead of
-    # 4.2-5.8 ms for torch's default, docs/benchmarks.md); same update to float rounding
-    opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, steps_per_epoch))
 
 
 def _param_groups(model: ATFTGATFAN, cfg: TrainingConfig) -> list[dict[str, Any]]:
@@ -604,52 +572,6 @@ def _refit_ridge_start(
     if ck.get("epoch") == START:
         ck["state_dict"] = state
     save_checkpoint({**ck, "skip_refit": record}, best_path)
-    return record
-
-
-def _refit_deep_path(
-    data: PanelTensors,
-    cfg: TrainingConfig,
-    split: Split,
-    per_horizon: _PerHorizonBest,
-    start_validation: dict[str, Any] | None,
-    best_path: Path,
-    precision: str,
-) -> dict[str, Any] | None:
-    """The horizons that chose a trained epoch E get it retrained on ``refit_dates``: a fresh model (same
-    seed; with a ridge start, started at its solution there at the penalty each horizon chose), E + 1 epochs
-    of the same schedule; the state after epoch E replaces that epoch's in the best checkpoint. No choice is
-    revisited."""
-    trained = sorted({e for e in per_horizon.epochs.values() if e is not None and e != START})
-    if not trained or not best_path.exists():
-        return None
-    device, dates = data.device, refit_dates(data, cfg, split)
-    torch.manual_seed(cfg.seed)
-    model = ATFTGATFAN(data.n_features, cfg).to(device)
-    if start_validation is not None:
-        penalty = start_validation["penalty"]
-        weights, _ = ridge_solutions(model, data, dates, sorted(set(penalty.values())), cfg.batch_dates)
-        set_skip(model, torch.stack([weights[penalty[f"{h}d"]][j] for j, h in enumerate(cfg.horizons)]))
-        zero_deep_head(model)
-    opt, sched = _optimiser(model, cfg, math.ceil(len(dates) / cfg.batch_dates))
-    loss_fn, rng, states = MultiHorizonLoss(cfg), np.random.default_rng(cfg.seed), {}
-    for epoch in range(trained[-1] + 1):
-        order = [dates[i] for i in rng.permutation(len(dates))]
-        _run_epoch(model, opt, sched, loss_fn, data, order, precision, PhaseTimer(device, False))
-        if epoch in trained:
-            states[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    ck = load_checkpoint(best_path, device)
-    ck["horizon_states"] = {**ck["horizon_states"], **states}
-    if ck.get("epoch") in states:
-        ck["state_dict"] = states[ck["epoch"]]
-    record = {
-        "epochs": trained,
-        "horizons": [k for k, e in per_horizon.epochs.items() if e in states],
-        "dates": [str(data.dates[dates[0]]), str(data.dates[dates[-1]])],
-        "days": len(dates),
-        "train_days": len(split.train),
-    }
-    save_checkpoint({**ck, "deep_refit": record}, best_path)
     return record
 
 
