@@ -550,10 +550,10 @@ def _refit_ridge_start(
     revisited."""
     epochs = per_horizon.epochs
     kept = [k for k, e in epochs.items() if e == START or (cfg.skip_refit_trained and e is not None)]
-    if not kept or START not in per_horizon.states or not best_path.exists():
+    if not kept or not best_path.exists() or not {epochs[k] for k in kept} <= set(per_horizon.states):
         return None
     model = ATFTGATFAN(data.n_features, cfg).to(data.device)
-    model.load_state_dict(per_horizon.states[START])
+    model.load_state_dict(per_horizon.states[epochs[kept[0]]])  # the skip's inputs: no trained weight
     dates = refit_dates(data, cfg, split)
     penalties = sorted({start_validation["penalty"][k] for k in kept})
     weights, rows = ridge_solutions(model, data, dates, penalties, cfg.batch_dates)
