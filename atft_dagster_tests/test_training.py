@@ -660,33 +660,3 @@ def test_the_ridge_start_is_refitted_through_validation_for_the_horizons_that_ke
         load_checkpoint(tmp_path / "on" / BEST)["horizon_states"][START]["skip.lin.weight"],
         ck_on["horizon_states"][START]["skip.lin.weight"],
     )
-
-
-def test_with_skip_refit_trained_the_trained_horizons_get_the_refitted_skip_under_their_deep_path(
-    setup, tmp_path
-):
-    from atft_dagster.training.skip_init import ridge_solutions
-    from atft_dagster.training.train import START, refit_dates
-
-    cfg, data, _, split, _ = setup
-    base = cfg.model_copy(
-        update={"select_per_horizon": True, "epochs": 2, "skip_ridge_penalties": [0.1, 10.0]}
-    )
-    off = train(data, base, split, tmp_path / "off", {})
-    on = train(data, base.model_copy(update={"skip_refit_trained": True}), split, tmp_path / "on", {})
-    assert on.horizon_epochs == off.horizon_epochs and on.start_validation == off.start_validation
-    trained = {k: e for k, e in on.horizon_epochs.items() if e != START}
-    assert trained and sorted(on.skip_refit["horizons"]) == sorted(on.horizon_epochs)
-    ck_on, ck_off = load_checkpoint(tmp_path / "on" / BEST), load_checkpoint(tmp_path / "off" / BEST)
-    probe = ATFTGATFAN(data.n_features, base)
-    probe.load_state_dict(ck_off["horizon_states"][START])
-    refit, _ = ridge_solutions(probe, data, refit_dates(data, base, split), [0.1, 10.0], base.batch_dates)
-    for k, e in trained.items():
-        j = base.horizons.index(int(k[:-1]))
-        p = on.start_validation["penalty"][k]
-        got, was = ck_on["horizon_states"][e], ck_off["horizon_states"][e]
-        torch.testing.assert_close(got["skip.lin.weight"][j], refit[p][j].float())
-        assert not torch.allclose(got["skip.lin.weight"][j], was["skip.lin.weight"][j])
-        for name, v in was.items():  # the deep path as trained
-            if not name.startswith("skip."):
-                torch.testing.assert_close(got[name], v)

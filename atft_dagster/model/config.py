@@ -99,12 +99,6 @@ class TrainingConfig(BaseModel):
         "before, on the train fit; the selection and test windows are never read (docs/benchmarks.md, "
         "eleventh sweep).",
     )
-    skip_refit_trained: bool = Field(
-        False,
-        description="With skip_refit_through_validation: the horizons that chose a trained epoch get their "
-        "skip refitted too (at the penalty each chose; the deep path stays as trained, on top of it). Off: "
-        "measured in docs/benchmarks.md (twenty-seventh sweep).",
-    )
     skip_timing_half_life: float = Field(
         20.0,
         ge=0,

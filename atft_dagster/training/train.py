@@ -544,28 +544,22 @@ def _refit_ridge_start(
     start_validation: dict[str, Any],
     best_path: Path,
 ) -> dict[str, Any] | None:
-    """The horizons that kept the ridge start (with ``skip_refit_trained``, every horizon) get its skip
-    refitted, at the penalty each chose, on ``refit_dates``; the best checkpoint is rewritten with the
-    refitted skip in the state each horizon reads (a trained deep path stays as trained). No choice is
-    revisited."""
-    epochs = per_horizon.epochs
-    kept = [k for k, e in epochs.items() if e == START or (cfg.skip_refit_trained and e is not None)]
-    if not kept or not best_path.exists() or not {epochs[k] for k in kept} <= set(per_horizon.states):
+    """The horizons that kept the ridge start get its skip refitted, at the penalty each chose, on
+    ``refit_dates``; the best checkpoint is rewritten with that start. No choice is revisited."""
+    kept = [k for k, e in per_horizon.epochs.items() if e == START]
+    if not kept or START not in per_horizon.states or not best_path.exists():
         return None
     model = ATFTGATFAN(data.n_features, cfg).to(data.device)
-    model.load_state_dict(per_horizon.states[epochs[kept[0]]])  # the skip's inputs: no trained weight
+    model.load_state_dict(per_horizon.states[START])
     dates = refit_dates(data, cfg, split)
     penalties = sorted({start_validation["penalty"][k] for k in kept})
     weights, rows = ridge_solutions(model, data, dates, penalties, cfg.batch_dates)
-    states = {}
-    for e in sorted({epochs[k] for k in kept}):
-        model.load_state_dict(per_horizon.states[e])
-        skip = model.skip.lin.weight.clone()
-        for j, h in enumerate(cfg.horizons):
-            if f"{h}d" in kept and epochs[f"{h}d"] == e:
-                skip[j] = weights[start_validation["penalty"][f"{h}d"]][j].to(skip.dtype)
-        set_skip(model, skip)
-        states[e] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    skip = model.skip.lin.weight.clone()
+    for j, h in enumerate(cfg.horizons):
+        if f"{h}d" in kept:
+            skip[j] = weights[start_validation["penalty"][f"{h}d"]][j].to(skip.dtype)
+    set_skip(model, skip)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     record = {
         "horizons": kept,
         "dates": [str(data.dates[dates[0]]), str(data.dates[dates[-1]])],
@@ -574,9 +568,9 @@ def _refit_ridge_start(
         "rows": {k: rows[k] for k in kept},
     }
     ck = load_checkpoint(best_path, data.device)
-    ck["horizon_states"] = {**ck["horizon_states"], **states}
-    if ck.get("epoch") in states:
-        ck["state_dict"] = states[ck["epoch"]]
+    ck["horizon_states"] = {**ck["horizon_states"], START: state}
+    if ck.get("epoch") == START:
+        ck["state_dict"] = state
     save_checkpoint({**ck, "skip_refit": record}, best_path)
     return record
 
