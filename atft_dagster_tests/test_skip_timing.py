@@ -243,10 +243,15 @@ def test_a_daily_prediction_times_the_skip_like_the_full_history(setup, tmp_path
     # training never reads timing: the same model trained with it off, timed at prediction, is the same
     off = train(data, timed.model_copy(update={"skip_timing_half_life": 0.0}), split, tmp_path / "off", {})
     pair = [off.best_checkpoint] * 2  # the second member reuses the first one's statistics
-    late, members = ensemble_predict(pair, data, [t], timing={"skip_timing_half_life": 4.0})
+    preloaded = {str(off.best_checkpoint): load_model(off.best_checkpoint)[0]}
+    late, members = ensemble_predict(
+        [str(p) for p in pair], data, [t], timing={"skip_timing_half_life": 4.0}, loaded=preloaded
+    )
     for h in cfg.horizons:
         np.testing.assert_array_equal(late.sort("code")[f"pred_{h}d"], want[f"pred_{h}d"])
         np.testing.assert_array_equal(members[1][f"pred_{h}d"], members[0][f"pred_{h}d"])
+    # the override was for that call only: the caller's loaded model still predicts untimed
+    assert preloaded[str(off.best_checkpoint)].cfg.skip_timing_half_life == 0.0
     with pytest.raises(ValueError, match="skip_timing_"):
         ensemble_predict([off.best_checkpoint], data, [t], timing={"hidden": 8})
 

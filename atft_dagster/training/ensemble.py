@@ -67,14 +67,18 @@ def ensemble_predict(
         model = (loaded or {}).get(path)
         if model is None:
             model = load_model(Path(path), device)[0]
-        if timing:
-            model.cfg = TrainingConfig(**{**model.cfg.model_dump(), **timing})  # validated
-        horizons = model.cfg.horizons
-        stats = None
-        if model.cfg.skip_timing_half_life > 0 and date_indices:
-            key = timing_key(model.cfg)
-            if key not in shared:
-                shared[key] = timing_statistics(model, data, date_indices)
-            stats = shared[key]
-        frames.append(predict(model, data, date_indices, model.cfg.batch_dates, precision, stats))
+        own = model.cfg
+        if timing:  # for this call only: a model the caller loaded keeps its own config
+            model.cfg = TrainingConfig(**{**own.model_dump(), **timing})  # validated
+        try:
+            horizons = model.cfg.horizons
+            stats = None
+            if model.cfg.skip_timing_half_life > 0 and date_indices:
+                key = timing_key(model.cfg)
+                if key not in shared:
+                    shared[key] = timing_statistics(model, data, date_indices)
+                stats = shared[key]
+            frames.append(predict(model, data, date_indices, model.cfg.batch_dates, precision, stats))
+        finally:
+            model.cfg = own
     return rank_average(frames, horizons), frames
