@@ -1,0 +1,90 @@
+"""Pool the per-market rows that `bench_model.py` logs (one JSON line per market) across several logs.
+
+A figure of record may come from more than one invocation (markets run on different evenings); this prints
+the table `bench_model.py` would have printed had one invocation run them all — mean ± s.d. over the markets,
+the mean Newey-West t, the paired table — and each market's 1-day share of the oracle, with the two ways of
+pooling it (ratio of the means, mean of the per-market ratios) and the latter's standard error.
+Run: python bench/pool_markets.py LOG [LOG ...] [--preset realistic] [--markets 1005 1006 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from bench_model import MODELS, paired_table
+
+
+def market_rows(logs: list[Path], preset: str) -> dict[int, dict]:
+    """market seed -> {(model, horizon): (RankIC, t) or, for single_seed, a list of them}. A market logged
+    twice must have logged the same figures (a re-run that disagrees is an error, not a choice)."""
+    rows: dict[int, dict] = {}
+    for log in logs:
+        for line in log.read_text().splitlines():
+            if not line.startswith("{"):
+                continue
+            rec = json.loads(line)
+            if rec.get("preset") != preset or "rank_ic_t" not in rec:
+                continue
+            parsed = {}
+            for key, value in rec["rank_ic_t"].items():
+                name, _, h = key.rpartition(" ")
+                parsed[(name, int(h.removesuffix("d")))] = value
+            seed = rec["market_seed"]
+            if seed in rows and rows[seed] != parsed:
+                raise ValueError(f"market {seed} logged twice with different figures ({log})")
+            rows[seed] = parsed
+    return rows
+
+
+def pooled_table(results: list[dict], horizons: list[int]) -> list[str]:
+    lines = ["| model | " + " | ".join(f"{h}d" for h in horizons) + " |", "|---|" + "---|" * len(horizons)]
+    for name in (*MODELS, "selection:ensemble"):
+        if (name, horizons[0]) not in results[0]:
+            continue
+        cells = []
+        for h in horizons:
+            pairs = [p for r in results for p in (r[(name, h)] if name == "single_seed" else [r[(name, h)]])]
+            ric, t = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+            cells.append(f"{ric.mean():.4f} ± {ric.std(ddof=1):.4f} ({t.mean():.1f})")
+        label = "ensemble, **selection window**" if name.startswith("selection") else name
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def oracle_shares(seeds: list[int], results: list[dict], horizon: int) -> list[str]:
+    ens = np.array([r[("ensemble", horizon)][0] for r in results])
+    ora = np.array([r[("oracle", horizon)][0] for r in results])
+    share = ens / ora
+    se = share.std(ddof=1) / np.sqrt(len(share))
+    per = ", ".join(f"{s} {x:.2f}" for s, x in zip(seeds, share, strict=True))
+    return [
+        f"{horizon}-day share of the oracle per market: {per}",
+        f"ratio of the means {ens.mean() / ora.mean():.3f}; mean of the shares {share.mean():.3f} "
+        f"(s.d. {share.std(ddof=1):.3f}, s.e. {se:.3f}) over {len(share)} markets",
+        "",
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("logs", nargs="+", type=Path)
+    ap.add_argument("--preset", default="realistic")
+    ap.add_argument("--markets", nargs="*", type=int, help="these markets only (default: every one logged)")
+    args = ap.parse_args()
+    rows = market_rows(args.logs, args.preset)
+    seeds = args.markets or sorted(rows)
+    missing = [s for s in seeds if s not in rows]
+    if missing:
+        raise SystemExit(f"no {args.preset} row for market(s) {missing} in {[str(p) for p in args.logs]}")
+    results = [rows[s] for s in seeds]
+    horizons = sorted({h for (_, h) in results[0]})
+    print(f"**{args.preset}**, markets {' '.join(map(str, seeds))}\n")
+    print("\n".join(pooled_table(results, horizons) + paired_table(results, horizons)))
+    print("\n".join(oracle_shares(seeds, results, horizons[0])))
+
+
+if __name__ == "__main__":
+    main()
