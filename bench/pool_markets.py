@@ -4,7 +4,7 @@ A figure of record may come from more than one invocation (markets run on differ
 the table `bench_model.py` would have printed had one invocation run them all — mean ± s.d. over the markets,
 the mean Newey-West t, the paired table — and each market's 1-day share of the oracle, with the two ways of
 pooling it (ratio of the means, mean of the per-market ratios) and the latter's standard error.
-Run: python bench/pool_markets.py LOG [LOG ...] [--preset realistic] [--markets 1005 1006 ...]
+Run: python bench/pool_markets.py LOG [LOG ...] [--preset realistic] [--markets 1005 1006 ...] [--replace 1001]
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import numpy as np
 from bench_model import MODELS, paired_table
 
 
-def market_rows(logs: list[Path], preset: str) -> dict[int, dict]:
+def market_rows(logs: list[Path], preset: str, replace: set[int] = frozenset()) -> dict[int, dict]:
     """market seed -> {(model, horizon): (RankIC, t) or, for single_seed, a list of them}. A market logged
-    twice must have logged the same figures (a re-run that disagrees is an error, not a choice)."""
+    twice must have logged the same figures (a re-run that disagrees is an error, not a choice) unless it is
+    in ``replace``: re-measured under newer defaults, the later log's figures stand."""
     rows: dict[int, dict] = {}
     for log in logs:
         for line in log.read_text().splitlines():
@@ -33,10 +34,15 @@ def market_rows(logs: list[Path], preset: str) -> dict[int, dict]:
                 name, _, h = key.rpartition(" ")
                 parsed[(name, int(h.removesuffix("d")))] = value
             seed = rec["market_seed"]
-            if seed in rows and rows[seed] != parsed:
+            if seed in rows and rows[seed] != parsed and seed not in replace:
                 raise ValueError(f"market {seed} logged twice with different figures ({log})")
             rows[seed] = parsed
     return rows
+
+
+def spread(x: np.ndarray) -> float:
+    """Sample s.d.; nan for a single market (no spread to measure)."""
+    return float(x.std(ddof=1)) if len(x) > 1 else float("nan")
 
 
 def pooled_table(results: list[dict], horizons: list[int]) -> list[str]:
@@ -48,7 +54,7 @@ def pooled_table(results: list[dict], horizons: list[int]) -> list[str]:
         for h in horizons:
             pairs = [p for r in results for p in (r[(name, h)] if name == "single_seed" else [r[(name, h)]])]
             ric, t = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
-            cells.append(f"{ric.mean():.4f} ± {ric.std(ddof=1):.4f} ({t.mean():.1f})")
+            cells.append(f"{ric.mean():.4f} ± {spread(ric):.4f} ({t.mean():.1f})")
         label = "ensemble, **selection window**" if name.startswith("selection") else name
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return [*lines, ""]
@@ -58,12 +64,12 @@ def oracle_shares(seeds: list[int], results: list[dict], horizon: int) -> list[s
     ens = np.array([r[("ensemble", horizon)][0] for r in results])
     ora = np.array([r[("oracle", horizon)][0] for r in results])
     share = ens / ora
-    se = share.std(ddof=1) / np.sqrt(len(share))
+    se = spread(share) / np.sqrt(len(share))
     per = ", ".join(f"{s} {x:.2f}" for s, x in zip(seeds, share, strict=True))
     return [
         f"{horizon}-day share of the oracle per market: {per}",
         f"ratio of the means {ens.mean() / ora.mean():.3f}; mean of the shares {share.mean():.3f} "
-        f"(s.d. {share.std(ddof=1):.3f}, s.e. {se:.3f}) over {len(share)} markets",
+        f"(s.d. {spread(share):.3f}, s.e. {se:.3f}) over {len(share)} markets",
         "",
     ]
 
@@ -73,13 +79,24 @@ def main() -> None:
     ap.add_argument("logs", nargs="+", type=Path)
     ap.add_argument("--preset", default="realistic")
     ap.add_argument("--markets", nargs="*", type=int, help="these markets only (default: every one logged)")
+    ap.add_argument(
+        "--replace",
+        nargs="*",
+        type=int,
+        default=[],
+        help="markets re-measured later: the later log's row stands",
+    )
     args = ap.parse_args()
-    rows = market_rows(args.logs, args.preset)
+    rows = market_rows(args.logs, args.preset, set(args.replace))
     seeds = args.markets or sorted(rows)
     missing = [s for s in seeds if s not in rows]
     if missing:
         raise SystemExit(f"no {args.preset} row for market(s) {missing} in {[str(p) for p in args.logs]}")
-    results = [rows[s] for s in seeds]
+    common = set.intersection(*(set(rows[s]) for s in seeds))  # a row only where every market has it
+    dropped = sorted({name for s in seeds for (name, _) in rows[s]} - {name for (name, _) in common})
+    results = [{k: v for k, v in rows[s].items() if k in common} for s in seeds]
+    if dropped:
+        print(f"(not on every market, left out: {', '.join(dropped)})")
     horizons = sorted({h for (_, h) in results[0]})
     print(f"**{args.preset}**, markets {' '.join(map(str, seeds))}\n")
     print("\n".join(pooled_table(results, horizons) + paired_table(results, horizons)))
