@@ -1,0 +1,143 @@
+"""Benchmark: how often does the pure-noise canary's statistic exceed 3 for signals that cannot predict?
+
+Issue 12's canary: on a market without effects, no horizon's Newey–West t (lag h - 1) of the test-window
+mean daily RankIC may exceed 3. On that market the only expected return is the beta drift, so no
+point-in-time signal carries information beyond it — but every signal with a beta, size or volatility tilt
+takes the realised market's path over the 120 test days, which 20-day labels sample about six times. This
+script scores every model input (each one a placebo: a point-in-time feature, none fitted to anything) and
+iid random ranks on exactly the test rows `bench_model.py` scores, and prints, per market and horizon, the
+share of placebos with |t| > 3, their 95th percentile and maximum |t|, and where a logged model's |t| falls
+among them. No model is trained; nothing here is a choice.
+Run: python bench/bench_noise_null.py [--market-seeds 1001 1002 1003] [--n-stocks 100] [--model-log LOG]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from bench_throughput import inputs  # bench/ is the script's folder, so on sys.path
+
+from atft_dagster.evaluation.metrics import daily_ic, newey_west_t
+from atft_dagster.features.registry import input_columns
+from atft_dagster.market import market_preset
+from atft_dagster.model import TrainingConfig
+from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.ensemble import ensemble_predict
+from atft_dagster.training.train import config_folds, train
+
+N_RANDOM = 200  # iid random-rank placebos per market (their t should be sized right: the control)
+
+
+def pure_noise(seed: int, n_stocks: int, n_days: int):
+    """The canary market exactly as bench_model.py builds it."""
+    return market_preset("demo", seed=seed, n_stocks=n_stocks, n_days=n_days).with_effects(
+        reversal=0, momentum=0, volume_shock=0, peer_lead_lag=0
+    )
+
+
+def placebo_t(test: pl.DataFrame, columns: list[str], horizon: int, min_stocks: int) -> np.ndarray:
+    """Newey–West t (lag h - 1) of each column's mean daily RankIC against the h-day forward return."""
+    parts = test.partition_by("date", maintain_order=True)
+    label = [p[f"target_{horizon}d"].to_numpy() for p in parts]
+    out = []
+    for col in columns:
+        ic = daily_ic([p[col].to_numpy() for p in parts], label, min_stocks, rank=True)
+        out.append(newey_west_t(ic, horizon - 1))
+    return np.array(out)
+
+
+def logged_model_t(log: Path | None) -> dict[tuple[int, int], float]:
+    """(market seed, horizon) -> the ensemble's t, from bench_model.py's per-market JSON lines."""
+    if log is None:
+        return {}
+    out = {}
+    for line in log.read_text().splitlines():
+        if line.startswith("{"):
+            rec = json.loads(line)
+            for key, value in rec["rank_ic_t"].items():
+                name, _, h = key.rpartition(" ")
+                if name == "ensemble":
+                    out[(rec["market_seed"], int(h.removesuffix("d")))] = value[1]
+    return out
+
+
+def mean_daily_corr(test: pl.DataFrame, a: str, b: str) -> float:
+    parts = test.partition_by("date", maintain_order=True)
+    return float(
+        np.nanmean(daily_ic([p[a].to_numpy() for p in parts], [p[b].to_numpy() for p in parts], 20, True))
+    )
+
+
+def tilt(test: pl.DataFrame, data, split, cfg: TrainingConfig, names: list[str]) -> list[str]:
+    """Train the ensemble's first member (as bench_model.py does) and say what its test ranking leans on:
+    the mean daily rank correlation of each horizon's prediction with the oracle (on this market: beta) and
+    its three most correlated inputs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        best = train(data, cfg, split, Path(tmp), {}).best_checkpoint
+        pred, _ = ensemble_predict([best], data, split.test)
+    test = test.join(pred.select("date", "code", *[f"pred_{h}d" for h in cfg.horizons]), on=["date", "code"])
+    out = []
+    for h in cfg.horizons:
+        corr = {n: mean_daily_corr(test, f"pred_{h}d", n) for n in names}
+        top = sorted(corr, key=lambda n: -abs(corr[n]))[:3]
+        out.append(
+            f"{h}d: with the oracle {mean_daily_corr(test, f'pred_{h}d', f'oracle_{h}d'):+.2f}; "
+            + ", ".join(f"{n} {corr[n]:+.2f}" for n in top)
+        )
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--market-seeds", nargs="+", type=int, default=[1001, 1002, 1003])
+    ap.add_argument("--n-stocks", type=int, default=100)
+    ap.add_argument("--n-days", type=int, default=750)
+    ap.add_argument("--model-log", type=Path, help="a bench_model.py log of the same markets")
+    ap.add_argument("--tilt", action="store_true", help="also train one member per market: what it leans on")
+    args = ap.parse_args()
+    cfg = TrainingConfig()
+    model_t = logged_model_t(args.model_log)
+    rng = np.random.default_rng(0)
+    tilts = {}
+    print(
+        "| market | h | placebo features | share |t| > 3 | 95th pct |t| | max |t| | random ranks: share |t| > 3 "
+        "| oracle t | model t (share of features above it) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for seed in args.market_seeds:
+        src, reg, feats, graph = inputs(pure_noise(seed, args.n_stocks, args.n_days))
+        data = PanelTensors.for_model(feats, reg, graph, cfg, "cpu")
+        split = config_folds(data, cfg)[0]
+        days = [data.dates[i] for i in split.test]
+        test = feats.filter(pl.col("date").is_in(days)).sort("date", "code")
+        test = test.join(src.oracle(days[0], days[-1]), on=["date", "code"], how="left")
+        names = input_columns(feats.columns, reg)
+        randoms = [f"random_{k}" for k in range(N_RANDOM)]
+        test = test.with_columns(*[pl.Series(r, rng.standard_normal(test.height)) for r in randoms])
+        for h in cfg.horizons:
+            t = np.abs(placebo_t(test, names, h, cfg.min_stocks_per_date))
+            t = t[np.isfinite(t)]
+            tr = np.abs(placebo_t(test, randoms, h, cfg.min_stocks_per_date))
+            oracle = placebo_t(test, [f"oracle_{h}d"], h, cfg.min_stocks_per_date)[0]
+            m = model_t.get((seed, h))
+            model = f"{m:.2f} ({(t > abs(m)).mean():.0%})" if m is not None else "–"
+            print(
+                f"| {seed} | {h} | {len(t)} | {(t > 3).mean():.0%} | {np.quantile(t, 0.95):.2f} | {t.max():.2f} "
+                f"| {(tr > 3).mean():.1%} | {oracle:.2f} | {model} |",
+                flush=True,
+            )
+        if args.tilt:
+            fit = cfg.model_copy(update={"epochs": 5, "patience": 2})  # bench_model.py's settings
+            tilts[seed] = tilt(test, data, split, fit, names)
+    for seed, lines in tilts.items():
+        print(f"\nmarket {seed}, the first member's test predictions (mean daily rank correlation):")
+        print("\n".join(f"- {line}" for line in lines))
+
+
+if __name__ == "__main__":
+    main()
