@@ -89,6 +89,8 @@ def main() -> None:
     args = ap.parse_args()
     rows = market_rows(args.logs, args.preset, set(args.replace))
     seeds = args.markets or sorted(rows)
+    if not seeds:
+        raise SystemExit(f"no {args.preset} market row (a JSON line) in {[str(p) for p in args.logs]}")
     missing = [s for s in seeds if s not in rows]
     if missing:
         raise SystemExit(f"no {args.preset} row for market(s) {missing} in {[str(p) for p in args.logs]}")
