@@ -73,10 +73,19 @@ def mean_daily_corr(test: pl.DataFrame, a: str, b: str) -> float:
     )
 
 
+def beta_neutral(test: pl.DataFrame, horizon: int) -> pl.Series:
+    """The h-day return less beta times the market's, the market's h-day return estimated per date as the
+    cross-sectional mean return over the mean beta (the simulator's true betas: a diagnostic, not a model
+    input). On this market it removes the only priced exposure, so nothing should predict it."""
+    y, b = pl.col(f"target_{horizon}d"), pl.col("beta")
+    market = (y.mean() / b.mean()).over("date")
+    return test.select((y - b * market).alias("neutral"))["neutral"]
+
+
 def tilt(test: pl.DataFrame, data, split, cfg: TrainingConfig, names: list[str]) -> list[str]:
     """Train the ensemble's first member (as bench_model.py does) and say what its test ranking leans on:
     the mean daily rank correlation of each horizon's prediction with the oracle (on this market: beta) and
-    its three most correlated inputs."""
+    its three most correlated inputs; and its Newey–West t against the raw and the beta-neutral label."""
     with tempfile.TemporaryDirectory() as tmp:
         best = train(data, cfg, split, Path(tmp), {}).best_checkpoint
         pred, _ = ensemble_predict([best], data, split.test)
@@ -85,8 +94,17 @@ def tilt(test: pl.DataFrame, data, split, cfg: TrainingConfig, names: list[str])
     for h in cfg.horizons:
         corr = {n: mean_daily_corr(test, f"pred_{h}d", n) for n in names}
         top = sorted(corr, key=lambda n: -abs(corr[n]))[:3]
+        scored = test.with_columns(beta_neutral(test, h).alias(f"neutral_{h}d"))
+        t_raw = placebo_t(scored, [f"pred_{h}d"], h, cfg.min_stocks_per_date)[0]
+        t_neutral = placebo_t(
+            scored.with_columns(pl.col(f"neutral_{h}d").alias(f"target_{h}d")),
+            [f"pred_{h}d"],
+            h,
+            cfg.min_stocks_per_date,
+        )[0]
         out.append(
-            f"{h}d: with the oracle {mean_daily_corr(test, f'pred_{h}d', f'oracle_{h}d'):+.2f}; "
+            f"{h}d: t {t_raw:+.2f}, against the beta-neutral label {t_neutral:+.2f}; with the oracle "
+            f"{mean_daily_corr(test, f'pred_{h}d', f'oracle_{h}d'):+.2f}; "
             + ", ".join(f"{n} {corr[n]:+.2f}" for n in top)
         )
     return out
@@ -116,6 +134,9 @@ def main() -> None:
         days = [data.dates[i] for i in split.test]
         test = feats.filter(pl.col("date").is_in(days)).sort("date", "code")
         test = test.join(src.oracle(days[0], days[-1]), on=["date", "code"], how="left")
+        market = src.market(days[-1])
+        betas = pl.DataFrame({"code": market.codes.astype(str), "beta": market.beta})
+        test = test.join(betas.with_columns(pl.col("code").cast(test["code"].dtype)), on="code", how="left")
         names = input_columns(feats.columns, reg)
         randoms = [f"random_{k}" for k in range(N_RANDOM)]
         test = test.with_columns(*[pl.Series(r, rng.standard_normal(test.height)) for r in randoms])
