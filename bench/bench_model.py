@@ -158,7 +158,7 @@ def quality(args, device: str) -> str:
         f"{args.n_stocks} stocks x {args.n_days} days, validation {cfg.val_days}, selection {cfg.selection_days}, "
         f"test {cfg.test_days} days, gaps {cfg.purge + cfg.embargo_days}. Ensemble of {cfg.ensemble_seeds} training "
         f"seeds. Cells: test-window mean daily RankIC, mean ± s.d. over the market seeds (never used to tune the model or "
-        f"its config), then the mean Newey-West t (lag h - 1) in brackets; `single_seed` is every ensemble "
+        f"its config), then the mean Newey-West t (lag h - 1) and the largest |t| of any one market in brackets; `single_seed` is every ensemble "
         f"member alone, mean ± s.d. over training seeds x market seeds.",
         "",
     ]
@@ -190,9 +190,7 @@ def quality(args, device: str) -> str:
                 pairs = [
                     p for r in results for p in (r[(name, h)] if name == "single_seed" else [r[(name, h)]])
                 ]
-                ric = np.array([p[0] for p in pairs])
-                t = np.array([p[1] for p in pairs])
-                cells.append(f"{ric.mean():.4f} ± {ric.std(ddof=1):.4f} ({t.mean():.1f})")
+                cells.append(cell(pairs))
             label = "ensemble, **selection window**" if name.startswith("selection") else name
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
@@ -200,6 +198,16 @@ def quality(args, device: str) -> str:
         print("\n".join(lines), flush=True)
     lines.append(MARK)
     return "\n".join(lines)
+
+
+def cell(pairs: list) -> str:
+    """One table cell from (RankIC, t) pairs, one per market (or member): mean ± s.d. of the RankIC, then the
+    mean t and, after a slash, the largest |t| of any one market — a per-market significance bar (the
+    pure-noise canary) is judged on that, not on the mean."""
+    ric = np.array([p[0] for p in pairs])
+    t = np.array([p[1] for p in pairs])
+    spread = ric.std(ddof=1) if len(ric) > 1 else float("nan")
+    return f"{ric.mean():.4f} ± {spread:.4f} ({t.mean():.1f} / {np.abs(t).max():.1f})"
 
 
 def paired_table(results: list[dict], horizons: list[int]) -> list[str]:

@@ -2,7 +2,7 @@
 
 A figure of record may come from more than one invocation (markets run on different evenings); this prints
 the table `bench_model.py` would have printed had one invocation run them all — mean ± s.d. over the markets,
-the mean Newey-West t, the paired table — and each market's 1-day share of the oracle, with the two ways of
+the mean and the largest per-market Newey-West |t|, the paired table — and each market's 1-day share of the oracle, with the two ways of
 pooling it (ratio of the means, mean of the per-market ratios) and the latter's standard error.
 Run: python bench/pool_markets.py LOG [LOG ...] [--preset realistic] [--markets 1005 1006 ...] [--replace 1001]
 """
@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from bench_model import MODELS, paired_table
+from bench_model import MODELS, cell, paired_table
 
 
 def market_rows(logs: list[Path], preset: str, replace: set[int] = frozenset()) -> dict[int, dict]:
@@ -53,8 +53,7 @@ def pooled_table(results: list[dict], horizons: list[int]) -> list[str]:
         cells = []
         for h in horizons:
             pairs = [p for r in results for p in (r[(name, h)] if name == "single_seed" else [r[(name, h)]])]
-            ric, t = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
-            cells.append(f"{ric.mean():.4f} ± {spread(ric):.4f} ({t.mean():.1f})")
+            cells.append(cell(pairs))
         label = "ensemble, **selection window**" if name.startswith("selection") else name
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return [*lines, ""]
