@@ -167,9 +167,7 @@ def quality(args, device: str) -> str:
         for seed in args.market_seeds:
             t0 = time.perf_counter()
             if preset == "pure_noise":
-                market = market_preset(
-                    "demo", seed=seed, n_stocks=args.n_stocks, n_days=args.n_days
-                ).with_effects(reversal=0, momentum=0, volume_shock=0, peer_lead_lag=0)
+                market = pure_noise(seed, args.n_stocks, args.n_days)
             else:
                 market = market_preset(preset, seed=seed, n_stocks=args.n_stocks, n_days=args.n_days)
             print(f"{preset} market seed {seed}", flush=True)
@@ -179,25 +177,39 @@ def quality(args, device: str) -> str:
             raw = {f"{k[0]} {k[1]}d": v for k, v in results[-1].items()}
             print(json.dumps({"preset": preset, "market_seed": seed, "rank_ic_t": raw}), flush=True)
             print(f"  {time.perf_counter() - t0:.0f} s", flush=True)
-        lines += [f"**{preset}**", "", "| model | " + " | ".join(f"{h}d" for h in cfg.horizons) + " |"]
-        lines.append("|---|" + "---|" * len(cfg.horizons))
-        for name in (*MODELS, "selection:ensemble"):
-            if (name, cfg.horizons[0]) not in results[0]:
-                continue
-            cells = []
-            for h in cfg.horizons:
-                # single_seed: every member of every market (training seeds x market seeds)
-                pairs = [
-                    p for r in results for p in (r[(name, h)] if name == "single_seed" else [r[(name, h)]])
-                ]
-                cells.append(cell(pairs))
-            label = "ensemble, **selection window**" if name.startswith("selection") else name
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += [f"**{preset}**", "", *model_table(results, cfg.horizons)]
         lines += paired_table(results, cfg.horizons)
         print("\n".join(lines), flush=True)
     lines.append(MARK)
     return "\n".join(lines)
+
+
+def pure_noise(seed: int, n_stocks: int, n_days: int) -> SyntheticMarketConfig:
+    """The canary market: the demo preset with every effect off (its only premium is the beta drift)."""
+    return market_preset("demo", seed=seed, n_stocks=n_stocks, n_days=n_days).with_effects(
+        reversal=0, momentum=0, volume_shock=0, peer_lead_lag=0
+    )
+
+
+def model_table(results: list[dict], horizons: list[int]) -> list[str]:
+    """One row per model present, one cell per horizon, over the markets of ``results``."""
+    lines = ["| model | " + " | ".join(f"{h}d" for h in horizons) + " |", "|---|" + "---|" * len(horizons)]
+    for name in (*MODELS, "selection:ensemble"):
+        if (name, horizons[0]) not in results[0]:
+            continue
+        # single_seed: every member of every market (training seeds x market seeds)
+        cells = [
+            cell([p for r in results for p in (r[(name, h)] if name == "single_seed" else [r[(name, h)]])])
+            for h in horizons
+        ]
+        label = "ensemble, **selection window**" if name.startswith("selection") else name
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def spread(x: np.ndarray) -> float:
+    """Sample s.d.; nan for a single market (no spread to measure)."""
+    return float(x.std(ddof=1)) if len(x) > 1 else float("nan")
 
 
 def cell(pairs: list) -> str:
@@ -206,8 +218,7 @@ def cell(pairs: list) -> str:
     pure-noise canary) is judged on that, not on the mean."""
     ric = np.array([p[0] for p in pairs])
     t = np.array([p[1] for p in pairs])
-    spread = ric.std(ddof=1) if len(ric) > 1 else float("nan")
-    return f"{ric.mean():.4f} ± {spread:.4f} ({t.mean():.1f} / {np.abs(t).max():.1f})"
+    return f"{ric.mean():.4f} ± {spread(ric):.4f} ({t.mean():.1f} / {np.abs(t).max():.1f})"
 
 
 def paired_table(results: list[dict], horizons: list[int]) -> list[str]:

@@ -7,37 +7,31 @@ takes the realised market's path over the 120 test days, which 20-day labels sam
 script scores every model input (each one a placebo: a point-in-time feature, none fitted to anything) and
 iid random ranks on exactly the test rows `bench_model.py` scores, and prints, per market and horizon, the
 share of placebos with |t| > 3, their 95th percentile and maximum |t|, and where a logged model's |t| falls
-among them. No model is trained; nothing here is a choice.
-Run: python bench/bench_noise_null.py [--market-seeds 1001 1002 1003] [--n-stocks 100] [--model-log LOG]
+among them. With --tilt it also trains the ensemble's first member per market and says what its ranking
+leans on and how it scores against beta-neutral labels. Nothing here is a choice.
+Run: python bench/bench_noise_null.py [--market-seeds 1001 1002 1003] [--n-stocks 100] [--model-log LOG] [--tilt]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-from bench_throughput import inputs  # bench/ is the script's folder, so on sys.path
+from bench_model import pure_noise  # bench/ is the script's folder, so on sys.path
+from bench_throughput import inputs
+from pool_markets import market_rows
 
 from atft_dagster.evaluation.metrics import daily_ic, newey_west_t
 from atft_dagster.features.registry import input_columns
-from atft_dagster.market import market_preset
 from atft_dagster.model import TrainingConfig
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.ensemble import ensemble_predict
 from atft_dagster.training.train import config_folds, train
 
 N_RANDOM = 200  # iid random-rank placebos per market (their t should be sized right: the control)
-
-
-def pure_noise(seed: int, n_stocks: int, n_days: int):
-    """The canary market exactly as bench_model.py builds it."""
-    return market_preset("demo", seed=seed, n_stocks=n_stocks, n_days=n_days).with_effects(
-        reversal=0, momentum=0, volume_shock=0, peer_lead_lag=0
-    )
 
 
 def placebo_t(test: pl.DataFrame, columns: list[str], horizon: int, min_stocks: int) -> np.ndarray:
@@ -49,21 +43,6 @@ def placebo_t(test: pl.DataFrame, columns: list[str], horizon: int, min_stocks: 
         ic = daily_ic([p[col].to_numpy() for p in parts], label, min_stocks, rank=True)
         out.append(newey_west_t(ic, horizon - 1))
     return np.array(out)
-
-
-def logged_model_t(log: Path | None) -> dict[tuple[int, int], float]:
-    """(market seed, horizon) -> the ensemble's t, from bench_model.py's per-market JSON lines."""
-    if log is None:
-        return {}
-    out = {}
-    for line in log.read_text().splitlines():
-        if line.startswith("{"):
-            rec = json.loads(line)
-            for key, value in rec["rank_ic_t"].items():
-                name, _, h = key.rpartition(" ")
-                if name == "ensemble":
-                    out[(rec["market_seed"], int(h.removesuffix("d")))] = value[1]
-    return out
 
 
 def mean_daily_corr(test: pl.DataFrame, a: str, b: str) -> float:
@@ -119,7 +98,8 @@ def main() -> None:
     ap.add_argument("--tilt", action="store_true", help="also train one member per market: what it leans on")
     args = ap.parse_args()
     cfg = TrainingConfig()
-    model_t = logged_model_t(args.model_log)
+    logged = market_rows([args.model_log], "pure_noise") if args.model_log else {}
+    model_t = {(seed, h): row[("ensemble", h)][1] for seed, row in logged.items() for h in cfg.horizons}
     rng = np.random.default_rng(0)
     tilts = {}
     print(

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from bench_model import MODELS, cell, paired_table
+from bench_model import model_table, paired_table, spread
 
 
 def market_rows(logs: list[Path], preset: str, replace: set[int] = frozenset()) -> dict[int, dict]:
@@ -38,25 +38,6 @@ def market_rows(logs: list[Path], preset: str, replace: set[int] = frozenset()) 
                 raise ValueError(f"market {seed} logged twice with different figures ({log})")
             rows[seed] = parsed
     return rows
-
-
-def spread(x: np.ndarray) -> float:
-    """Sample s.d.; nan for a single market (no spread to measure)."""
-    return float(x.std(ddof=1)) if len(x) > 1 else float("nan")
-
-
-def pooled_table(results: list[dict], horizons: list[int]) -> list[str]:
-    lines = ["| model | " + " | ".join(f"{h}d" for h in horizons) + " |", "|---|" + "---|" * len(horizons)]
-    for name in (*MODELS, "selection:ensemble"):
-        if (name, horizons[0]) not in results[0]:
-            continue
-        cells = []
-        for h in horizons:
-            pairs = [p for r in results for p in (r[(name, h)] if name == "single_seed" else [r[(name, h)]])]
-            cells.append(cell(pairs))
-        label = "ensemble, **selection window**" if name.startswith("selection") else name
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return [*lines, ""]
 
 
 def oracle_shares(seeds: list[int], results: list[dict], horizon: int) -> list[str]:
@@ -100,7 +81,7 @@ def main() -> None:
         print(f"(not on every market, left out: {', '.join(dropped)})")
     horizons = sorted({h for (_, h) in results[0]})
     print(f"**{args.preset}**, markets {' '.join(map(str, seeds))}\n")
-    print("\n".join(pooled_table(results, horizons) + paired_table(results, horizons)))
+    print("\n".join(model_table(results, horizons) + paired_table(results, horizons)))
     print("\n".join(oracle_shares(seeds, results, horizons[0])))
 
 
