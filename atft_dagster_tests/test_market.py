@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from atft_dagster.calendar import trading_days
-from atft_dagster.market import SyntheticMarketConfig, market_preset, simulate
+from atft_dagster.market import SyntheticMarketConfig, market_preset, pure_noise_market, simulate
 from atft_dagster.market.calibration import oracle_quality
 from atft_dagster.panel import build_market_panel
 from atft_dagster.sectors import SECTOR33, VALID_SECTOR33_CODES
@@ -133,6 +133,18 @@ def test_pure_noise_market_has_no_oracle_skill():
         assert np.all(m.effect_parts[name] == 0)
     mean, se = _mean_rank_ic(m)
     assert abs(mean) < 3 * se + 1e-3  # only beta x drift is left: no exploitable skill
+    assert np.ptp(m.oracle[:, :, 0], axis=1).min() > 0  # ... but that is a priced exposure (beta)
+
+
+def test_canary_market_has_nothing_to_predict():
+    """The leakage canary drops the beta premium too: every stock has the same expected return over
+    every horizon, while the risk (and the features built from it) stays."""
+    cfg = pure_noise_market(seed=3, n_stocks=60, n_days=200)
+    assert cfg.effects.is_zero() and cfg.market_drift == 0
+    m = simulate(cfg)
+    assert np.all(m.oracle == 0)
+    assert np.nanstd(m.returns[1:]) > 0.01 and np.ptp(m.beta) > 0.5
+    assert pure_noise_market(seed=3, n_stocks=60, n_days=200, market_drift=0.001).market_drift == 0.001
 
 
 def test_each_effect_strength_changes_the_oracle(small_config, small_market):

@@ -13,7 +13,7 @@ from atft_dagster.evaluation.metrics import daily_ic, evaluate_predictions
 from atft_dagster.evaluation.selection import TrainedFold, compare_on_selection
 from atft_dagster.features import compute_features, default_registry
 from atft_dagster.graph import build_stock_graph
-from atft_dagster.market import SyntheticMarketConfig
+from atft_dagster.market import SyntheticMarketConfig, pure_noise_market
 from atft_dagster.model import ATFTGATFAN, TrainingConfig
 from atft_dagster.panel import build_market_panel
 from atft_dagster.sources import SyntheticSource
@@ -197,11 +197,9 @@ def test_horizons_the_features_lack_are_named(setup):
 
 
 def test_pure_noise_market_gives_no_skill(tmp_path):
-    """Leakage canary: with every effect at zero, test RankIC must be within 3 standard errors of 0."""
+    """Leakage canary: on a market with nothing to predict, test RankIC must be within 3 standard errors of 0."""
     cfg = TrainingConfig(**{**FAST, "epochs": 2, "test_days": 150, "n_folds": 1})
-    market = SyntheticMarketConfig(seed=9, n_stocks=40, n_days=400).with_effects(
-        reversal=0, momentum=0, volume_shock=0, peer_lead_lag=0
-    )
+    market = pure_noise_market(seed=9, n_stocks=40, n_days=400)
     data, reg, _ = _tensors(market, cfg)
     split = config_folds(data, cfg)[0]
     res = train(data, cfg, split, tmp_path, {})

@@ -6,6 +6,7 @@ from atft_dagster.market.config import (
     EffectStrengths,
     SyntheticMarketConfig,
     market_preset,
+    pure_noise_market,
 )
 from atft_dagster.market.simulator import SyntheticMarket, cached_market, simulate
 
@@ -14,6 +15,7 @@ __all__ = [
     "EffectDynamics",
     "EffectStrengths",
     "market_preset",
+    "pure_noise_market",
     "SyntheticMarket",
     "SyntheticMarketConfig",
     "cached_market",
