@@ -16,7 +16,7 @@ import json
 import platform
 import tempfile
 import time
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from bench_throughput import inputs  # bench/ is the script's folder, so on sys.
 
 from atft_dagster.evaluation.baselines import BaselineConfig, factor_baselines, learned_baselines
 from atft_dagster.evaluation.report import score_models
-from atft_dagster.market import SyntheticMarketConfig, market_preset
+from atft_dagster.market import SyntheticMarketConfig, market_preset, pure_noise_market
 from atft_dagster.model import TrainingConfig
 from atft_dagster.pipeline.evaluate import MODEL, baseline_windows, model_columns
 from atft_dagster.training.data import PanelTensors
@@ -152,6 +152,9 @@ def quality(args, device: str) -> str:
         f"{torch.get_num_threads()} threads, device {device}) by `python bench/bench_model.py "
         f"--n-stocks {args.n_stocks} --epochs {args.epochs} --patience {args.patience} --market-seeds "
         f"{' '.join(map(str, args.market_seeds))}"
+        + f" --presets {' '.join(args.presets)}"
+        + (f" --n-days {args.n_days}" if args.n_days != 750 else "")
+        + (f" --start {args.start}" if args.start else "")
         + (f" --overrides '{args.overrides}'" if args.overrides != "{}" else "")
         + (f" --timed-row {args.timed_row:g}" if args.timed_row > 0 else "")
         + "`. Walk-forward fold 0 of each market: "
@@ -166,13 +169,10 @@ def quality(args, device: str) -> str:
         results = []
         for seed in args.market_seeds:
             t0 = time.perf_counter()
-            if preset == "pure_noise":
-                market = pure_noise(seed, args.n_stocks, args.n_days)
-            else:
-                market = market_preset(preset, seed=seed, n_stocks=args.n_stocks, n_days=args.n_days)
+            market = bench_market(preset, seed, args.n_stocks, args.n_days, args.start)
             print(f"{preset} market seed {seed}", flush=True)
             results.append(
-                market_run(market, cfg, device, graph_off=preset != "pure_noise", timed=args.timed_row)
+                market_run(market, cfg, device, graph_off=preset not in CANARIES, timed=args.timed_row)
             )
             raw = {f"{k[0]} {k[1]}d": v for k, v in results[-1].items()}
             print(json.dumps({"preset": preset, "market_seed": seed, "rank_ic_t": raw}), flush=True)
@@ -184,11 +184,21 @@ def quality(args, device: str) -> str:
     return "\n".join(lines)
 
 
-def pure_noise(seed: int, n_stocks: int, n_days: int) -> SyntheticMarketConfig:
-    """The canary market: the demo preset with every effect off (its only premium is the beta drift)."""
-    return market_preset("demo", seed=seed, n_stocks=n_stocks, n_days=n_days).with_effects(
-        reversal=0, momentum=0, volume_shock=0, peer_lead_lag=0
-    )
+CANARIES = ("pure_noise", "beta_premium")
+
+
+def bench_market(preset: str, seed: int, n_stocks: int, n_days: int, start: date | None = None):
+    """A named market preset, or one of the two canaries: ``pure_noise`` (nothing to predict, the
+    issue's canary since 2026-12-06) and ``beta_premium`` (every effect off but the market drift kept,
+    so beta is priced: the canary of the logs before then, which call it ``pure_noise``)."""
+    fields = {"seed": seed, "n_stocks": n_stocks, "n_days": n_days, **({"start": start} if start else {})}
+    if preset == "pure_noise":
+        return pure_noise_market(**fields)
+    if preset == "beta_premium":
+        return market_preset("demo", **fields).with_effects(
+            reversal=0, momentum=0, volume_shock=0, peer_lead_lag=0
+        )
+    return market_preset(preset, **fields)
 
 
 def model_table(results: list[dict], horizons: list[int]) -> list[str]:
@@ -284,6 +294,9 @@ def main() -> None:
     ap.add_argument("--market-seeds", nargs="+", type=int, default=[1001, 1002, 1003])
     ap.add_argument("--n-stocks", type=int, default=300)
     ap.add_argument("--n-days", type=int, default=750)
+    ap.add_argument(
+        "--start", type=date.fromisoformat, help="first market day (longer markets need an earlier one)"
+    )
     ap.add_argument("--no-write", action="store_true", help="print the table, leave docs/benchmarks.md alone")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-speed", action="store_true")

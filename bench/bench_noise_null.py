@@ -1,26 +1,30 @@
 """Benchmark: how often does the pure-noise canary's statistic exceed 3 for signals that cannot predict?
 
-Issue 12's canary: on a market without effects, no horizon's Newey–West t (lag h - 1) of the test-window
-mean daily RankIC may exceed 3. On that market the only expected return is the beta drift, so no
-point-in-time signal carries information beyond it — but every signal with a beta, size or volatility tilt
-takes the realised market's path over the 120 test days, which 20-day labels sample about six times. This
+Issue 12's canary: on a market with nothing to predict, no horizon's Newey–West t (lag h - 1) of the
+test-window mean daily RankIC may exceed 3. On `pure_noise` (bench_model.bench_market) every stock has the
+same expected return; on `beta_premium`, the canary before 2026-12-06, beta is priced, so every signal with a
+beta, size or volatility tilt takes the realised market's path over the test days (120 by default, which
+20-day labels sample about six times). This
 script scores every model input (each one a placebo: a point-in-time feature, none fitted to anything) and
 iid random ranks on exactly the test rows `bench_model.py` scores, and prints, per market and horizon, the
 share of placebos with |t| > 3, their 95th percentile and maximum |t|, and where a logged model's |t| falls
 among them. With --tilt it also trains the ensemble's first member per market and says what its ranking
-leans on and how it scores against beta-neutral labels. Nothing here is a choice.
-Run: python bench/bench_noise_null.py [--market-seeds 1001 1002 1003] [--n-stocks 100] [--model-log LOG] [--tilt]
+leans on and how it scores against beta-neutral labels. A last table pools the markets per horizon.
+Nothing here is a choice.
+Run: python bench/bench_noise_null.py [--preset pure_noise] [--market-seeds 1001 1002 1003] [--n-stocks 100]
+     [--n-days 750 --test-days 120 --start YYYY-MM-DD] [--model-log LOG [--log-preset NAME]] [--tilt]
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-from bench_model import pure_noise  # bench/ is the script's folder, so on sys.path
+from bench_model import bench_market  # bench/ is the script's folder, so on sys.path
 from bench_throughput import inputs
 from pool_markets import market_rows
 
@@ -94,21 +98,30 @@ def main() -> None:
     ap.add_argument("--market-seeds", nargs="+", type=int, default=[1001, 1002, 1003])
     ap.add_argument("--n-stocks", type=int, default=100)
     ap.add_argument("--n-days", type=int, default=750)
+    ap.add_argument("--test-days", type=int, default=TrainingConfig().test_days)
+    ap.add_argument(
+        "--start", type=date.fromisoformat, help="first market day (longer markets need an earlier one)"
+    )
+    ap.add_argument("--preset", default="pure_noise", help="pure_noise, beta_premium or a market preset")
     ap.add_argument("--model-log", type=Path, help="a bench_model.py log of the same markets")
+    ap.add_argument("--log-preset", help="the preset's name in that log (logs before 2026-12-06: pure_noise)")
     ap.add_argument("--tilt", action="store_true", help="also train one member per market: what it leans on")
     args = ap.parse_args()
-    cfg = TrainingConfig()
-    logged = market_rows([args.model_log], "pure_noise") if args.model_log else {}
+    cfg = TrainingConfig(test_days=args.test_days)
+    logged = market_rows([args.model_log], args.log_preset or args.preset) if args.model_log else {}
     model_t = {(seed, h): row[("ensemble", h)][1] for seed, row in logged.items() for h in cfg.horizons}
     rng = np.random.default_rng(0)
     tilts = {}
+    pooled = {h: {"features": [], "random": [], "model": []} for h in cfg.horizons}
     print(
         "| market | h | placebo features | share |t| > 3 | 95th pct |t| | max |t| | random ranks: share |t| > 3 "
         "| oracle t | model t (share of features above it) |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for seed in args.market_seeds:
-        src, reg, feats, graph = inputs(pure_noise(seed, args.n_stocks, args.n_days))
+        src, reg, feats, graph = inputs(
+            bench_market(args.preset, seed, args.n_stocks, args.n_days, args.start)
+        )
         data = PanelTensors.for_model(feats, reg, graph, cfg, "cpu")
         split = config_folds(data, cfg)[0]
         days = [data.dates[i] for i in split.test]
@@ -127,6 +140,10 @@ def main() -> None:
             oracle = placebo_t(test, [f"oracle_{h}d"], h, cfg.min_stocks_per_date)[0]
             m = model_t.get((seed, h))
             model = f"{m:.2f} ({(t > abs(m)).mean():.0%})" if m is not None else "–"
+            pooled[h]["features"].append(t)
+            pooled[h]["random"].append(tr)
+            if m is not None:
+                pooled[h]["model"].append(abs(m))
             print(
                 f"| {seed} | {h} | {len(t)} | {(t > 3).mean():.0%} | {np.quantile(t, 0.95):.2f} | {t.max():.2f} "
                 f"| {(tr > 3).mean():.1%} | {oracle:.2f} | {model} |",
@@ -135,6 +152,15 @@ def main() -> None:
         if args.tilt:
             fit = cfg.model_copy(update={"epochs": 5, "patience": 2})  # bench_model.py's settings
             tilts[seed] = tilt(test, data, split, fit, names)
+    print(f"\npooled over markets {' '.join(map(str, args.market_seeds))}, test {cfg.test_days} days:\n")
+    print(
+        "| h | placebo features: share |t| > 3 | random ranks: share |t| > 3 | model: largest |t| (markets > 3) |"
+    )
+    print("|---|---|---|---|")
+    for h, p in pooled.items():
+        t, tr, m = np.concatenate(p["features"]), np.concatenate(p["random"]), np.array(p["model"])
+        model = f"{m.max():.2f} ({(m > 3).sum()} of {len(m)})" if len(m) else "–"
+        print(f"| {h} | {(t > 3).mean():.1%} of {len(t)} | {(tr > 3).mean():.1%} of {len(tr)} | {model} |")
     for seed, lines in tilts.items():
         print(f"\nmarket {seed}, the first member's test predictions (mean daily rank correlation):")
         print("\n".join(f"- {line}" for line in lines))

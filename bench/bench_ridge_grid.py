@@ -19,11 +19,11 @@ from datetime import datetime
 
 import numpy as np
 import polars as pl
-from bench_throughput import inputs  # bench/ is the script's folder, so on sys.path
+from bench_model import bench_market  # bench/ is the script's folder, so on sys.path
+from bench_throughput import inputs
 
 from atft_dagster.evaluation.baselines import BaselineConfig, learned_baselines
 from atft_dagster.evaluation.report import score_models
-from atft_dagster.market import market_preset
 from atft_dagster.model import TrainingConfig
 from atft_dagster.training.data import PanelTensors
 from atft_dagster.training.linear_graph import linear_graph_baseline
@@ -33,19 +33,11 @@ from atft_dagster.training.train import config_folds
 NO_LIGHTGBM = {"lightgbm_num_leaves": [3], "lightgbm_min_child_samples": [200], "lightgbm_max_rounds": 1}
 
 
-def market(preset: str, seed: int, n_stocks: int, n_days: int):
-    if preset == "pure_noise":
-        return market_preset("demo", seed=seed, n_stocks=n_stocks, n_days=n_days).with_effects(
-            reversal=0, momentum=0, volume_shock=0, peer_lead_lag=0
-        )
-    return market_preset(preset, seed=seed, n_stocks=n_stocks, n_days=n_days)
-
-
 def market_rows(
     preset: str, seed: int, n_stocks: int, n_days: int, grids: dict[str, list[float]]
 ) -> list[dict]:
     cfg = TrainingConfig()
-    _, reg, feats, graph = inputs(market(preset, seed, n_stocks, n_days))
+    _, reg, feats, graph = inputs(bench_market(preset, seed, n_stocks, n_days))
     data = PanelTensors.for_model(feats, reg, graph, cfg)
     split = config_folds(data, cfg)[0]
     # the model's own rows on the selection and test windows (what bench_model scores every model on)
