@@ -193,3 +193,22 @@ def test_effect_dynamics_leave_the_other_draws_alone():
     assert (a.observed == b.observed).all() and (a.adj_factor == b.adj_factor).all()
     assert (a.sector == b.sector).all() and not np.allclose(a.returns, b.returns)
     assert np.abs(b.strength_drift).max() > 0 and not b.strength_drift[:, 1].std() == 0
+
+
+def test_oracle_is_the_expected_return_when_every_shock_is_off():
+    """With no shock left the next day's return is its expectation, so it must equal the 1-day oracle —
+    the beta premium included (``beta * E[m]``, E[m] = market_drift: once missing from the oracle)."""
+    cfg = SyntheticMarketConfig(  # idiosyncratic noise 1e-12, not 0: abnormal volume divides by it
+        seed=4,
+        n_stocks=50,
+        n_days=120,
+        market_vol=0.0,
+        sector_vol=0.0,
+        cluster_vol=0.0,
+        idio_vol_median=1e-12,
+    ).with_effects(reversal=0.05, volume_shock=0.0)
+    m = simulate(cfg)
+    for t in range(30, 119):
+        ok = m.observed[t] & m.observed[t + 1]
+        np.testing.assert_allclose(m.returns[t + 1, ok], m.oracle[t, ok, 0], rtol=0, atol=1e-9)
+    assert np.ptp(m.oracle[60, :, 0]) > 0

@@ -292,6 +292,7 @@ def simulate(config: SyntheticMarketConfig, n_days: int | None = None) -> Synthe
     mom_buf = np.zeros((MOMENTUM_WINDOW, N))
     mom_sum = np.zeros(N)
     mu_next = beta * cfg.market_drift
+    market_premium = beta * cfg.market_drift  # beta * E[m]: the market factor's expected move, per day
     topix_level = cfg.topix_base
     regime_vol = np.asarray(cfg.regime_vol)
     dyn = cfg.dynamics
@@ -426,12 +427,18 @@ def simulate(config: SyntheticMarketConfig, n_days: int | None = None) -> Synthe
         ):
             parts[name][t] = val
         mu_next = p_rev + p_mom + p_vs + p_peer + p_drift
-        oracle1[t] = mu_next
+        oracle1[t] = mu_next + market_premium  # E_t[r_t+1] = mu_t+1 + beta * E[m]
         listed_prev = listed
 
     # expected momentum strength k days after t: the drift decays towards 1 (first order; regimes ignored)
     oracle = _horizon_oracle(
-        oracle1, excess, beta * cfg.market_drift, eff.momentum, drift_arr[:, 1], phi, cfg.horizons
+        oracle1,
+        excess,
+        beta * cfg.market_drift + market_premium,
+        eff.momentum,
+        drift_arr[:, 1],
+        phi,
+        cfg.horizons,
     )
     return SyntheticMarket(
         config=cfg,
@@ -472,7 +479,8 @@ def _horizon_oracle(
 ) -> np.ndarray:
     """E_t[sum of the next h daily returns]: exact for h = 1; for h > 1 first order in the effect
     strengths (the known part of each future day's momentum window, at the momentum strength expected
-    then, ``momentum · (1 + phi^(k-1) a_t)``, plus the beta drift; reversal, volume and peer terms of days
+    then, ``momentum · (1 + phi^(k-1) a_t)``, plus ``drift``, the beta drift and the beta premium of the
+    market's own drift; reversal, volume and peer terms of days
     t+2.. act on returns not yet known and are second order)."""
     T, N = oracle1.shape
     cs = np.vstack([np.zeros((1, N)), np.cumsum(excess, axis=0)])  # cs[t+1] = sum_{s<=t} x_s
