@@ -1,0 +1,97 @@
+"""Benchmark: the figures of record against the corrected oracle (2026-12-06).
+
+Until then the simulator's oracle left out ``beta * E[m]``, the market factor's expected move (E[m] =
+``market_drift``): the true expected return of a day is ``mu + beta * market_drift``. This script re-scores
+the oracle on exactly the test rows `bench_model.py` scored for the logged markets (walk-forward fold 0; the
+rows and labels come from the same prediction path, with an untrained model whose predictions are not read),
+checks that the old oracle, rebuilt as the new one less ``h * beta * market_drift``, reproduces the logged
+oracle figure, and prints the logged ensemble's share of the old and of the corrected oracle. Nothing is
+trained and nothing is chosen.
+Run: python bench/bench_oracle_premium.py --preset realistic --n-stocks 1000 --logs LOG [LOG ...] [--replace 1001]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from bench_model import bench_market
+from bench_throughput import inputs
+from pool_markets import market_rows
+
+from atft_dagster.evaluation.baselines import factor_baselines
+from atft_dagster.evaluation.report import score_models
+from atft_dagster.model import TrainingConfig
+from atft_dagster.model.atft import ATFTGATFAN
+from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.train import config_folds, predict
+
+
+def oracle_scores(preset: str, seed: int, n_stocks: int, cfg: TrainingConfig) -> dict[tuple[str, int], float]:
+    """(old | new, horizon) -> test-window mean daily RankIC of that oracle, as bench_model scores it."""
+    market = bench_market(preset, seed, n_stocks, 750)
+    src, reg, feats, graph = inputs(market)
+    data = PanelTensors.for_model(feats, reg, graph, cfg, "cpu")
+    split = config_folds(data, cfg)[0]
+    model = ATFTGATFAN(data.n_features, cfg.model_copy(update={"skip_timing_half_life": 0.0}))
+    frame = predict(model, data, split.test, cfg.batch_dates).select("date", "code", "^label_.*$")
+    # bench_model scores every model on the rows all of them cover: the factor baselines' nulls drop rows
+    factors = factor_baselines(feats, frame.select("date", "code"))
+    frame = frame.join(factors, on=["date", "code"], how="left").drop_nulls()
+    frame = frame.join(src.oracle(frame["date"].min(), frame["date"].max()), on=["date", "code"], how="left")
+    sim = src.market(frame["date"].max())
+    premium = pl.DataFrame({"code": sim.codes.astype(str), "premium": sim.beta * market.market_drift})
+    frame = frame.join(premium.with_columns(pl.col("code").cast(frame["code"].dtype)), on="code", how="left")
+    out = {}
+    for h in cfg.horizons:
+        old = frame.with_columns((pl.col(f"oracle_{h}d") - h * pl.col("premium")).alias("old"))
+        reports, _ = score_models(old, {"new": f"oracle_{h}d", "old": "old"}, f"label_{h}d", 20, h - 1)
+        out.update({(k, h): r.rank_ic for k, r in reports.items()})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="realistic")
+    ap.add_argument("--n-stocks", type=int, default=1000)
+    ap.add_argument("--logs", nargs="+", type=Path, required=True)
+    ap.add_argument("--replace", nargs="*", type=int, default=[])
+    args = ap.parse_args()
+    cfg = TrainingConfig()
+    rows = market_rows(args.logs, args.preset, set(args.replace))
+    seeds = sorted(rows)
+    print(f"**{args.preset}**, markets {' '.join(map(str, seeds))}, {args.n_stocks} stocks\n")
+    print(
+        "| market | h | ensemble | oracle logged | old, rebuilt | corrected | share of old | share of corrected |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    shares = {h: {"ens": [], "old": [], "new": []} for h in cfg.horizons}
+    for seed in seeds:
+        score = oracle_scores(args.preset, seed, args.n_stocks, cfg)
+        for h in cfg.horizons:
+            ens, logged = rows[seed][("ensemble", h)][0], rows[seed][("oracle", h)][0]
+            if not np.isclose(score[("old", h)], logged, atol=1e-9):
+                raise SystemExit(
+                    f"market {seed} {h}d: rebuilt old oracle {score[('old', h)]} != logged {logged}"
+                )
+            for k, v in (("ens", ens), ("old", score[("old", h)]), ("new", score[("new", h)])):
+                shares[h][k].append(v)
+            print(
+                f"| {seed} | {h} | {ens:.4f} | {logged:.4f} | {score[('old', h)]:.4f} | {score[('new', h)]:.4f} "
+                f"| {ens / logged:.3f} | {ens / score[('new', h)]:.3f} |",
+                flush=True,
+            )
+    print()
+    for h, s in shares.items():
+        ens, old, new = (np.array(s[k]) for k in ("ens", "old", "new"))
+        print(
+            f"{h}d: ratio of the means old {ens.mean() / old.mean():.3f} -> corrected {ens.mean() / new.mean():.3f}; "
+            f"mean of the shares old {(ens / old).mean():.3f} -> corrected {(ens / new).mean():.3f} "
+            f"(s.e. {(ens / new).std(ddof=1) / np.sqrt(len(ens)):.3f}); oracle mean {old.mean():.4f} -> {new.mean():.4f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
