@@ -228,6 +228,8 @@ def cell(pairs: list) -> str:
     pure-noise canary) is judged on that, not on the mean."""
     ric = np.array([p[0] for p in pairs])
     t = np.array([p[1] for p in pairs])
+    if np.isnan(ric).all():  # a constant ranking (the pure-noise canary's oracle) has no RankIC
+        return "– (constant)"
     return f"{ric.mean():.4f} ± {spread(ric):.4f} ({t.mean():.1f} / {np.abs(t).max():.1f})"
 
 
@@ -247,9 +249,9 @@ def paired_table(results: list[dict], horizons: list[int]) -> list[str]:
         cells = []
         for h in horizons:
             d = np.array([r[("ensemble", h)][0] - r[(name, h)][0] for r in results])
-            spread = d.std(ddof=1) if len(d) > 1 else float("nan")
-            cells.append(f"{d.mean():+.4f} ± {spread:.4f} ({int((d > 0).sum())}/{len(d)})")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            cells.append(f"{d.mean():+.4f} ± {spread(d):.4f} ({int((d > 0).sum())}/{len(d)})")
+        if not all(c.startswith("+nan") for c in cells):  # a constant ranking has nothing to pair
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 

@@ -43,6 +43,8 @@ def market_rows(logs: list[Path], preset: str, replace: set[int] = frozenset()) 
 def oracle_shares(seeds: list[int], results: list[dict], horizon: int) -> list[str]:
     ens = np.array([r[("ensemble", horizon)][0] for r in results])
     ora = np.array([r[("oracle", horizon)][0] for r in results])
+    if np.isnan(ora).all():
+        return ["the oracle is constant on these markets (nothing to predict): no share of it", ""]
     share = ens / ora
     se = spread(share) / np.sqrt(len(share))
     per = ", ".join(f"{s} {x:.2f}" for s, x in zip(seeds, share, strict=True))
