@@ -12,7 +12,8 @@ among them. With --tilt it also trains the ensemble's first member per market an
 leans on and how it scores against beta-neutral labels. A last table pools the markets per horizon.
 Nothing here is a choice.
 Run: python bench/bench_noise_null.py [--preset pure_noise] [--market-seeds 1001 1002 1003] [--n-stocks 100]
-     [--n-days 750 --test-days 120 --start YYYY-MM-DD] [--model-log LOG [--log-preset NAME]] [--tilt]
+     [--n-days N --test-days N --start YYYY-MM-DD] [--model-log LOG [--log-preset NAME]] [--tilt]
+     (pure_noise without --n-days/--test-days: the canary's design, bench_model.canary_window, 960 of 1590 days)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from bench_model import bench_market  # bench/ is the script's folder, so on sys.path
+from bench_model import bench_market, canary_window  # bench/ is the script's folder, so on sys.path
 from bench_throughput import inputs
 from pool_markets import market_rows
 
@@ -97,8 +98,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--market-seeds", nargs="+", type=int, default=[1001, 1002, 1003])
     ap.add_argument("--n-stocks", type=int, default=100)
-    ap.add_argument("--n-days", type=int, default=750)
-    ap.add_argument("--test-days", type=int, default=TrainingConfig().test_days)
+    ap.add_argument("--n-days", type=int, help="default: 750, or the canary's design for pure_noise")
+    ap.add_argument(
+        "--test-days", type=int, help="default: the config's, or the canary's design for pure_noise"
+    )
     ap.add_argument(
         "--start", type=date.fromisoformat, help="first market day (longer markets need an earlier one)"
     )
@@ -107,7 +110,10 @@ def main() -> None:
     ap.add_argument("--log-preset", help="the preset's name in that log (logs before 2026-12-06: pure_noise)")
     ap.add_argument("--tilt", action="store_true", help="also train one member per market: what it leans on")
     args = ap.parse_args()
-    cfg = TrainingConfig(test_days=args.test_days)
+    cfg = TrainingConfig(**({"test_days": args.test_days} if args.test_days else {}))
+    n_days, start = args.n_days or 750, args.start
+    if args.preset == "pure_noise" and args.n_days is None and args.test_days is None:
+        cfg, n_days, start = canary_window(cfg, n_days, start)
     logged = market_rows([args.model_log], args.log_preset or args.preset) if args.model_log else {}
     model_t = {(seed, h): row[("ensemble", h)][1] for seed, row in logged.items() for h in cfg.horizons}
     rng = np.random.default_rng(0)
@@ -119,9 +125,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for seed in args.market_seeds:
-        src, reg, feats, graph = inputs(
-            bench_market(args.preset, seed, args.n_stocks, args.n_days, args.start)
-        )
+        src, reg, feats, graph = inputs(bench_market(args.preset, seed, args.n_stocks, n_days, start))
         data = PanelTensors.for_model(feats, reg, graph, cfg, "cpu")
         split = config_folds(data, cfg)[0]
         days = [data.dates[i] for i in split.test]
