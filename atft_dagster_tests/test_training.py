@@ -197,7 +197,7 @@ def test_horizons_the_features_lack_are_named(setup):
 
 
 def test_pure_noise_market_gives_no_skill(tmp_path):
-    """Leakage canary: on a market with nothing to predict, test RankIC must be within 3 standard errors of 0."""
+    """Leakage canary: on a market with equal expected returns, test RankIC must be within 3 standard errors of 0."""
     cfg = TrainingConfig(**{**FAST, "epochs": 2, "test_days": 150, "n_folds": 1})
     market = pure_noise_market(seed=9, n_stocks=40, n_days=400)
     data, reg, _ = _tensors(market, cfg)

@@ -213,7 +213,7 @@ def canary_window(
 
 
 def bench_market(preset: str, seed: int, n_stocks: int, n_days: int, start: date | None = None):
-    """A named market preset, or one of the two canaries: ``pure_noise`` (nothing to predict, the
+    """A named market preset, or one of the two canaries: ``pure_noise`` (equal expected returns, the
     issue's canary since 2026-12-06) and ``beta_premium`` (every effect off but the market drift kept,
     so beta is priced: the canary of the logs before then, which call it ``pure_noise``)."""
     fields = {"seed": seed, "n_stocks": n_stocks, "n_days": n_days, **({"start": start} if start else {})}

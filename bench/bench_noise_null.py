@@ -1,10 +1,10 @@
 """Benchmark: how often does the pure-noise canary's statistic exceed 3 for signals that cannot predict?
 
-Issue 12's canary: on a market with nothing to predict, no horizon's Newey–West t (lag h - 1) of the
-test-window mean daily RankIC may exceed 3. On `pure_noise` (bench_model.bench_market) every stock has the
+Issue 12's canary: on a market without an expected-return edge, no horizon's Newey–West t (lag h - 1) of
+the test-window mean daily RankIC may exceed 3. On `pure_noise` (bench_model.bench_market) every stock has the
 same expected return; on `beta_premium`, the canary before 2026-12-06, beta is priced, so every signal with a
-beta, size or volatility tilt takes the realised market's path over the test days (120 by default, which
-20-day labels sample about six times). This
+beta, size or volatility tilt takes the realised market's path over the test days (on 120 of them, 20-day
+labels hold about six independent ones). This
 script scores every model input (each one a placebo: a point-in-time feature, none fitted to anything) and
 iid random ranks on exactly the test rows `bench_model.py` scores, and prints, per market and horizon, the
 share of placebos with |t| > 3, their 95th percentile and maximum |t|, and where a logged model's |t| falls

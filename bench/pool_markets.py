@@ -44,7 +44,7 @@ def oracle_shares(seeds: list[int], results: list[dict], horizon: int) -> list[s
     ens = np.array([r[("ensemble", horizon)][0] for r in results])
     ora = np.array([r[("oracle", horizon)][0] for r in results])
     if np.isnan(ora).all():
-        return ["the oracle is constant on these markets (nothing to predict): no share of it", ""]
+        return ["the oracle is constant on these markets (equal expected returns): no share of it", ""]
     share = ens / ora
     se = spread(share) / np.sqrt(len(share))
     per = ", ".join(f"{s} {x:.2f}" for s, x in zip(seeds, share, strict=True))
