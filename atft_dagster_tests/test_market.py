@@ -212,3 +212,4 @@ def test_oracle_is_the_expected_return_when_every_shock_is_off():
         ok = m.observed[t] & m.observed[t + 1]
         np.testing.assert_allclose(m.returns[t + 1, ok], m.oracle[t, ok, 0], rtol=0, atol=1e-9)
     assert np.ptp(m.oracle[60, :, 0]) > 0
+    np.testing.assert_allclose(sum(m.effect_parts.values()), m.oracle[:, :, 0], rtol=0, atol=1e-15)

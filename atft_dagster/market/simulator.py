@@ -423,7 +423,7 @@ def simulate(config: SyntheticMarketConfig, n_days: int | None = None) -> Synthe
             ("momentum", p_mom),
             ("volume_shock", p_vs),
             ("peer_lead_lag", p_peer),
-            ("beta_drift", p_drift),
+            ("beta_drift", p_drift + market_premium),  # mu's beta drift and beta * E[m]
         ):
             parts[name][t] = val
         mu_next = p_rev + p_mom + p_vs + p_peer + p_drift
