@@ -220,9 +220,7 @@ def bench_market(preset: str, seed: int, n_stocks: int, n_days: int, start: date
     if preset == "pure_noise":
         return pure_noise_market(**fields)
     if preset == "beta_premium":
-        return market_preset("demo", **fields).with_effects(
-            reversal=0, momentum=0, volume_shock=0, peer_lead_lag=0
-        )
+        return pure_noise_market(**fields, market_drift=market_preset("demo").market_drift)
     return market_preset(preset, **fields)
 
 
@@ -271,12 +269,11 @@ def paired_table(results: list[dict], horizons: list[int]) -> list[str]:
     for name in MODELS:
         if name in ("ensemble", "single_seed") or (name, horizons[0]) not in results[0]:
             continue
-        cells = []
-        for h in horizons:
-            d = np.array([r[("ensemble", h)][0] - r[(name, h)][0] for r in results])
-            cells.append(f"{d.mean():+.4f} ± {spread(d):.4f} ({int((d > 0).sum())}/{len(d)})")
-        if not all(c.startswith("+nan") for c in cells):  # a constant ranking has nothing to pair
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        diffs = [np.array([r[("ensemble", h)][0] - r[(name, h)][0] for r in results]) for h in horizons]
+        if all(np.isnan(d).all() for d in diffs):  # a constant ranking has nothing to pair
+            continue
+        cells = [f"{d.mean():+.4f} ± {spread(d):.4f} ({int((d > 0).sum())}/{len(d)})" for d in diffs]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 

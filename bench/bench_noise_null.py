@@ -50,6 +50,13 @@ def placebo_t(test: pl.DataFrame, columns: list[str], horizon: int, min_stocks: 
     return np.array(out)
 
 
+def true_betas(market, code_dtype: pl.DataType) -> pl.DataFrame:
+    """(code, beta): the simulator's true betas (a diagnostic, never a model input)."""
+    return pl.DataFrame({"code": market.codes.astype(str), "beta": market.beta}).with_columns(
+        pl.col("code").cast(code_dtype)
+    )
+
+
 def mean_daily_corr(test: pl.DataFrame, a: str, b: str) -> float:
     parts = test.partition_by("date", maintain_order=True)
     return float(
@@ -132,8 +139,7 @@ def main() -> None:
         test = feats.filter(pl.col("date").is_in(days)).sort("date", "code")
         test = test.join(src.oracle(days[0], days[-1]), on=["date", "code"], how="left")
         market = src.market(days[-1])
-        betas = pl.DataFrame({"code": market.codes.astype(str), "beta": market.beta})
-        test = test.join(betas.with_columns(pl.col("code").cast(test["code"].dtype)), on="code", how="left")
+        test = test.join(true_betas(market, test["code"].dtype), on="code", how="left")
         names = input_columns(feats.columns, reg)
         randoms = [f"random_{k}" for k in range(N_RANDOM)]
         test = test.with_columns(*[pl.Series(r, rng.standard_normal(test.height)) for r in randoms])

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 from bench_model import bench_market
+from bench_noise_null import true_betas
 from bench_throughput import inputs
 from pool_markets import market_rows
 
@@ -41,9 +42,10 @@ def oracle_scores(preset: str, seed: int, n_stocks: int, cfg: TrainingConfig) ->
     factors = factor_baselines(feats, frame.select("date", "code"))
     frame = frame.join(factors, on=["date", "code"], how="left").drop_nulls()
     frame = frame.join(src.oracle(frame["date"].min(), frame["date"].max()), on=["date", "code"], how="left")
-    sim = src.market(frame["date"].max())
-    premium = pl.DataFrame({"code": sim.codes.astype(str), "premium": sim.beta * market.market_drift})
-    frame = frame.join(premium.with_columns(pl.col("code").cast(frame["code"].dtype)), on="code", how="left")
+    betas = true_betas(src.market(frame["date"].max()), frame["code"].dtype)
+    frame = frame.join(betas, on="code", how="left").with_columns(
+        premium=pl.col("beta") * market.market_drift
+    )
     out = {}
     for h in cfg.horizons:
         old = frame.with_columns((pl.col(f"oracle_{h}d") - h * pl.col("premium")).alias("old"))

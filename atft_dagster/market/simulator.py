@@ -291,8 +291,8 @@ def simulate(config: SyntheticMarketConfig, n_days: int | None = None) -> Synthe
     halted = np.zeros(N, bool)
     mom_buf = np.zeros((MOMENTUM_WINDOW, N))
     mom_sum = np.zeros(N)
-    mu_next = beta * cfg.market_drift
-    market_premium = beta * cfg.market_drift  # beta * E[m]: the market factor's expected move, per day
+    market_premium = beta * cfg.market_drift  # beta * E[m]; mu carries the same beta drift on top
+    mu_next = market_premium
     topix_level = cfg.topix_base
     regime_vol = np.asarray(cfg.regime_vol)
     dyn = cfg.dynamics
@@ -417,7 +417,7 @@ def simulate(config: SyntheticMarketConfig, n_days: int | None = None) -> Synthe
         p_mom = mom_coef[t] * mom_sum / MOMENTUM_WINDOW
         p_vs = eff.volume_shock * k_vs * np.maximum(abn, 0.0) * np.where(e > 0, e, eff.volume_shock_down * e)
         p_peer = eff.peer_lead_lag * k_peer * peer_mean
-        p_drift = beta * cfg.market_drift
+        p_drift = market_premium
         for name, val in (
             ("reversal", p_rev),
             ("momentum", p_mom),
@@ -434,7 +434,7 @@ def simulate(config: SyntheticMarketConfig, n_days: int | None = None) -> Synthe
     oracle = _horizon_oracle(
         oracle1,
         excess,
-        beta * cfg.market_drift + market_premium,
+        2.0 * market_premium,  # each later day: mu's beta drift and beta * E[m]
         eff.momentum,
         drift_arr[:, 1],
         phi,
