@@ -12,6 +12,13 @@ from scipy.stats import spearmanr
 from atft_dagster.calendar import trading_days
 from atft_dagster.market import SyntheticMarketConfig, market_preset, pure_noise_market, simulate
 from atft_dagster.market.calibration import oracle_quality
+from atft_dagster.market.simulator import (
+    STRESS_REGIME,
+    _next_regime,
+    expected_stress_multiplier,
+    rebuild_horizon_oracle,
+    regime_transition,
+)
 from atft_dagster.panel import build_market_panel
 from atft_dagster.sectors import SECTOR33, VALID_SECTOR33_CODES
 from atft_dagster.sources import SyntheticSource
@@ -213,3 +220,46 @@ def test_oracle_is_the_expected_return_when_every_shock_is_off():
         np.testing.assert_allclose(m.returns[t + 1, ok], m.oracle[t, ok, 0], rtol=0, atol=1e-9)
     assert np.ptp(m.oracle[60, :, 0]) > 0
     np.testing.assert_allclose(sum(m.effect_parts.values()), m.oracle[:, :, 0], rtol=0, atol=1e-15)
+
+
+def test_regime_expectation_is_the_chain_the_simulator_draws():
+    """``expected_stress_multiplier`` (the horizon oracle's view of the regime k days ahead) against regime
+    paths drawn with the simulator's own ``_next_regime``."""
+    stay, to_stress, mult, steps = (0.9, 0.8, 0.7), 0.4, -1.0, 6
+    trans = regime_transition(stay, to_stress)
+    np.testing.assert_allclose(trans.sum(axis=1), 1.0)
+    expect = expected_stress_multiplier(np.array([0, 1, 2]), trans, mult, steps)
+    rng = np.random.default_rng(0)
+    n = 20_000
+    for start in range(3):
+        regime = np.full(n, start)
+        for j in range(1, steps + 1):
+            regime = np.array(
+                [_next_regime(r, u, stay, to_stress) for r, u in zip(regime, rng.random(n), strict=True)]
+            )
+            seen = np.where(regime == STRESS_REGIME, mult, 1.0)
+            assert abs(seen.mean() - expect[start, j]) < 4 * seen.std() / np.sqrt(n) + 1e-9, (start, j)
+    assert expect[2, 1] < 0 < expect[0, 1]  # in stress, tomorrow's momentum is expected to reverse
+    np.testing.assert_array_equal(expected_stress_multiplier(np.array([0, 1, 2]), trans, 1.0, steps), 1.0)
+
+
+def test_horizon_oracle_expects_momentum_to_reverse_in_stress():
+    """On `realistic` momentum reverses in stress. The horizon oracle takes the regime's path in
+    expectation: on stress dates it beats the regime-ignoring oracle (the one this market had until
+    2026-12-07) at predicting the next h days' returns; the 1-day oracle and a market without the reversal
+    are unchanged."""
+    m = simulate(market_preset("realistic", seed=5, n_stocks=300, n_days=800))
+    np.testing.assert_array_equal(rebuild_horizon_oracle(m), m.oracle)
+    ignoring = rebuild_horizon_oracle(m, regime_aware=False)
+    np.testing.assert_array_equal(ignoring[:, :, 0], m.oracle[:, :, 0])
+    cs = np.vstack([np.zeros((1, m.returns.shape[1])), np.cumsum(m.returns, axis=0)])
+    for j, h in enumerate(m.config.horizons[1:], start=1):
+        t = np.nonzero(m.regime[: m.n_days - h] == STRESS_REGIME)[0]
+        realised, ok = cs[t + h + 1] - cs[t + 1], m.listed[t]
+        err_new = ((m.oracle[t, :, j] - realised)[ok] ** 2).sum()
+        err_old = ((ignoring[t, :, j] - realised)[ok] ** 2).sum()
+        assert err_new < err_old, h
+    # the same market without the stress reversal: the regime leaves its oracle as it was
+    dyn = m.config.dynamics.model_copy(update={"momentum_stress_multiplier": 1.0})
+    steady = simulate(m.config.model_copy(update={"dynamics": dyn}))
+    np.testing.assert_array_equal(rebuild_horizon_oracle(steady, regime_aware=False), steady.oracle)

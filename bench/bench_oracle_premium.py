@@ -1,18 +1,21 @@
-"""Benchmark: the figures of record against the corrected oracle (2026-12-06).
+"""Benchmark: the figures of record against the corrected oracle (2026-12-06, the regime added 2026-12-07).
 
-Until then the simulator's oracle left out ``beta * E[m]``, the market factor's expected move (E[m] =
-``market_drift``): the true expected return of a day is ``mu + beta * market_drift``. This script re-scores
-the oracle on exactly the test rows `bench_model.py` scored for the logged markets (walk-forward fold 0; the
-rows and labels come from the same prediction path, with an untrained model whose predictions are not read),
-checks that the old oracle, rebuilt as the new one less ``h * beta * market_drift``, reproduces the logged
-oracle figure, and prints the logged ensemble's share of the old and of the corrected oracle. Nothing is
-trained and nothing is chosen.
+Until 2026-12-06 the simulator's oracle left out ``beta * E[m]``, the market factor's expected move (E[m] =
+``market_drift``): the true expected return of a day is ``mu + beta * market_drift``. Until 2026-12-07 the
+h-day oracle also took every later day's momentum strength at its calm/normal sign, where `realistic`
+reverses it in stress (``bench_oracle_regime.py``). This script re-scores the oracle on exactly the test rows
+`bench_model.py` scored for the logged markets (walk-forward fold 0; the rows and labels come from the same
+prediction path, with an untrained model whose predictions are not read), checks that the old oracle, rebuilt
+as the regime-ignoring one less ``h * beta * market_drift``, reproduces the logged oracle figure, and prints
+the logged ensemble's share of the old, the premium-corrected and the current (premium and regime) oracle.
+Nothing is trained and nothing is chosen.
 Run: python bench/bench_oracle_premium.py --preset realistic --n-stocks 1000 --logs LOG [LOG ...] [--replace 1001]
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,7 @@ from pool_markets import market_rows
 
 from atft_dagster.evaluation.baselines import factor_baselines
 from atft_dagster.evaluation.report import score_models
+from atft_dagster.market.simulator import rebuild_horizon_oracle
 from atft_dagster.model import TrainingConfig
 from atft_dagster.model.atft import ATFTGATFAN
 from atft_dagster.training.data import PanelTensors
@@ -31,7 +35,9 @@ from atft_dagster.training.train import config_folds, predict
 
 
 def oracle_scores(preset: str, seed: int, n_stocks: int, cfg: TrainingConfig) -> dict[tuple[str, int], float]:
-    """(old | new, horizon) -> test-window mean daily RankIC of that oracle, as bench_model scores it."""
+    """(old | premium | new, horizon) -> test-window mean daily RankIC of that oracle, as bench_model
+    scores it. ``new``: the simulator's oracle now; ``premium``: the same with the regime ignored at h > 1
+    (2026-12-06's correction alone); ``old``: that less ``h * beta * market_drift`` (the oracle the logs used)."""
     market = bench_market(preset, seed, n_stocks, 750)
     src, reg, feats, graph = inputs(market)
     data = PanelTensors.for_model(feats, reg, graph, cfg, "cpu")
@@ -41,15 +47,23 @@ def oracle_scores(preset: str, seed: int, n_stocks: int, cfg: TrainingConfig) ->
     # bench_model scores every model on the rows all of them cover: the factor baselines' nulls drop rows
     factors = factor_baselines(feats, frame.select("date", "code"))
     frame = frame.join(factors, on=["date", "code"], how="left").drop_nulls()
-    frame = frame.join(src.oracle(frame["date"].min(), frame["date"].max()), on=["date", "code"], how="left")
-    betas = true_betas(src.market(frame["date"].max()), frame["code"].dtype)
+    first, last = frame["date"].min(), frame["date"].max()
+    sim = src.market(last)
+    ignoring = replace(sim, oracle=rebuild_horizon_oracle(sim, regime_aware=False)).oracle_frame()
+    ignoring = ignoring.filter(pl.col("date").is_between(first, last)).rename(
+        {f"oracle_{h}d": f"premium_{h}d" for h in cfg.horizons}
+    )
+    frame = frame.join(src.oracle(first, last), on=["date", "code"], how="left")
+    frame = frame.join(ignoring, on=["date", "code"], how="left")
+    betas = true_betas(sim, frame["code"].dtype)
     frame = frame.join(betas, on="code", how="left").with_columns(
-        premium=pl.col("beta") * market.market_drift
+        beta_premium=pl.col("beta") * market.market_drift
     )
     out = {}
     for h in cfg.horizons:
-        old = frame.with_columns((pl.col(f"oracle_{h}d") - h * pl.col("premium")).alias("old"))
-        reports, _ = score_models(old, {"new": f"oracle_{h}d", "old": "old"}, f"label_{h}d", 20, h - 1)
+        old = frame.with_columns((pl.col(f"premium_{h}d") - h * pl.col("beta_premium")).alias("old"))
+        cols = {"new": f"oracle_{h}d", "premium": f"premium_{h}d", "old": "old"}
+        reports, _ = score_models(old, cols, f"label_{h}d", 20, h - 1)
         out.update({(k, h): r.rank_ic for k, r in reports.items()})
     return out
 
@@ -66,10 +80,12 @@ def main() -> None:
     seeds = sorted(rows)
     print(f"**{args.preset}**, markets {' '.join(map(str, seeds))}, {args.n_stocks} stocks\n")
     print(
-        "| market | h | ensemble | oracle logged | old, rebuilt | corrected | share of old | share of corrected |"
+        "| market | h | ensemble | oracle logged | old, rebuilt | premium corrected | premium and regime "
+        "| share of old | share of premium corrected | share of premium and regime |"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    shares = {h: {"ens": [], "old": [], "new": []} for h in cfg.horizons}
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    kinds = ("old", "premium", "new")
+    shares = {h: {k: [] for k in ("ens", *kinds)} for h in cfg.horizons}
     for seed in seeds:
         score = oracle_scores(args.preset, seed, args.n_stocks, cfg)
         for h in cfg.horizons:
@@ -78,20 +94,27 @@ def main() -> None:
                 raise SystemExit(
                     f"market {seed} {h}d: rebuilt old oracle {score[('old', h)]} != logged {logged}"
                 )
-            for k, v in (("ens", ens), ("old", score[("old", h)]), ("new", score[("new", h)])):
-                shares[h][k].append(v)
+            shares[h]["ens"].append(ens)
+            for k in kinds:
+                shares[h][k].append(score[(k, h)])
             print(
-                f"| {seed} | {h} | {ens:.4f} | {logged:.4f} | {score[('old', h)]:.4f} | {score[('new', h)]:.4f} "
-                f"| {ens / logged:.3f} | {ens / score[('new', h)]:.3f} |",
+                f"| {seed} | {h} | {ens:.4f} | {logged:.4f} | "
+                + " | ".join(f"{score[(k, h)]:.4f}" for k in kinds)
+                + " | "
+                + " | ".join(f"{ens / score[(k, h)]:.3f}" for k in kinds)
+                + " |",
                 flush=True,
             )
-    print()
+    print("\n(old -> premium corrected -> premium and regime; s.e. of the last mean of shares)")
     for h, s in shares.items():
-        ens, old, new = (np.array(s[k]) for k in ("ens", "old", "new"))
+        ens = np.array(s["ens"])
+        ors = {k: np.array(s[k]) for k in kinds}
+        ratio = " -> ".join(f"{ens.mean() / ors[k].mean():.3f}" for k in kinds)
+        mean_sh = " -> ".join(f"{(ens / ors[k]).mean():.3f}" for k in kinds)
+        se = (ens / ors["new"]).std(ddof=1) / np.sqrt(len(ens))
+        oracle = " -> ".join(f"{ors[k].mean():.4f}" for k in kinds)
         print(
-            f"{h}d: ratio of the means old {ens.mean() / old.mean():.3f} -> corrected {ens.mean() / new.mean():.3f}; "
-            f"mean of the shares old {(ens / old).mean():.3f} -> corrected {(ens / new).mean():.3f} "
-            f"(s.e. {(ens / new).std(ddof=1) / np.sqrt(len(ens)):.3f}); oracle mean {old.mean():.4f} -> {new.mean():.4f}"
+            f"{h}d: ratio of the means {ratio}; mean of the shares {mean_sh} (s.e. {se:.3f}); oracle mean {oracle}"
         )
 
 

@@ -66,6 +66,7 @@ class SyntheticMarket:
     regime: np.ndarray  # (T,)
     reclassifications: list[Reclassification] = field(default_factory=list)
     strength_drift: np.ndarray | None = None  # (T, 4) a_t of reversal, momentum, volume shock, peers
+    market_factor: np.ndarray | None = None  # (T,) the market factor's return m_t (excess = returns - m_t)
 
     @property
     def n_days(self) -> int:
@@ -217,6 +218,32 @@ def _next_regime(regime: int, u: float, stay: tuple[float, float, float], to_str
     return STRESS_REGIME if (u - stay[1]) / (1 - stay[1]) < to_stress else 0
 
 
+def regime_transition(stay: tuple[float, float, float], to_stress: float) -> np.ndarray:
+    """P[i, j] = P(regime_{t+1} = j | regime_t = i) of the chain ``_next_regime`` draws (0 calm, 1 normal,
+    2 stress): calm and stress return to normal, normal leaves to stress with share ``to_stress``."""
+    s0, s1, s2 = stay
+    return np.array(
+        [
+            [s0, 1 - s0, 0.0],
+            [(1 - s1) * (1 - to_stress), s1, (1 - s1) * to_stress],
+            [0.0, 1 - s2, s2],
+        ]
+    )
+
+
+def expected_stress_multiplier(
+    regime: np.ndarray, transition: np.ndarray, multiplier: float, steps: int
+) -> np.ndarray:
+    """(T, steps + 1): column j is E[m(regime_{t+j}) | regime_t] with m = ``multiplier`` in stress and 1
+    elsewhere, i.e. ``1 + (multiplier - 1) P^j[regime_t, stress]`` (exactly 1 when ``multiplier`` is 1)."""
+    out = np.empty((len(regime), steps + 1))
+    pj = np.eye(3)
+    for j in range(steps + 1):
+        out[:, j] = 1.0 + (multiplier - 1.0) * pj[regime, STRESS_REGIME]
+        pj = pj @ transition
+    return out
+
+
 def _student_t(rng: np.random.Generator, dof: float, size: int | tuple[int, ...]) -> np.ndarray:
     """Student-t draws scaled to unit variance."""
     return rng.standard_t(dof, size) / np.sqrt(dof / (dof - 2.0))
@@ -274,6 +301,7 @@ def simulate(config: SyntheticMarketConfig, n_days: int | None = None) -> Synthe
     sector_arr = np.empty((T, N), np.int16)
     regime_arr = np.empty(T, np.int8)
     excess = np.empty((T, N), f8)  # x_t = r_t - m_t, for the momentum part of the oracle
+    market_arr = np.empty(T, f8)
     oracle1 = np.empty((T, N), f8)
     parts = {
         k: np.empty((T, N), f8)
@@ -398,6 +426,7 @@ def simulate(config: SyntheticMarketConfig, n_days: int | None = None) -> Synthe
         sector_arr[t] = sector
         regime_arr[t] = regime
         excess[t] = x
+        market_arr[t] = m
 
         # expected return of tomorrow given today's close (the 1-day oracle)
         mom_sum += x - mom_buf[t % MOMENTUM_WINDOW]
@@ -430,7 +459,13 @@ def simulate(config: SyntheticMarketConfig, n_days: int | None = None) -> Synthe
         oracle1[t] = mu_next + market_premium  # E_t[r_t+1] = mu_t+1 + beta * E[m]
         listed_prev = listed
 
-    # expected momentum strength k days after t: the drift decays towards 1 (first order; regimes ignored)
+    # expected momentum strength k days after t: the drift decays towards 1, the regime follows its chain
+    stress_mult = expected_stress_multiplier(
+        regime_arr,
+        regime_transition(cfg.regime_stay_prob, cfg.regime_normal_to_stress),
+        dyn.momentum_stress_multiplier,
+        max(cfg.horizons) - 1,
+    )
     oracle = _horizon_oracle(
         oracle1,
         excess,
@@ -439,6 +474,7 @@ def simulate(config: SyntheticMarketConfig, n_days: int | None = None) -> Synthe
         drift_arr[:, 1],
         phi,
         cfg.horizons,
+        stress_mult,
     )
     return SyntheticMarket(
         config=cfg,
@@ -465,6 +501,7 @@ def simulate(config: SyntheticMarketConfig, n_days: int | None = None) -> Synthe
         regime=regime_arr,
         reclassifications=reclass,
         strength_drift=drift_arr,
+        market_factor=market_arr,
     )
 
 
@@ -476,12 +513,14 @@ def _horizon_oracle(
     momentum_drift: np.ndarray,
     phi: float,
     horizons: tuple[int, ...],
+    stress_mult: np.ndarray,
 ) -> np.ndarray:
     """E_t[sum of the next h daily returns]: exact for h = 1; for h > 1 first order in the effect
-    strengths (the known part of each future day's momentum window, at the momentum strength expected
-    then, ``momentum · (1 + phi^(k-1) a_t)``, plus ``drift``, the beta drift and the beta premium of the
-    market's own drift; reversal, volume and peer terms of days
-    t+2.. act on returns not yet known and are second order)."""
+    strengths. Day t+k (k >= 2) adds ``drift`` (the beta drift and the beta premium of the market's own
+    drift) and the known part of its momentum window at the momentum strength expected at close t+k-1,
+    ``momentum · (1 + phi^(k-1) a_t) · E[m(regime_{t+k-1}) | regime_t]`` (the strength drift and the regime
+    are independent; ``stress_mult[:, k-1]`` holds the regime's expectation). Reversal, volume and peer
+    terms of days t+2.. act on returns not yet known and are second order."""
     T, N = oracle1.shape
     cs = np.vstack([np.zeros((1, N)), np.cumsum(excess, axis=0)])  # cs[t+1] = sum_{s<=t} x_s
     tt = np.arange(T)
@@ -492,10 +531,38 @@ def _horizon_oracle(
             a = np.maximum(tt + k - MOMENTUM_WINDOW, 0)  # first known day in the window of day t+k
             known = cs[tt + 1] - cs[a]
             known = np.where((tt + k - MOMENTUM_WINDOW <= tt)[:, None], known, 0.0)
-            coef = momentum * (1.0 + phi ** (k - 1) * momentum_drift)[:, None]
+            coef = momentum * ((1.0 + phi ** (k - 1) * momentum_drift) * stress_mult[:, k - 1])[:, None]
             acc = acc + drift + coef * known / MOMENTUM_WINDOW
         out[:, :, j] = acc
     return out
+
+
+def rebuild_horizon_oracle(market: SyntheticMarket, regime_aware: bool = True) -> np.ndarray:
+    """The market's (T, N, H) oracle rebuilt from its own arrays (equal to ``market.oracle``);
+    ``regime_aware=False`` gives the oracle this simulator had until 2026-12-07, which took every later
+    day's momentum strength at its calm/normal sign (benchmarks compare the two)."""
+    cfg, dyn = market.config, market.config.dynamics
+    steps = max(cfg.horizons) - 1
+    stress_mult = (
+        expected_stress_multiplier(
+            market.regime,
+            regime_transition(cfg.regime_stay_prob, cfg.regime_normal_to_stress),
+            dyn.momentum_stress_multiplier,
+            steps,
+        )
+        if regime_aware
+        else np.ones((market.n_days, steps + 1))
+    )
+    return _horizon_oracle(
+        market.oracle[:, :, 0],
+        market.returns - market.market_factor[:, None],
+        2.0 * market.beta * cfg.market_drift,
+        cfg.effects.momentum,
+        market.strength_drift[:, 1],
+        0.5 ** (1.0 / dyn.strength_half_life),
+        cfg.horizons,
+        stress_mult,
+    )
 
 
 @lru_cache(maxsize=4)
