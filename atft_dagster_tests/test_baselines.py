@@ -223,3 +223,26 @@ def test_paired_rows_difference_the_models_day_by_day_on_common_days():
     assert abs(rows["close"]["t"]) < 3
     text = paired_md(list(rows.values()), "m", 4)
     assert "(lag 4)" in text and f"| far | {far['rank_ic_difference']:+.4f} |" in text
+
+
+def test_report_warns_when_a_window_holds_too_few_independent_labels():
+    """120 days of 20-day labels hold 6 non-overlapping ones: the report must say its t is unreliable."""
+    from datetime import date, timedelta
+
+    from atft_dagster.evaluation.report import overlap_note, score_models, table_md
+
+    rng = np.random.default_rng(1)
+    days = [date(2024, 1, 1) + timedelta(days=i) for i in range(120)]
+    frame = pl.DataFrame(
+        {
+            "date": pl.Series([d for d in days for _ in range(30)], dtype=pl.Date),
+            "code": np.tile([str(1300 + i) for i in range(30)], 120),
+            "p": rng.normal(size=3600),
+            "label_20d": rng.normal(size=3600),
+        }
+    )
+    reports, _ = score_models(frame, {"m": "p"}, "label_20d", 20, 19)
+    assert "only 6 non-overlapping 20-day labels" in table_md(reports, 20)
+    assert "non-overlapping" not in table_md(reports, 1)
+    assert overlap_note(960, 20) == "" and overlap_note(120, 5) == ""  # 48 and 24 labels
+    assert "12 non-overlapping" in overlap_note(120, 10)

@@ -39,6 +39,25 @@ def score_models(
     return reports, daily
 
 
+# Below this many non-overlapping labels the Newey–West t (lag h - 1) is too often large when nothing is
+# predictable: on pure-noise markets iid random rankings passed |t| > 3 in 0.4 / 1.2 / 2.5 % of draws with
+# 24 / 12 / 6 of them (120 days at 5 / 10 / 20 days), 0.1-0.2 % with 48 or more (the normal reading: 0.27 %;
+# docs/benchmarks.md, "The pure-noise canary rebuilt").
+MIN_INDEPENDENT_LABELS = 20
+
+
+def overlap_note(days: int, horizon: int) -> str:
+    """A warning for the report when ``days`` of ``horizon``-day labels hold too few independent ones."""
+    independent = days // horizon
+    if horizon == 1 or independent >= MIN_INDEPENDENT_LABELS:
+        return ""
+    return (
+        f"**{days} days hold only {independent} non-overlapping {horizon}-day labels**: with fewer than "
+        f"{MIN_INDEPENDENT_LABELS} this t exceeds 3 by chance several times more often than a normal t "
+        "would, so read it as indicative and compare models over several markets or a longer window. "
+    )
+
+
 def table_md(reports: dict[str, MetricReport], horizon: int, window: str = "test") -> str:
     head = "| model | " + " | ".join(TABLE_METRICS) + " |\n|---|" + "---|" * len(TABLE_METRICS) + "\n"
     rows = []
@@ -53,7 +72,9 @@ def table_md(reports: dict[str, MetricReport], horizon: int, window: str = "test
     note = (
         f"Window: **{window}**. `rank_ic_t`: Newey–West t of the mean daily RankIC, lag {lag}"
         + (f" ({horizon}-day labels of consecutive days overlap)" if lag else " (the plain t)")
-        + ". `jpx_side`: stocks per side of the JPX portfolio "
+        + ". "
+        + overlap_note(min((r.days for r in reports.values()), default=0), horizon)
+        + "`jpx_side`: stocks per side of the JPX portfolio "
         "(`min(200, n // 2)`; below 400 stocks the two sides cover the whole universe, so `jpx_sharpe` is not "
         "comparable with the competition's ~2000-stock score).\n\n"
     )
