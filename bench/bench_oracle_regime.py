@@ -7,7 +7,9 @@ compares the two oracles on fresh simulated markets (no model, no features, noth
 old one is rebuilt from the market's own arrays with that expectation set to 1 (and the rebuild with the
 expectation reproduces the market's oracle exactly), then both are scored against the realised sum of the
 next h daily returns: pooled mean squared error, mean daily RankIC (listed stocks), each split by the regime
-at t, and the paired daily RankIC difference with its t over markets (markets are independent).
+at t, the paired daily RankIC difference with its t over markets (markets are independent), and the
+calibration slope (pooled regression of the realised sum on the oracle, both demeaned per date; 1 for a
+conditional expectation, 1 day included as the exact reference; dates from day 60, once the state settled).
 Run: python bench/bench_oracle_regime.py [--market-seeds 3001 ... 3020] [--n-stocks 1000] [--n-days 1250]
 """
 
@@ -19,6 +21,7 @@ import numpy as np
 
 from atft_dagster.evaluation.metrics import daily_ic
 from atft_dagster.market import market_preset, simulate
+from atft_dagster.market.calibration import WARM_UP_DAYS
 from atft_dagster.market.simulator import rebuild_horizon_oracle
 
 REGIMES = ("calm", "normal", "stress")
@@ -45,6 +48,7 @@ def main() -> None:
     sse = {(h, r, k): 0.0 for _, h in long_h for r in (*REGIMES, "all") for k in ("old", "new")}
     cnt = {(h, r): 0 for _, h in long_h for r in (*REGIMES, "all")}
     ric = {(h, r, k): [] for _, h in long_h for r in (*REGIMES, "all") for k in ("old", "new")}
+    slope = {(h, k): [0.0, 0.0] for h in horizons for k in ("old", "new")}  # sums of o*y and o*o
     print(
         f"**{args.preset}**, markets {args.market_seeds[0]}-{args.market_seeds[-1]}, {args.n_stocks} stocks, "
         f"{args.n_days} days\n"
@@ -55,6 +59,14 @@ def main() -> None:
         m = simulate(market_preset(args.preset, seed=seed, n_stocks=args.n_stocks, n_days=args.n_days))
         old, new = both_oracles(m)
         cs = np.vstack([np.zeros((1, m.returns.shape[1])), np.cumsum(m.returns, axis=0)])
+        for j, h in enumerate(horizons):
+            t = np.arange(WARM_UP_DAYS, m.n_days - h)  # the slope after the oracle's state has settled
+            listed = m.listed[t]
+            y = demean(cs[t + h + 1] - cs[t + 1], listed)
+            for k, o in (("old", old[t, :, j]), ("new", new[t, :, j])):
+                o = demean(o, listed)
+                slope[(h, k)][0] += float((o * y).sum())
+                slope[(h, k)][1] += float((o * o).sum())
         for j, h in long_h:
             t = np.arange(m.n_days - h)
             realised = cs[t + h + 1] - cs[t + 1]  # returns of days t+1 .. t+h
@@ -101,6 +113,21 @@ def main() -> None:
                 f"| {h} | {r} | {o.mean():.4f} ± {o.std(ddof=1):.4f} | {n.mean():.4f} ± {n.std(ddof=1):.4f} "
                 f"| {d.mean():+.4f} ({t_d}) | {sse[(h, r, 'new')] / sse[(h, r, 'old')]:.5f} |"
             )
+
+    print("\nCalibration slope of the realised h-day return sum on the oracle (pooled, demeaned per date):\n")
+    print("| h | old | new |\n|---|---|---|")
+    for h in horizons:
+        print(
+            f"| {h} | "
+            + " | ".join(f"{slope[(h, k)][0] / slope[(h, k)][1]:.3f}" for k in ("old", "new"))
+            + " |"
+        )
+
+
+def demean(x: np.ndarray, listed: np.ndarray) -> np.ndarray:
+    """Per-date (row) demeaned over the listed stocks; 0 elsewhere."""
+    mean = (x * listed).sum(axis=1, keepdims=True) / np.maximum(listed.sum(axis=1, keepdims=True), 1)
+    return np.where(listed, x - mean, 0.0)
 
 
 if __name__ == "__main__":
