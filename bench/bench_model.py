@@ -27,6 +27,7 @@ from bench_throughput import inputs  # bench/ is the script's folder, so on sys.
 from atft_dagster.evaluation.baselines import BaselineConfig, factor_baselines, learned_baselines
 from atft_dagster.evaluation.report import score_models
 from atft_dagster.market import SyntheticMarketConfig, market_preset, pure_noise_market
+from atft_dagster.market.simulator import ORACLE_VERSION
 from atft_dagster.model import TrainingConfig
 from atft_dagster.pipeline.evaluate import MODEL, baseline_windows, model_columns
 from atft_dagster.training.data import PanelTensors
@@ -183,7 +184,8 @@ def quality(args, device: str) -> str:
                 market_run(market, pcfg, device, graph_off=preset not in CANARIES, timed=args.timed_row)
             )
             raw = {f"{k[0]} {k[1]}d": v for k, v in results[-1].items()}
-            print(json.dumps({"preset": preset, "market_seed": seed, "rank_ic_t": raw}), flush=True)
+            line = {"preset": preset, "market_seed": seed, "oracle_version": ORACLE_VERSION, "rank_ic_t": raw}
+            print(json.dumps(line), flush=True)
             print(f"  {time.perf_counter() - t0:.0f} s", flush=True)
         window = f" (test {pcfg.test_days} days of {n_days}-day markets)" if pcfg is not cfg else ""
         lines += [f"**{preset}**{window}", "", *model_table(results, cfg.horizons)]

@@ -17,11 +17,18 @@ import numpy as np
 from bench_model import model_table, paired_table, spread
 
 
-def market_rows(logs: list[Path], preset: str, replace: set[int] = frozenset()) -> dict[int, dict]:
+def market_rows(
+    logs: list[Path],
+    preset: str,
+    replace: set[int] = frozenset(),
+    oracle_versions: dict[int, int] | None = None,
+) -> dict[int, dict]:
     """market seed -> {(model, horizon): (RankIC, t) or, for single_seed, a list of them}. A market logged
     twice must have logged the same figures (a re-run that disagrees is an error, not a choice) unless it is
-    in ``replace``: re-measured under newer defaults, the later log's figures stand."""
+    in ``replace``: re-measured under newer defaults, the later log's figures stand. ``oracle_versions``, if
+    given, receives each market's ``ORACLE_VERSION`` (0 where the log predates the field)."""
     rows: dict[int, dict] = {}
+    versions = oracle_versions if oracle_versions is not None else {}
     for log in logs:
         for line in log.read_text().splitlines():
             if not line.startswith("{"):
@@ -37,6 +44,7 @@ def market_rows(logs: list[Path], preset: str, replace: set[int] = frozenset()) 
             if seed in rows and rows[seed] != parsed and seed not in replace:
                 raise ValueError(f"market {seed} logged twice with different figures ({log})")
             rows[seed] = parsed
+            versions[seed] = rec.get("oracle_version", 0)  # 0: logged before versions were recorded (<= 2)
     return rows
 
 
@@ -69,7 +77,8 @@ def main() -> None:
         help="markets re-measured later: the later log's row stands",
     )
     args = ap.parse_args()
-    rows = market_rows(args.logs, args.preset, set(args.replace))
+    versions: dict[int, int] = {}
+    rows = market_rows(args.logs, args.preset, set(args.replace), versions)
     seeds = args.markets or sorted(rows)
     if not seeds:
         raise SystemExit(f"no {args.preset} market row (a JSON line) in {[str(p) for p in args.logs]}")
@@ -82,6 +91,14 @@ def main() -> None:
     if dropped:
         print(f"(not on every market, left out: {', '.join(dropped)})")
     horizons = sorted({h for (_, h) in results[0]})
+    mixed = sorted({versions[s] for s in seeds})
+    if len(mixed) > 1:
+        print(
+            "**Caution: the oracle rows mix definitions** (ORACLE_VERSION "
+            + ", ".join(f"{v or '<= 2'}: {[s for s in seeds if versions[s] == v]}" for v in mixed)
+            + "); re-score the older markets with bench/bench_oracle_premium.py before reading the oracle or "
+            "its shares.\n"
+        )
     print(f"**{args.preset}**, markets {' '.join(map(str, seeds))}\n")
     print("\n".join(model_table(results, horizons) + paired_table(results, horizons)))
     print("\n".join(oracle_shares(seeds, results, horizons[0])))

@@ -28,6 +28,9 @@ RETURN_CLIP = (-0.35, 0.6)
 MOMENTUM_WINDOW = 20
 GARCH_CAP = 25.0
 STRESS_REGIME = 2
+# What the oracle means, for logs that record oracle figures: 1 until 2026-12-06 (without the beta premium
+# beta * E[m]), 2 until 2026-12-07 (h > 1 ignoring the regime's effect on momentum), 3 since.
+ORACLE_VERSION = 3
 
 
 @dataclass(frozen=True)
