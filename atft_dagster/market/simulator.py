@@ -462,23 +462,7 @@ def simulate(config: SyntheticMarketConfig, n_days: int | None = None) -> Synthe
         oracle1[t] = mu_next + market_premium  # E_t[r_t+1] = mu_t+1 + beta * E[m]
         listed_prev = listed
 
-    # expected momentum strength k days after t: the drift decays towards 1, the regime follows its chain
-    stress_mult = expected_stress_multiplier(
-        regime_arr,
-        regime_transition(cfg.regime_stay_prob, cfg.regime_normal_to_stress),
-        dyn.momentum_stress_multiplier,
-        max(cfg.horizons) - 1,
-    )
-    oracle = _horizon_oracle(
-        oracle1,
-        excess,
-        2.0 * market_premium,  # each later day: mu's beta drift and beta * E[m]
-        eff.momentum,
-        drift_arr[:, 1],
-        phi,
-        cfg.horizons,
-        stress_mult,
-    )
+    oracle = horizon_oracle(cfg, oracle1, excess, beta, drift_arr[:, 1], regime_arr)
     return SyntheticMarket(
         config=cfg,
         days=days,
@@ -540,31 +524,53 @@ def _horizon_oracle(
     return out
 
 
-def rebuild_horizon_oracle(market: SyntheticMarket, regime_aware: bool = True) -> np.ndarray:
-    """The market's (T, N, H) oracle rebuilt from its own arrays (equal to ``market.oracle``);
-    ``regime_aware=False`` gives the oracle this simulator had until 2026-12-07, which took every later
-    day's momentum strength at its calm/normal sign (benchmarks compare the two)."""
-    cfg, dyn = market.config, market.config.dynamics
+def horizon_oracle(
+    cfg: SyntheticMarketConfig,
+    oracle1: np.ndarray,
+    excess: np.ndarray,
+    beta: np.ndarray,
+    momentum_drift: np.ndarray,
+    regime: np.ndarray,
+    regime_aware: bool = True,
+) -> np.ndarray:
+    """(T, N, H) from the 1-day oracle, the excess returns ``r - m``, the betas, the momentum strength's
+    drift a_t and the regimes: each later day's momentum strength as expected at t (the drift decays
+    towards 1, the regime follows its chain), plus both beta terms. ``regime_aware=False``: the oracle this
+    simulator had until 2026-12-07, every later day's momentum at its calm/normal sign."""
     steps = max(cfg.horizons) - 1
     stress_mult = (
         expected_stress_multiplier(
-            market.regime,
+            regime,
             regime_transition(cfg.regime_stay_prob, cfg.regime_normal_to_stress),
-            dyn.momentum_stress_multiplier,
+            cfg.dynamics.momentum_stress_multiplier,
             steps,
         )
         if regime_aware
-        else np.ones((market.n_days, steps + 1))
+        else np.ones((len(regime), steps + 1))
     )
     return _horizon_oracle(
-        market.oracle[:, :, 0],
-        market.returns - market.market_factor[:, None],
-        2.0 * market.beta * cfg.market_drift,
+        oracle1,
+        excess,
+        2.0 * beta * cfg.market_drift,  # each later day: mu's beta drift and beta * E[m]
         cfg.effects.momentum,
-        market.strength_drift[:, 1],
-        0.5 ** (1.0 / dyn.strength_half_life),
+        momentum_drift,
+        0.5 ** (1.0 / cfg.dynamics.strength_half_life),
         cfg.horizons,
         stress_mult,
+    )
+
+
+def rebuild_horizon_oracle(market: SyntheticMarket, regime_aware: bool = True) -> np.ndarray:
+    """The market's (T, N, H) oracle rebuilt from its own arrays (equal to ``market.oracle``);
+    ``regime_aware=False`` gives the regime-ignoring one (benchmarks compare the two)."""
+    return horizon_oracle(
+        market.config,
+        market.oracle[:, :, 0],
+        market.returns - market.market_factor[:, None],
+        market.beta,
+        market.strength_drift[:, 1],
+        market.regime,
+        regime_aware,
     )
 
 
