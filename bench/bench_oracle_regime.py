@@ -44,9 +44,8 @@ def main() -> None:
     args = ap.parse_args()
     horizons = market_preset(args.preset).horizons
     long_h = [(j, h) for j, h in enumerate(horizons) if h > 1]
-    # per (h, regime or "all"): squared-error sums and counts; per-market RankIC means
+    # per (h, regime or "all"): squared-error sums; per-market RankIC means
     sse = {(h, r, k): 0.0 for _, h in long_h for r in (*REGIMES, "all") for k in ("old", "new")}
-    cnt = {(h, r): 0 for _, h in long_h for r in (*REGIMES, "all")}
     ric = {(h, r, k): [] for _, h in long_h for r in (*REGIMES, "all") for k in ("old", "new")}
     slope = {(h, k): [0.0, 0.0] for h in horizons for k in ("old", "new")}  # sums of o*y and o*o
     print(
@@ -82,12 +81,10 @@ def main() -> None:
                 for k, p in pred.items()
             }
             err = {k: np.where(mask, (p - realised) ** 2, 0.0).sum(axis=1) for k, p in pred.items()}
-            n_day = mask.sum(axis=1)
             for r_name, sel in (
                 *((r, m.regime[t] == i) for i, r in enumerate(REGIMES)),
                 ("all", np.ones(len(t), bool)),
             ):
-                cnt[(h, r_name)] += int(n_day[sel].sum())
                 for k in ("old", "new"):
                     sse[(h, r_name, k)] += float(err[k][sel].sum())
                     if sel.any():
