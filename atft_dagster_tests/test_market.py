@@ -213,6 +213,7 @@ def test_oracle_is_the_expected_return_when_every_shock_is_off():
         sector_vol=0.0,
         cluster_vol=0.0,
         idio_vol_median=1e-12,
+        volume_abs_return_sensitivity=0.0,  # else beta * drift / 1e-12 overflows exp (volume is unused)
     ).with_effects(reversal=0.05, volume_shock=0.0)
     m = simulate(cfg)
     for t in range(30, 119):
