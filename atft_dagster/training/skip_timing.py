@@ -440,10 +440,12 @@ def group_basis(beta: torch.Tensor, groups: list[str], with_neighbour_mean: bool
     return [member * beta[j][:, None] for j in range(beta.shape[0])]
 
 
-def _group_delta(gram: torch.Tensor, cross: torch.Tensor, b: torch.Tensor, kappa: float) -> torch.Tensor:
-    r"""(d,): from the weighted mean normal equations :math:`\bar G, \bar c` of one horizon, in its group
+def _group_multipliers(
+    gram: torch.Tensor, cross: torch.Tensor, b: torch.Tensor, kappa: float
+) -> torch.Tensor:
+    r"""(G,): from the weighted mean normal equations :math:`\bar G, \bar c` of one horizon, in its group
     basis ``b``: multipliers :math:`m = (\bar G_B + \kappa D)^{-1}(\bar c_B + \kappa D 1)` of the sub-scores
-    (:math:`\bar G_B = B^\top \bar G B`, D its diagonal), as input weights :math:`B(m - 1)`.
+    (:math:`\bar G_B = B^\top \bar G B`, D its diagonal); the input weights change by :math:`B(m - 1)`.
 
     A sub-score that is zero on every row (all its skip weights zero, as in an untrained model) has a zero
     row and column in :math:`\bar G_B`: its multiplier is 1 exactly and it is left out of the solve, which
@@ -452,13 +454,18 @@ def _group_delta(gram: torch.Tensor, cross: torch.Tensor, b: torch.Tensor, kappa
     c = b.T @ cross
     diag = g.diagonal()
     live = diag > 0
+    m = torch.ones_like(live, dtype=b.dtype)
     if not bool(live.any()):
-        return torch.zeros_like(b[:, 0])
+        return m
     g, c, diag = g[live][:, live], c[live], diag[live]
     d = torch.diag(diag.clamp_min(1e-12 * float(diag.max())))
-    m = torch.ones_like(live, dtype=b.dtype)
     m[live] = torch.linalg.solve(g + kappa * d, c + kappa * d.sum(1))
-    return b @ (m - 1)
+    return m
+
+
+def _group_delta(gram: torch.Tensor, cross: torch.Tensor, b: torch.Tensor, kappa: float) -> torch.Tensor:
+    """(d,): the input weights' change :math:`B(m - 1)` of :func:`_group_multipliers`."""
+    return b @ (_group_multipliers(gram, cross, b, kappa) - 1)
 
 
 def _delta(
