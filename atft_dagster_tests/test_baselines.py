@@ -246,3 +246,45 @@ def test_report_warns_when_a_window_holds_too_few_independent_labels():
     assert "non-overlapping" not in table_md(reports, 1)
     assert overlap_note(960, 20) == "" and overlap_note(120, 5) == ""  # 48 and 24 labels
     assert "12 non-overlapping" in overlap_note(120, 10)
+
+
+def test_oracle_agreement_is_the_expected_share_of_the_oracle_read_without_return_noise():
+    """Returns are the oracle plus noise; a prediction is the oracle plus its own error. Its agreement with
+    the oracle must not move when the returns' noise is redrawn (it reads only the oracle) and must match
+    its expected share of the oracle's RankIC, which the realised ratio estimates with far more noise."""
+    from datetime import date, timedelta
+
+    from atft_dagster.evaluation.report import agreement_md, oracle_agreement, score_models
+
+    rng = np.random.default_rng(3)
+    n_days, n = 400, 200
+    days = [date(2024, 1, 1) + timedelta(days=i) for i in range(n_days)]
+    oracle = rng.normal(size=n_days * n)
+    pred = oracle + 1.0 * rng.normal(size=n_days * n)  # corr(pred, oracle) = 1 / sqrt(2)
+    base = pl.DataFrame(
+        {
+            "date": pl.Series([d for d in days for _ in range(n)], dtype=pl.Date),
+            "code": np.tile([str(1300 + i) for i in range(n)], n_days),
+            "p": pred,
+            "oracle_1d": oracle,
+        }
+    )
+    models = {"m": "p", "coin": "coin"}
+    shares = []
+    for draw in range(2):
+        noise = np.random.default_rng(10 + draw).normal(size=n_days * n)
+        frame = base.with_columns(
+            pl.Series("label_1d", oracle + 8.0 * noise),  # corr(oracle, r) ~ 0.12: a noisy market
+            pl.Series("coin", np.random.default_rng(20 + draw).normal(size=n_days * n)),
+        )
+        agree = oracle_agreement(frame, models, "label_1d", "oracle_1d", 20)
+        reports, _ = score_models(frame, {**models, "oracle": "oracle_1d"}, "label_1d", 20)
+        shares.append(reports["m"].rank_ic / reports["oracle"].rank_ic)
+        if draw == 0:
+            first = agree
+    assert agree["m"] == pytest.approx(first["m"], abs=1e-12)  # the returns' noise does not enter
+    # Spearman's rho of a bivariate normal with Pearson r: (6 / pi) arcsin(r / 2)
+    assert agree["m"] == pytest.approx(6 / np.pi * np.arcsin(np.sqrt(0.5) / 2), abs=0.02)
+    assert abs(agree["coin"]) < 0.01  # an unrelated ranking agrees with nothing
+    assert np.mean(shares) == pytest.approx(agree["m"], abs=0.1)  # what the realised ratio estimates
+    assert "| agreement | " in agreement_md(agree) and f"{agree['m']:.3f}" in agreement_md(agree)

@@ -74,6 +74,10 @@ def test_evaluation_report_scores_all_models_on_the_same_days(retrained):
     md_file = root / "reports" / res.run_id / "report.md"
     text = md_file.read_text()
     assert "| atft_gat_fan |" in text and "of the oracle" in text
+    assert text.count("Agreement with the oracle") == 8 and "agreement with the oracle's ranking" in text
+    agree = prim.filter(pl.col("model") == "atft_gat_fan")["oracle_agreement"][0]
+    assert 0.2 < agree <= 1.0  # the embedded market's model ranks much like the true expected returns
+    assert prim.filter(pl.col("model") == "oracle")["oracle_agreement"].is_nan().all()
     assert "Test window (all folds pooled; reported only" in text and "Newey-West" in text
     assert "Horizon 20d — selection window" in text and "jpx_side" in text
     assert text.count("`atft_gat_fan` minus each model, day by day") == 8  # 4 horizons x 2 windows
@@ -89,6 +93,7 @@ def test_evaluation_report_scores_all_models_on_the_same_days(retrained):
     summary = EvaluationSummary.from_json((root / "reports" / res.run_id / "summary.json").read_text())
     assert summary.report == f"reports/{res.run_id}/report.md" and summary.folds == 1
     assert summary.test_rank_ic == pytest.approx(md["evaluation_report"]["model_rank_ic_primary"].value)
+    assert md["evaluation_report"]["oracle_agreement"].value == pytest.approx(agree)
     for h in (1, 5, 10, 20):  # every horizon's plots are on the asset's page
         page = md["evaluation_report"][f"report_{h}d"].value
         assert f"lag {h - 1}" in page  # that horizon's Newey-West lag

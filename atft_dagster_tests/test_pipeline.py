@@ -231,6 +231,21 @@ def test_model_columns_and_the_oracle_fraction():
         table.filter(pl.col("model") != "oracle"), pl.DataFrame(), "", {}, {}, 1, 10, 1, 2
     )
     assert no_oracle.oracle_fraction is None
+    assert r.oracle_agreement is None  # a table without the column (a run before it existed)
+    agreeing = EvaluationResult(
+        table.with_columns(pl.Series("oracle_agreement", [0.7, float("nan"), 0.6])),
+        pl.DataFrame(),
+        "",
+        {},
+        {},
+        1,
+        10,
+        1,
+        2,
+    )
+    assert agreeing.oracle_agreement == pytest.approx(0.7)  # the model's, test window, primary horizon
+    nan_only = table.with_columns(pl.lit(float("nan")).alias("oracle_agreement"))
+    assert EvaluationResult(nan_only, pl.DataFrame(), "", {}, {}, 1, 10, 1, 2).oracle_agreement is None
 
 
 def test_ranking_a_day_without_features_names_the_range(tmp_path):

@@ -25,7 +25,7 @@ import torch
 from bench_throughput import inputs  # bench/ is the script's folder, so on sys.path
 
 from atft_dagster.evaluation.baselines import BaselineConfig, factor_baselines, learned_baselines
-from atft_dagster.evaluation.report import score_models
+from atft_dagster.evaluation.report import oracle_agreement, score_models
 from atft_dagster.market import SyntheticMarketConfig, market_preset, pure_noise_market
 from atft_dagster.market.simulator import ORACLE_VERSION
 from atft_dagster.model import TrainingConfig
@@ -119,6 +119,7 @@ def market_run(
     )
     frame = frame.join(src.oracle(frame["date"].min(), frame["date"].max()), on=["date", "code"], how="left")
     out: dict = {}
+    agreement: dict[str, float] = {}  # "model hd" -> mean daily RankIC against the h-day oracle
     for h in cfg.horizons:
         named = {("ensemble" if k == MODEL else k): v for k, v in model_columns(h, frame).items()}
         cols = {
@@ -131,11 +132,14 @@ def market_run(
         reports, _ = score_models(frame, cols, f"label_{h}d", 20, h - 1)
         for name, r in reports.items():
             out[(name, h)] = (r.rank_ic, r.rank_ic_t)
+        others = {n: c for n, c in cols.items() if n != "oracle" and not n.startswith("member")}
+        for name, a in oracle_agreement(frame, others, f"label_{h}d", f"oracle_{h}d", 20).items():
+            agreement[f"{name} {h}d"] = a
         out[("single_seed", h)] = [out.pop((f"member{i}", h)) for i in range(len(members))]
         sr, _ = score_models(sel, {"ensemble": f"pred_{h}d"}, f"label_{h}d", 20, h - 1)
         out[("selection:ensemble", h)] = (sr["ensemble"].rank_ic, sr["ensemble"].rank_ic_t)
     print(f"  split {split.describe(data.dates)}", flush=True)
-    return out
+    return out, agreement
 
 
 def quality(args, device: str) -> str:
@@ -172,7 +176,7 @@ def quality(args, device: str) -> str:
         "",
     ]
     for preset in args.presets:
-        results = []
+        results, agreements = [], []
         pcfg, n_days, start = cfg, args.n_days, args.start
         if preset == "pure_noise" and args.canary_test_days > 0:
             pcfg, n_days, start = canary_window(cfg, n_days, start, args.canary_test_days)
@@ -180,16 +184,20 @@ def quality(args, device: str) -> str:
             t0 = time.perf_counter()
             market = bench_market(preset, seed, args.n_stocks, n_days, start)
             print(f"{preset} market seed {seed}", flush=True)
-            results.append(
-                market_run(market, pcfg, device, graph_off=preset not in CANARIES, timed=args.timed_row)
+            scores, agreement = market_run(
+                market, pcfg, device, graph_off=preset not in CANARIES, timed=args.timed_row
             )
-            raw = {f"{k[0]} {k[1]}d": v for k, v in results[-1].items()}
+            results.append(scores)
+            agreements.append(agreement)
+            raw = {f"{k[0]} {k[1]}d": v for k, v in scores.items()}
             line = {"preset": preset, "market_seed": seed, "oracle_version": ORACLE_VERSION, "rank_ic_t": raw}
+            line["oracle_agreement"] = agreement
             print(json.dumps(line), flush=True)
             print(f"  {time.perf_counter() - t0:.0f} s", flush=True)
         window = f" (test {pcfg.test_days} days of {n_days}-day markets)" if pcfg is not cfg else ""
         lines += [f"**{preset}**{window}", "", *model_table(results, cfg.horizons)]
         lines += paired_table(results, cfg.horizons)
+        lines += agreement_table(agreements, cfg.horizons)
         print("\n".join(lines), flush=True)
     lines.append(MARK)
     return "\n".join(lines)
@@ -276,6 +284,28 @@ def paired_table(results: list[dict], horizons: list[int]) -> list[str]:
             continue
         cells = [f"{d.mean():+.4f} ± {spread(d):.4f} ({int((d > 0).sum())}/{len(d)})" for d in diffs]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def agreement_table(agreements: list[dict[str, float]], horizons: list[int]) -> list[str]:
+    """Each model's agreement with the oracle (mean daily RankIC against the true h-day expected return;
+    ``report.oracle_agreement``), mean ± s.d. over the markets: its expected share of the oracle's RankIC,
+    free of the realised returns' noise. Empty where no market logged it (or the oracle is constant)."""
+    names = [n for n in MODELS if all(f"{n} {h}d" in a for a in agreements for h in horizons)]
+    if not agreements or not names:
+        return []
+    lines = [
+        "Agreement with the oracle (mean daily RankIC against the true expected return; mean ± s.d. over the "
+        "markets)",
+        "",
+        "| model | " + " | ".join(f"{h}d" for h in horizons) + " |",
+        "|---|" + "---|" * len(horizons),
+    ]
+    for name in names:
+        vals = [np.array([a[f"{name} {h}d"] for a in agreements]) for h in horizons]
+        if all(np.isnan(v).all() for v in vals):
+            continue
+        lines.append(f"| {name} | " + " | ".join(f"{v.mean():.3f} ± {spread(v):.3f}" for v in vals) + " |")
     return [*lines, ""]
 
 

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from bench_model import model_table, paired_table, spread
+from bench_model import agreement_table, model_table, paired_table, spread
 
 
 def market_rows(
@@ -22,11 +22,13 @@ def market_rows(
     preset: str,
     replace: set[int] = frozenset(),
     oracle_versions: dict[int, int] | None = None,
+    agreements: dict[int, dict] | None = None,
 ) -> dict[int, dict]:
     """market seed -> {(model, horizon): (RankIC, t) or, for single_seed, a list of them}. A market logged
     twice must have logged the same figures (a re-run that disagrees is an error, not a choice) unless it is
     in ``replace``: re-measured under newer defaults, the later log's figures stand. ``oracle_versions``, if
-    given, receives each market's ``ORACLE_VERSION`` (0 where the log predates the field)."""
+    given, receives each market's ``ORACLE_VERSION`` (0 where the log predates the field); ``agreements``,
+    each market's agreement with the oracle where its line has one (logged since 2026-12-07)."""
     rows: dict[int, dict] = {}
     versions = oracle_versions if oracle_versions is not None else {}
     for log in logs:
@@ -45,6 +47,8 @@ def market_rows(
                 raise ValueError(f"market {seed} logged twice with different figures ({log})")
             rows[seed] = parsed
             versions[seed] = rec.get("oracle_version", 0)  # 0: logged before versions were recorded (<= 2)
+            if agreements is not None and "oracle_agreement" in rec:
+                agreements[seed] = rec["oracle_agreement"]
     return rows
 
 
@@ -78,7 +82,8 @@ def main() -> None:
     )
     args = ap.parse_args()
     versions: dict[int, int] = {}
-    rows = market_rows(args.logs, args.preset, set(args.replace), versions)
+    agreements: dict[int, dict] = {}
+    rows = market_rows(args.logs, args.preset, set(args.replace), versions, agreements)
     seeds = args.markets or sorted(rows)
     if not seeds:
         raise SystemExit(f"no {args.preset} market row (a JSON line) in {[str(p) for p in args.logs]}")
@@ -102,6 +107,8 @@ def main() -> None:
     print(f"**{args.preset}**, markets {' '.join(map(str, seeds))}\n")
     print("\n".join(model_table(results, horizons) + paired_table(results, horizons)))
     print("\n".join(oracle_shares(seeds, results, horizons[0])))
+    if all(s in agreements for s in seeds):
+        print("\n".join(agreement_table([agreements[s] for s in seeds], horizons)))
 
 
 if __name__ == "__main__":

@@ -100,8 +100,8 @@ def _mlflow_metrics(table: pl.DataFrame) -> dict[str, float]:
     return {
         f"{r['window']}_{m}_{r['horizon']}d_{r['model']}": r[m]
         for r in table.iter_rows(named=True)
-        for m in ("rank_ic", "ic", "ls_sharpe", "jpx_sharpe")
-        if r[m] == r[m]
+        for m in ("rank_ic", "ic", "ls_sharpe", "jpx_sharpe", "oracle_agreement")
+        if r.get(m) is not None and r[m] == r[m]
     }
 
 
@@ -113,6 +113,7 @@ def _report_metadata(result: EvaluationResult, report_path: Path) -> dict:
         "model_rank_ic_primary_window": "test",
         "selection_rank_ic_primary": result.score("selection"),
         "oracle_fraction": fraction if fraction is not None else float("nan"),
+        "oracle_agreement": result.oracle_agreement if result.oracle_agreement is not None else float("nan"),
         "test_days": result.test_days,
         "folds": result.folds,
         "ensemble_seeds": result.ensemble_seeds,

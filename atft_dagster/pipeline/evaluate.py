@@ -15,7 +15,9 @@ from pydantic import Field
 from atft_dagster.evaluation.baselines import BaselineConfig, factor_baselines, learned_baselines
 from atft_dagster.evaluation.report import (
     TABLE_METRICS,
+    agreement_md,
     baseline_choices_md,
+    oracle_agreement,
     paired_md,
     paired_rows,
     plots,
@@ -81,6 +83,15 @@ class EvaluationResult:
     def oracle_fraction(self) -> float | None:
         model, oracle = self.score("test"), self.score("test", ORACLE)
         return model / oracle if model is not None and oracle else None
+
+    @property
+    def oracle_agreement(self) -> float | None:
+        """The model's agreement with the oracle (primary horizon, test window; ``report.oracle_agreement``),
+        None without an oracle."""
+        if "oracle_agreement" not in self.table.columns:
+            return None
+        value = self.score("test", MODEL, "oracle_agreement")
+        return value if value is not None and value == value else None
 
     def summary(self, run_id: str, report: str) -> EvaluationSummary:
         """The typed record of this result (``report``: the Markdown's path relative to the data directory)."""
@@ -229,12 +240,17 @@ def evaluate_run(
     rows, sections, test_tables, test_plots = [], {"test": [], "selection": []}, {}, {}
     for window, frame in windows.items():
         for h in cfg.horizons:
-            reports, daily = score_models(
-                frame, model_columns(h, frame), f"label_{h}d", cfg.min_stocks_per_date, h - 1
-            )
+            columns = model_columns(h, frame)
+            label = f"label_{h}d"
+            reports, daily = score_models(frame, columns, label, cfg.min_stocks_per_date, h - 1)
             table = table_md(reports, h, window)
             if MODEL in daily:
                 table += "\n" + paired_md(paired_rows(daily, MODEL, h - 1), MODEL, h - 1)
+            agreement = {}
+            if ORACLE in columns:
+                others = {n: c for n, c in columns.items() if n != ORACLE}
+                agreement = oracle_agreement(frame, others, label, columns[ORACLE], cfg.min_stocks_per_date)
+                table += "\n" + agreement_md(agreement)
             images = plots(daily, reports, report_dir, h) if window == "test" else []
             sections[window].append(table + "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in images) + "\n")
             if window == "test":
@@ -245,6 +261,7 @@ def evaluate_run(
                     "horizon": h,
                     "model": name,
                     **{m: float(getattr(r, m)) for m in TABLE_METRICS},
+                    "oracle_agreement": agreement.get(name, float("nan")),
                 }
                 for name, r in reports.items()
             ]
@@ -281,7 +298,14 @@ def _header(run_id: str, r: EvaluationResult, described: list[dict]) -> str:
     if oracle:
         out += (
             f"Test window: model RankIC ({r.primary_horizon}d) = {r.score('test'):.4f} = "
-            f"**{r.oracle_fraction:.2f} of the oracle** ({oracle:.4f}).\n\n"
+            f"**{r.oracle_fraction:.2f} of the oracle** ({oracle:.4f})"
+            + (
+                f"; its agreement with the oracle's ranking, the expected share without the realised "
+                f"returns' noise, is **{r.oracle_agreement:.2f}**"
+                if r.oracle_agreement is not None
+                else ""
+            )
+            + ".\n\n"
         )
     return out
 
