@@ -300,8 +300,8 @@ def _header(run_id: str, r: EvaluationResult, described: list[dict]) -> str:
             f"Test window: model RankIC ({r.primary_horizon}d) = {r.score('test'):.4f} = "
             f"**{r.oracle_fraction:.2f} of the oracle** ({oracle:.4f})"
             + (
-                f"; its agreement with the oracle's ranking, the expected share without the realised "
-                f"returns' noise, is **{r.oracle_agreement:.2f}**"
+                f"; its agreement with the oracle's ranking (RankIC against the true expected returns, "
+                f"free of the realised returns' noise) is **{r.oracle_agreement:.2f}**"
                 if r.oracle_agreement is not None
                 else ""
             )
