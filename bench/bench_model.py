@@ -289,8 +289,8 @@ def paired_table(results: list[dict], horizons: list[int]) -> list[str]:
 
 def agreement_table(agreements: list[dict[str, float]], horizons: list[int]) -> list[str]:
     """Each model's agreement with the oracle (mean daily RankIC against the true h-day expected return;
-    ``report.oracle_agreement``), mean ± s.d. over the markets: its expected share of the oracle's RankIC,
-    free of the realised returns' noise. Empty where no market logged it (or the oracle is constant)."""
+    ``report.oracle_agreement``), mean ± s.d. over the markets: how closely it ranks like the truth, free of
+    the realised returns' noise. Empty where no market logged it (or the oracle is constant)."""
     names = [n for n in MODELS if all(f"{n} {h}d" in a for a in agreements for h in horizons)]
     if not agreements or not names:
         return []

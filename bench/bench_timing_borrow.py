@@ -22,7 +22,7 @@ from bench_linear_probe import tuning_market_args
 from bench_skip_timing import add_scores, linear_model, selection_table
 from bench_throughput import market_tables
 
-from atft_dagster.evaluation.baselines import DailyRankIC
+from atft_dagster.evaluation.report import oracle_agreement
 from atft_dagster.graph import GraphConfig, build_stock_graph
 from atft_dagster.market import market_preset
 from atft_dagster.model import TrainingConfig
@@ -75,11 +75,12 @@ def run_market(args, seed: int) -> list[dict]:
         )
         row = {"preset": args.preset, "market_seed": seed, "n_stocks": args.n_stocks, "variant": name}
         row["gate_on"] = sum(stats.gate[t][0][1] > cfg.skip_timing_gate_min_t for t in dates) / len(dates)
-        days = frame["date"].to_numpy()
         for h in cfg.horizons:  # diagnostic: agreement with the expected returns, free of realised noise
-            score = DailyRankIC(days, frame[f"oracle_{h}d"].to_numpy(), cfg.min_stocks_per_date)
-            row[f"vs_oracle_{h}d"] = score(frame[f"pred_{h}d"].to_numpy())
-        rows.append(add_scores(row, frame, days, "selection", cfg))
+            pred = {"pred": f"pred_{h}d"}
+            row[f"vs_oracle_{h}d"] = oracle_agreement(
+                frame, pred, f"label_{h}d", f"oracle_{h}d", cfg.min_stocks_per_date
+            )["pred"]
+        rows.append(add_scores(row, frame, frame["date"].to_numpy(), "selection", cfg))
     return rows
 
 
