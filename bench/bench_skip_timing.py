@@ -29,6 +29,7 @@ from bench_linear_probe import tuning_market_args
 from bench_throughput import market_tables
 
 from atft_dagster.evaluation.baselines import DailyRankIC
+from atft_dagster.evaluation.report import oracle_agreement
 from atft_dagster.graph import GraphConfig, build_stock_graph
 from atft_dagster.market import market_preset
 from atft_dagster.model import TrainingConfig
@@ -87,6 +88,8 @@ VARIANTS |= {
     # the gate per horizon: timing the longer horizons too, each behind its own backtest
     "gate_1d5d": {**GATED, "skip_timing_horizons": [1, 5]},
     "gate_all": {**GATED, "skip_timing_horizons": [1, 5, 10, 20]},
+    # thirty-second sweep: every horizon timed by feature group without the gate, judged by agreement
+    "groups_all_ungated": {**GATED, "skip_timing_horizons": [1, 5, 10, 20], "skip_timing_gate": False},
 }
 
 
@@ -154,6 +157,10 @@ def run_market(args, seed: int) -> list[dict]:
                 h = cfg.horizons[j]
                 row[f"gate_on_{h}d"] = float(np.mean([stats.gate[t][k][1] > min_t for t in window]))
                 row[f"gate_t_last_{h}d"] = stats.gate[window[-1]][k][1]
+        for h in cfg.horizons:  # how closely the variant ranks like the truth (no returns' noise)
+            row[f"agree_{h}d"] = oracle_agreement(
+                frame, {"pred": f"pred_{h}d"}, f"label_{h}d", f"oracle_{h}d", cfg.min_stocks_per_date
+            )["pred"]
         rows.append(add_scores(row, frame, dates, args.window, cfg))
     return rows
 
@@ -194,8 +201,9 @@ def sweep_arguments() -> argparse.Namespace:
     return ap.parse_args()
 
 
-def run_sweep(run_market, names: tuple[str, ...]) -> None:
-    """A sweep script's main: ``run_market(args, seed)`` on every tuning market, then the table of ``names``."""
+def run_sweep(run_market, names: tuple[str, ...]) -> tuple[list[dict], list[int]]:
+    """A sweep script's main: ``run_market(args, seed)`` on every tuning market, then the table of ``names``;
+    returns (the rows, the markets)."""
     args = sweep_arguments()
     print(
         f"# {datetime.now():%Y-%m-%d %H:%M} on {platform.node()}, {torch.get_num_threads()} threads",
@@ -205,6 +213,7 @@ def run_sweep(run_market, names: tuple[str, ...]) -> None:
     seeds = args.market_seeds
     print(f"\n{args.preset}, {args.n_stocks} stocks: selection window, market " + " / ".join(map(str, seeds)))
     selection_table(rows, seeds, names)
+    return rows, seeds
 
 
 def selection_table(rows: list[dict], seeds: list[int], names: list[str] | tuple[str, ...]) -> None:
@@ -216,6 +225,19 @@ def selection_table(rows: list[dict], seeds: list[int], names: list[str] | tuple
         cells = [" / ".join(f"{rs[s][f'selection_{h}d']:.4f}" for s in seeds) for h in (1, 5, 10, 20)]
         mean = " / ".join(f"{rs[s]['selection_mean']:.4f}" for s in seeds)
         print(f"| {name} | " + " | ".join(cells) + f" | **{mean}** |")
+
+
+def agreement_table(rows: list[dict], seeds: list[int], names: list[str] | tuple[str, ...]) -> None:
+    """One markdown row per variant: its agreement with the oracle (``agree_{h}d``) per horizon and the mean
+    over 5-20 days, per market."""
+    print("\nAgreement with the oracle, market " + " / ".join(map(str, seeds)))
+    print("\n| variant | 1d | 5d | 10d | 20d | **5-20d mean** |")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        rs = {r["market_seed"]: r for r in rows if r["variant"] == name}
+        cells = [" / ".join(f"{rs[s][f'agree_{h}d']:.3f}" for s in seeds) for h in (1, 5, 10, 20)]
+        long = [np.mean([rs[s][f"agree_{h}d"] for h in (5, 10, 20)]) for s in seeds]
+        print(f"| {name} | " + " | ".join(cells) + " | **" + " / ".join(f"{x:.3f}" for x in long) + "** |")
 
 
 def main() -> None:
@@ -255,6 +277,7 @@ def main() -> None:
         mean = " / ".join(f"{rs[s][f'{w}_mean']:.4f}" for s in seeds)
         share = " / ".join(f"{rs[s][f'{w}_1d'] / rs[s]['oracle_1d']:.2f}" for s in seeds)
         print(f"| {name} | " + " | ".join(cells) + f" | **{mean}** | {share} |")
+    agreement_table(rows, seeds, args.variants)
 
 
 if __name__ == "__main__":
