@@ -1,0 +1,77 @@
+"""Benchmark: how closely one-line factors rank like the truth, on the tuning markets' selection windows.
+
+Per market and horizon, the agreement with the oracle (``report.oracle_agreement``: mean daily RankIC of
+the factor against the true h-day expected return) of momentum (``ret_20d``), a longer momentum
+(``ret_60d``), short-term reversal (``-ret_1d``) and market beta (``beta_60d``), on the rows of walk-forward
+fold 0's selection window. No fit, no choice: it says which simple priors a model's longer horizons could
+lean on where its own fit points away from the truth (thirty-first sweep). Held-out markets are refused.
+
+Run: ./run shell, then python bench/bench_factor_agreement.py --preset realistic --n-stocks 1000 --market-seeds 11 12 13 14
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+from bench_linear_probe import tuning_market_args
+from bench_throughput import inputs
+
+from atft_dagster.evaluation.report import oracle_agreement
+from atft_dagster.horizons import HORIZONS
+from atft_dagster.market import market_preset
+from atft_dagster.model import TrainingConfig
+from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.train import config_folds
+
+FACTORS = {
+    "momentum": pl.col("ret_20d"),
+    "momentum_60d": pl.col("ret_60d"),
+    "reversal": -pl.col("ret_1d"),
+    "beta": pl.col("beta_60d"),
+}
+
+
+def market_agreement(preset: str, seed: int, n_stocks: int) -> dict[str, float]:
+    """``"<factor> <h>d"`` -> the factor's selection-window agreement with the h-day oracle."""
+    cfg = TrainingConfig()
+    src, reg, feats, graph = inputs(market_preset(preset, seed=seed, n_stocks=n_stocks))
+    data = PanelTensors.for_model(feats, reg, graph, cfg)
+    dates = [data.dates[t] for t in config_folds(data, cfg)[0].selection]
+    frame = feats.filter(pl.col("date").is_in(dates)).select(
+        "date", "code", *[f"target_{h}d" for h in HORIZONS], *[e.alias(n) for n, e in FACTORS.items()]
+    )
+    frame = frame.join(src.oracle(min(dates), max(dates)), on=["date", "code"], how="left")
+    out = {}
+    for h in HORIZONS:
+        cols = {n: n for n in FACTORS}
+        for name, a in oracle_agreement(
+            frame, cols, f"target_{h}d", f"oracle_{h}d", cfg.min_stocks_per_date
+        ).items():
+            out[f"{name} {h}d"] = a
+    return out
+
+
+def main() -> None:
+    args = tuning_market_args("realistic", (11, 12, 13, 14), 1000).parse_args()
+    rows = {}
+    for seed in args.market_seeds:
+        rows[seed] = market_agreement(args.preset, seed, args.n_stocks)
+        line = {"preset": args.preset, "market_seed": seed, "n_stocks": args.n_stocks}
+        print(json.dumps(line | {k: round(v, 4) for k, v in rows[seed].items()}), flush=True)
+    seeds = args.market_seeds
+    print(
+        f"\n{args.preset}, {args.n_stocks} stocks: agreement on the selection window, market "
+        + " / ".join(map(str, seeds))
+    )
+    print("\n| factor | " + " | ".join(f"{h}d" for h in HORIZONS) + " | **5-20d mean** |")
+    print("|---|" + "---|" * (len(HORIZONS) + 1))
+    for name in FACTORS:
+        cells = [" / ".join(f"{rows[s][f'{name} {h}d']:.3f}" for s in seeds) for h in HORIZONS]
+        long = [np.mean([rows[s][f"{name} {h}d"] for h in HORIZONS if h > 1]) for s in seeds]
+        print(f"| {name} | " + " | ".join(cells) + " | **" + " / ".join(f"{x:.3f}" for x in long) + "** |")
+
+
+if __name__ == "__main__":
+    main()
