@@ -36,10 +36,14 @@ from atft_dagster.training.train import config_folds, predict
 BETA = "beta_60d"
 
 
-def residual_by_date(yz: torch.Tensor, b: torch.Tensor, counts: list[int]) -> torch.Tensor:
-    """Per date and column of ``yz``: minus its least-squares projection on the date's centred ``b``."""
+def residual_by_date(
+    yz: torch.Tensor, b: torch.Tensor, counts: list[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(``yz`` less, per date and column, its least-squares projection on the date's centred ``b``; the
+    projections' slopes, (dates, columns), NaN where a date has too few rows)."""
     out, start = yz.clone(), 0
-    for n in counts:
+    slopes = torch.full((len(counts), yz.shape[1]), torch.nan, dtype=yz.dtype)
+    for d, n in enumerate(counts):
         bb = b[start : start + n]
         for j in range(yz.shape[1]):
             y = yz[start : start + n, j]
@@ -49,8 +53,9 @@ def residual_by_date(yz: torch.Tensor, b: torch.Tensor, counts: list[int]) -> to
             x = bb[ok] - bb[ok].mean()
             coef = (x @ (y[ok] - y[ok].mean())) / (x @ x).clamp_min(1e-12)
             out[start : start + n, j][ok] = y[ok] - coef * x
+            slopes[d, j] = coef
         start += n
-    return out
+    return out, slopes
 
 
 def probe(preset: str, seed: int, n_stocks: int) -> list[dict]:
@@ -67,9 +72,19 @@ def probe(preset: str, seed: int, n_stocks: int) -> list[dict]:
         u = torch.cat([p[0] for p in parts])
         counts = [c for p in parts for c in p[2]]
         yz = zscore_by_date(torch.cat([p[1] for p in parts]), counts, cfg.label_clip)
-        return u, {"default": yz, "resid": residual_by_date(yz, u[:, j_beta], counts)}, counts
+        resid, slopes = residual_by_date(yz, u[:, j_beta], counts)
+        return u, {"default": yz, "resid": resid}, counts, slopes
 
-    (u, ys, _), (uv, yv, cv) = rows(split.train), rows(split.val)
+    (u, ys, _, slopes), (uv, yv, cv, _) = rows(split.train), rows(split.val)
+    # what the train window's labels say about beta: the mean per-date slope on the beta input (the truth's
+    # is positive: the preset prices beta), and the t of the window's mean daily market return
+    train_days = [data.dates[t] for t in split.train]
+    mkt = feats.filter(pl.col("date").is_in(train_days)).group_by("date").agg(pl.col("mkt_ret_1d").first())
+    m = mkt["mkt_ret_1d"].drop_nulls().to_numpy()
+    window = {"train_market_t": float(m.mean() / m.std(ddof=1) * np.sqrt(len(m)))}
+    for j, h in enumerate(cfg.horizons):
+        window[f"train_beta_slope_{h}d"] = float(np.nanmean(slopes[:, j].numpy()))
+    print(json.dumps({"market_seed": seed} | {k: round(v, 4) for k, v in window.items()}), flush=True)
     eye = torch.eye(u.shape[1], dtype=torch.float64)
     sel_dates = [data.dates[t] for t in split.selection]
     truth = src.oracle(min(sel_dates), max(sel_dates)).join(
@@ -98,7 +113,7 @@ def probe(preset: str, seed: int, n_stocks: int) -> list[dict]:
             weight[j] = fits[chosen[f"{h}d"]]
         set_skip(model, weight)
         frame = predict(model, data, split.selection, cfg.batch_dates).join(truth, on=["date", "code"])
-        row = {"preset": preset, "market_seed": seed, "variant": variant, "penalty": chosen}
+        row = {"preset": preset, "market_seed": seed, "variant": variant, "penalty": chosen} | window
         for h in cfg.horizons:
             col = {"p": f"pred_{h}d"}
             row[f"agree_{h}d"] = oracle_agreement(frame, col, f"label_{h}d", f"oracle_{h}d", 20)["p"]
