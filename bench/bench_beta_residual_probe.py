@@ -116,10 +116,12 @@ def probe(preset: str, seed: int, n_stocks: int) -> list[dict]:
         row = {"preset": preset, "market_seed": seed, "variant": variant, "penalty": chosen} | window
         for h in cfg.horizons:
             col = {"p": f"pred_{h}d"}
-            row[f"agree_{h}d"] = oracle_agreement(frame, col, f"label_{h}d", f"oracle_{h}d", 20)["p"]
-            row[f"agree_resid_{h}d"] = oracle_agreement(frame, col, f"label_{h}d", f"resid_oracle_{h}d", 20)[
-                "p"
-            ]
+            row[f"agree_{h}d"] = oracle_agreement(
+                frame, col, f"label_{h}d", f"oracle_{h}d", cfg.min_stocks_per_date
+            )["p"]
+            row[f"agree_resid_{h}d"] = oracle_agreement(
+                frame, col, f"label_{h}d", f"resid_oracle_{h}d", cfg.min_stocks_per_date
+            )["p"]
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
         out.append(row)
     return out

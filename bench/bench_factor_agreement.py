@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import polars as pl
 from bench_linear_probe import tuning_market_args
+from bench_skip_timing import agreement_table
 from bench_throughput import inputs
 
 from atft_dagster.evaluation.report import oracle_agreement
@@ -65,12 +65,12 @@ def main() -> None:
         f"\n{args.preset}, {args.n_stocks} stocks: agreement on the selection window, market "
         + " / ".join(map(str, seeds))
     )
-    print("\n| factor | " + " | ".join(f"{h}d" for h in HORIZONS) + " | **5-20d mean** |")
-    print("|---|" + "---|" * (len(HORIZONS) + 1))
-    for name in FACTORS:
-        cells = [" / ".join(f"{rows[s][f'{name} {h}d']:.3f}" for s in seeds) for h in HORIZONS]
-        long = [np.mean([rows[s][f"{name} {h}d"] for h in HORIZONS if h > 1]) for s in seeds]
-        print(f"| {name} | " + " | ".join(cells) + " | **" + " / ".join(f"{x:.3f}" for x in long) + "** |")
+    table_rows = [
+        {"market_seed": s, "variant": name} | {f"agree_{h}d": rows[s][f"{name} {h}d"] for h in HORIZONS}
+        for s in seeds
+        for name in FACTORS
+    ]
+    agreement_table(table_rows, seeds, tuple(FACTORS))
 
 
 if __name__ == "__main__":
