@@ -10,7 +10,13 @@ Scored on the selection window: agreement with the oracle (``agree``) and with t
 per-date projection on ``beta_60d`` (``agree_resid``: the part of the truth that is not beta). Exploratory:
 it decides nothing; a lever built on it must pass a pre-registered sweep.
 
-Run: ./run shell, then python bench/bench_beta_residual_probe.py --preset realistic --n-stocks 1000 --market-seeds 11 12 13 14
+``--premium`` adds the thirty-fourth sweep's variants (docs/benchmarks.md): the ``resid`` fit plus the beta
+premium estimated apart, ``b_t,h * (u_beta - date mean)``, where ``b_t,h`` is the mean per-date slope of the
+z-scored h-day label on the beta input over every usable date s with s + h <= t (point-in-time: labels known
+at t), shrunk by its Newey-West t as ``b t^2 / (1 + t^2)`` (``premium``), unshrunk (``premium_raw``), or the
+train window's mean slope, fixed (``premium_train``: the decomposition without the longer history).
+
+Run: ./run shell, then python bench/bench_beta_residual_probe.py --preset realistic --n-stocks 1000 --market-seeds 11 12 13 14 [--premium]
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import torch
 from bench_linear_probe import tuning_market_args
 from bench_throughput import inputs
 
+from atft_dagster.evaluation.metrics import newey_west_t
 from atft_dagster.evaluation.report import oracle_agreement
 from atft_dagster.market import market_preset
 from atft_dagster.model import TrainingConfig
@@ -58,7 +65,36 @@ def residual_by_date(
     return out, slopes
 
 
-def probe(preset: str, seed: int, n_stocks: int) -> list[dict]:
+def premium_estimate(slopes: np.ndarray, dates: np.ndarray, t: int, h: int, mode: str) -> float:
+    """``b_t,h``: the mean of the per-date beta slopes of horizon h over the dates whose h-day label is known
+    at t (``dates`` + h <= t); ``shrunk`` multiplies it by t^2 / (1 + t^2), t its Newey-West t (lag h - 1)."""
+    x = slopes[dates + h <= t]
+    x = x[np.isfinite(x)]
+    if len(x) < 2:
+        return 0.0
+    b = float(x.mean())
+    if mode == "raw":
+        return b
+    t_stat = newey_west_t(x, h - 1)
+    return b * t_stat**2 / (1.0 + t_stat**2) if np.isfinite(t_stat) else 0.0
+
+
+def with_premium(
+    frame: pl.DataFrame, beta_rows: np.ndarray, row_dates: np.ndarray, horizons: list[int], coef
+) -> pl.DataFrame:
+    """``frame`` (rows in ``beta_rows``' order) with ``coef(t, h) * (u_beta - date mean)`` added to each
+    ``pred_{h}d``; ``row_dates`` holds each row's date index."""
+    days, where = np.unique(row_dates, return_inverse=True)
+    centred = beta_rows - (np.bincount(where, beta_rows) / np.bincount(where))[where]
+    cols = []
+    for h in horizons:
+        b = dict(zip(days.tolist(), (coef(int(t), h) for t in days), strict=True))
+        add = np.array([b[t] for t in row_dates.tolist()]) * centred
+        cols.append((pl.col(f"pred_{h}d") + pl.Series(add)).alias(f"pred_{h}d"))
+    return frame.with_columns(cols)
+
+
+def probe(preset: str, seed: int, n_stocks: int, premium: bool = False) -> list[dict]:
     cfg = TrainingConfig()
     src, reg, feats, graph = inputs(market_preset(preset, seed=seed, n_stocks=n_stocks))
     data = PanelTensors.for_model(feats, reg, graph, cfg)
@@ -95,6 +131,28 @@ def probe(preset: str, seed: int, n_stocks: int) -> list[dict]:
         bc, oc = b - b.mean().over("date"), o - o.mean().over("date")
         slope = (bc * oc).sum().over("date") / (bc * bc).sum().over("date")
         truth = truth.with_columns((oc - slope * bc).alias(f"resid_oracle_{h}d"))
+    if premium:  # the per-date beta slopes over every usable date up to the selection window's end
+        hist = np.array([t for t in data.usable_dates(cfg.min_stocks_per_date) if t <= max(split.selection)])
+        hist_slopes = torch.cat(
+            [
+                residual_by_date(zscore_by_date(y, c, cfg.label_clip), uu[:, j_beta], c)[1]
+                for uu, y, c in skip_batches(model, data, hist.tolist(), cfg.batch_dates)
+            ]
+        ).numpy()
+        sel = list(skip_batches(model, data, split.selection, cfg.batch_dates))
+        sel_beta = torch.cat([p[0][:, j_beta] for p in sel]).numpy()
+        sel_y = torch.cat([p[1] for p in sel]).numpy()
+        sel_dates = np.repeat(np.array(split.selection), [n for p in sel for n in p[2]])
+        train_slope = np.nanmean(slopes.numpy(), axis=0)
+        coefs = {
+            "premium": lambda t, h: premium_estimate(
+                hist_slopes[:, cfg.horizons.index(h)], hist, t, h, "shrunk"
+            ),
+            "premium_raw": lambda t, h: premium_estimate(
+                hist_slopes[:, cfg.horizons.index(h)], hist, t, h, "raw"
+            ),
+            "premium_train": lambda t, h: float(train_slope[cfg.horizons.index(h)]),
+        }
     out = []
     for variant, y in ys.items():
         weight = torch.zeros(len(cfg.horizons), u.shape[1], dtype=torch.float64)
@@ -112,24 +170,40 @@ def probe(preset: str, seed: int, n_stocks: int) -> list[dict]:
             chosen[f"{h}d"] = max(val, key=val.get)
             weight[j] = fits[chosen[f"{h}d"]]
         set_skip(model, weight)
-        frame = predict(model, data, split.selection, cfg.batch_dates).join(truth, on=["date", "code"])
-        row = {"preset": preset, "market_seed": seed, "variant": variant, "penalty": chosen} | window
-        for h in cfg.horizons:
-            col = {"p": f"pred_{h}d"}
-            row[f"agree_{h}d"] = oracle_agreement(
-                frame, col, f"label_{h}d", f"oracle_{h}d", cfg.min_stocks_per_date
-            )["p"]
-            row[f"agree_resid_{h}d"] = oracle_agreement(
-                frame, col, f"label_{h}d", f"resid_oracle_{h}d", cfg.min_stocks_per_date
-            )["p"]
-        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
-        out.append(row)
+        base = predict(model, data, split.selection, cfg.batch_dates)
+        frames = {variant: base}
+        if premium and variant == "resid":
+            labels = base.select([f"label_{h}d" for h in cfg.horizons]).to_numpy()
+            if not np.allclose(labels, sel_y, equal_nan=True):
+                raise RuntimeError("predict's rows are not in skip_batches' order")
+            for name, coef in coefs.items():
+                frames[name] = with_premium(base, sel_beta, sel_dates, cfg.horizons, coef)
+        for name, frame in frames.items():
+            frame = frame.join(truth, on=["date", "code"])
+            row = {"preset": preset, "market_seed": seed, "variant": name, "penalty": chosen} | window
+            if name.startswith("premium"):
+                row |= {f"premium_first_{h}d": coefs[name](int(sel_dates[0]), h) for h in cfg.horizons}
+            for h in cfg.horizons:
+                col = {"p": f"pred_{h}d"}
+                row[f"agree_{h}d"] = oracle_agreement(
+                    frame, col, f"label_{h}d", f"oracle_{h}d", cfg.min_stocks_per_date
+                )["p"]
+                row[f"agree_resid_{h}d"] = oracle_agreement(
+                    frame, col, f"label_{h}d", f"resid_oracle_{h}d", cfg.min_stocks_per_date
+                )["p"]
+            print(
+                json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}),
+                flush=True,
+            )
+            out.append(row)
     return out
 
 
 def main() -> None:
-    args = tuning_market_args("realistic", (11, 12, 13, 14), 1000).parse_args()
-    rows = [r for seed in args.market_seeds for r in probe(args.preset, seed, args.n_stocks)]
+    parser = tuning_market_args("realistic", (11, 12, 13, 14), 1000)
+    parser.add_argument("--premium", action="store_true", help="add the thirty-fourth sweep's variants")
+    args = parser.parse_args()
+    rows = [r for seed in args.market_seeds for r in probe(args.preset, seed, args.n_stocks, args.premium)]
     seeds = args.market_seeds
     print(
         "\n| variant | agreement 5 / 10 / 20 d (mean), market "
@@ -137,12 +211,28 @@ def main() -> None:
         + " | with the non-beta truth |"
     )
     print("|---|---|---|")
-    for v in ("default", "resid"):
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    for v in variants:
         rs = {r["market_seed"]: r for r in rows if r["variant"] == v}
         a = [np.mean([rs[s][f"agree_{h}d"] for h in (5, 10, 20)]) for s in seeds]
         b = [np.mean([rs[s][f"agree_resid_{h}d"] for h in (5, 10, 20)]) for s in seeds]
         print(
             f"| {v} | " + " / ".join(f"{x:.3f}" for x in a) + " | " + " / ".join(f"{x:.3f}" for x in b) + " |"
+        )
+    base = {r["market_seed"]: r for r in rows if r["variant"] == "default"}
+    print(
+        "\n| change from default | L = 5-20 d mean, per market (mean) | 1 d, per market (mean) |\n|---|---|---|"
+    )
+    for v in variants[1:]:
+        rs = {r["market_seed"]: r for r in rows if r["variant"] == v}
+        dl = [np.mean([rs[s][f"agree_{h}d"] - base[s][f"agree_{h}d"] for h in (5, 10, 20)]) for s in seeds]
+        d1 = [rs[s]["agree_1d"] - base[s]["agree_1d"] for s in seeds]
+        print(
+            f"| {v} | "
+            + " / ".join(f"{x:+.3f}" for x in dl)
+            + f" ({np.mean(dl):+.3f}) | "
+            + " / ".join(f"{x:+.3f}" for x in d1)
+            + f" ({np.mean(d1):+.3f}) |"
         )
 
 
