@@ -65,6 +65,33 @@ def residual_by_date(
     return out, slopes
 
 
+def ridge_start(
+    u: torch.Tensor,
+    y: torch.Tensor,
+    uv: torch.Tensor,
+    yv: torch.Tensor,
+    cv: list[int],
+    cfg: TrainingConfig,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The ridge start on train rows (u, z-scored labels y), one solve per horizon and penalty of
+    ``skip_ridge_penalties`` (per row), each horizon's penalty chosen by the validation rows' (uv, yv; ``cv``
+    rows per date) mean daily RankIC: ((H, d) weights, {horizon: penalty})."""
+    eye = torch.eye(u.shape[1], dtype=torch.float64)
+    weight = torch.zeros(len(cfg.horizons), u.shape[1], dtype=torch.float64)
+    chosen = {}
+    for j, h in enumerate(cfg.horizons):
+        ok = torch.isfinite(y[:, j])
+        gram, cross, n = u[ok].T @ u[ok], u[ok].T @ y[ok, j], int(ok.sum())
+        fits = {p: torch.linalg.solve(gram + n * p * eye, cross) for p in cfg.skip_ridge_penalties}
+        val = {
+            p: float(daily_ic_device(uv @ w, yv[:, j], cv, cfg.min_stocks_per_date, True).nanmean())
+            for p, w in fits.items()
+        }
+        chosen[f"{h}d"] = max(val, key=val.get)
+        weight[j] = fits[chosen[f"{h}d"]]
+    return weight, chosen
+
+
 def premium_estimate(slopes: np.ndarray, dates: np.ndarray, t: int, h: int, mode: str) -> float:
     """``b_t,h``: the mean of the per-date beta slopes of horizon h over the dates whose h-day label is known
     at t (``dates`` + h <= t); ``shrunk`` multiplies it by t^2 / (1 + t^2), t its Newey-West t (lag h - 1)."""
@@ -94,13 +121,20 @@ def with_premium(
     return frame.with_columns(cols)
 
 
-def probe(preset: str, seed: int, n_stocks: int, premium: bool = False) -> list[dict]:
+def linear_setup(preset: str, seed: int, n_stocks: int):
+    """(config, source, features, panel tensors, fold 0, the model without its deep path: the ridge start's
+    frame) of a tuning market."""
     cfg = TrainingConfig()
     src, reg, feats, graph = inputs(market_preset(preset, seed=seed, n_stocks=n_stocks))
     data = PanelTensors.for_model(feats, reg, graph, cfg)
     split = config_folds(data, cfg)[0]
     model = ATFTGATFAN(data.n_features, cfg.model_copy(update=NO_DEEP_PATH))
     zero_deep_head(model)
+    return cfg, src, feats, data, split, model
+
+
+def probe(preset: str, seed: int, n_stocks: int, premium: bool = False) -> list[dict]:
+    cfg, src, feats, data, split, model = linear_setup(preset, seed, n_stocks)
     j_beta = data.names.index(BETA)
 
     def rows(dates: list[int]):
@@ -121,7 +155,6 @@ def probe(preset: str, seed: int, n_stocks: int, premium: bool = False) -> list[
     for j, h in enumerate(cfg.horizons):
         window[f"train_beta_slope_{h}d"] = float(np.nanmean(slopes[:, j].numpy()))
     print(json.dumps({"market_seed": seed} | {k: round(v, 4) for k, v in window.items()}), flush=True)
-    eye = torch.eye(u.shape[1], dtype=torch.float64)
     sel_dates = [data.dates[t] for t in split.selection]
     truth = src.oracle(min(sel_dates), max(sel_dates)).join(
         feats.select("date", "code", BETA), on=["date", "code"], how="left"
@@ -155,20 +188,7 @@ def probe(preset: str, seed: int, n_stocks: int, premium: bool = False) -> list[
         }
     out = []
     for variant, y in ys.items():
-        weight = torch.zeros(len(cfg.horizons), u.shape[1], dtype=torch.float64)
-        chosen = {}
-        for j, h in enumerate(cfg.horizons):
-            ok = torch.isfinite(y[:, j])
-            gram, cross, n = u[ok].T @ u[ok], u[ok].T @ y[ok, j], int(ok.sum())
-            fits = {p: torch.linalg.solve(gram + n * p * eye, cross) for p in cfg.skip_ridge_penalties}
-            val = {
-                p: float(
-                    daily_ic_device(uv @ w, yv[variant][:, j], cv, cfg.min_stocks_per_date, True).nanmean()
-                )
-                for p, w in fits.items()
-            }
-            chosen[f"{h}d"] = max(val, key=val.get)
-            weight[j] = fits[chosen[f"{h}d"]]
+        weight, chosen = ridge_start(u, y, uv, yv[variant], cv, cfg)
         set_skip(model, weight)
         base = predict(model, data, split.selection, cfg.batch_dates)
         frames = {variant: base}
@@ -199,40 +219,49 @@ def probe(preset: str, seed: int, n_stocks: int, premium: bool = False) -> list[
     return out
 
 
+def by_variant(rows: list[dict]) -> dict[str, dict[int, dict]]:
+    """{variant: {market seed: row}}, variants in their first row's order."""
+    out: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        out.setdefault(r["variant"], {})[r["market_seed"]] = r
+    return out
+
+
+def mean_change(rs: dict, base: dict, seeds: list[int], hs, prefix: str = "agree") -> list[float]:
+    """Per market of ``seeds``: the mean over horizons ``hs`` of ``rs`` less ``base`` in ``{prefix}_{h}d``."""
+    return [float(np.mean([rs[s][f"{prefix}_{h}d"] - base[s][f"{prefix}_{h}d"] for h in hs])) for s in seeds]
+
+
+def signed(xs: list[float]) -> str:
+    """Per-market changes, then their mean in brackets."""
+    return " / ".join(f"{x:+.3f}" for x in xs) + f" ({np.mean(xs):+.3f})"
+
+
 def main() -> None:
     parser = tuning_market_args("realistic", (11, 12, 13, 14), 1000)
     parser.add_argument("--premium", action="store_true", help="add the thirty-fourth sweep's variants")
     args = parser.parse_args()
     rows = [r for seed in args.market_seeds for r in probe(args.preset, seed, args.n_stocks, args.premium)]
-    seeds = args.market_seeds
+    seeds, variants = args.market_seeds, by_variant(rows)
     print(
         "\n| variant | agreement 5 / 10 / 20 d (mean), market "
         + " / ".join(map(str, seeds))
         + " | with the non-beta truth |"
     )
     print("|---|---|---|")
-    variants = list(dict.fromkeys(r["variant"] for r in rows))
-    for v in variants:
-        rs = {r["market_seed"]: r for r in rows if r["variant"] == v}
+    for v, rs in variants.items():
         a = [np.mean([rs[s][f"agree_{h}d"] for h in (5, 10, 20)]) for s in seeds]
         b = [np.mean([rs[s][f"agree_resid_{h}d"] for h in (5, 10, 20)]) for s in seeds]
         print(
             f"| {v} | " + " / ".join(f"{x:.3f}" for x in a) + " | " + " / ".join(f"{x:.3f}" for x in b) + " |"
         )
-    base = {r["market_seed"]: r for r in rows if r["variant"] == "default"}
+    base = variants["default"]
     print(
         "\n| change from default | L = 5-20 d mean, per market (mean) | 1 d, per market (mean) |\n|---|---|---|"
     )
-    for v in variants[1:]:
-        rs = {r["market_seed"]: r for r in rows if r["variant"] == v}
-        dl = [np.mean([rs[s][f"agree_{h}d"] - base[s][f"agree_{h}d"] for h in (5, 10, 20)]) for s in seeds]
-        d1 = [rs[s]["agree_1d"] - base[s]["agree_1d"] for s in seeds]
+    for v, rs in list(variants.items())[1:]:
         print(
-            f"| {v} | "
-            + " / ".join(f"{x:+.3f}" for x in dl)
-            + f" ({np.mean(dl):+.3f}) | "
-            + " / ".join(f"{x:+.3f}" for x in d1)
-            + f" ({np.mean(d1):+.3f}) |"
+            f"| {v} | {signed(mean_change(rs, base, seeds, (5, 10, 20)))} | {signed(mean_change(rs, base, seeds, (1,)))} |"
         )
 
 
