@@ -225,6 +225,33 @@ def test_paired_rows_difference_the_models_day_by_day_on_common_days():
     assert "(lag 4)" in text and f"| far | {far['rank_ic_difference']:+.4f} |" in text
 
 
+def test_state_rows_split_each_models_days_into_turbulent_and_other():
+    from datetime import date, timedelta
+
+    from atft_dagster.evaluation.report import STATE_COLUMN, state_md, state_rows, turbulent_dates
+
+    days = [date(2024, 1, 1) + timedelta(days=i) for i in range(40)]
+    hot = [i % 4 == 0 for i in range(40)]  # ten turbulent days
+    features = pl.DataFrame(
+        {"date": days * 2, "code": ["A"] * 40 + ["B"] * 40, STATE_COLUMN: [float(h) for h in hot] * 2}
+    )
+    turbulent = turbulent_dates(features)
+    assert turbulent == {d for d, h in zip(days, hot, strict=True) if h}
+    assert turbulent_dates(features.drop(STATE_COLUMN)) is None
+    # a model that ranks well in calm days and against the truth in turbulent ones
+    ric = [-0.05 if h else 0.08 for h in hot]
+    daily = {
+        "m": pl.DataFrame({"date": days, "rank_ic": ric}),
+        "none": pl.DataFrame({"date": days[1:4], "rank_ic": [0.1] * 3}),
+    }
+    rows = {r["model"]: r for r in state_rows(daily, turbulent)}
+    assert rows["m"]["turbulent_rank_ic"] == pytest.approx(-0.05) and rows["m"]["turbulent_days"] == 10
+    assert rows["m"]["other_rank_ic"] == pytest.approx(0.08) and rows["m"]["other_days"] == 30
+    assert rows["none"]["turbulent_days"] == 0 and np.isnan(rows["none"]["turbulent_rank_ic"])
+    text = state_md(list(rows.values()))
+    assert "| m | -0.0500 (10 d) | 0.0800 (30 d) |" in text and "| none | – (0 d) | 0.1000 (3 d) |" in text
+
+
 def test_report_warns_when_a_window_holds_too_few_independent_labels():
     """120 days of 20-day labels hold 6 non-overlapping ones: the report must say its t is unreliable."""
     from datetime import date, timedelta

@@ -81,6 +81,8 @@ def test_evaluation_report_scores_all_models_on_the_same_days(retrained):
     assert "Test window (all folds pooled; reported only" in text and "Newey-West" in text
     assert "Horizon 20d — selection window" in text and "jpx_side" in text
     assert text.count("`atft_gat_fan` minus each model, day by day") == 8  # 4 horizons x 2 windows
+    assert text.count("By market state: mean daily RankIC on turbulent days") == 8
+    assert "| atft_gat_fan | " in text.split("By market state")[1]
     assert "| momentum | " in text.split("minus each model")[1] and "(lag 19)" in text
     assert (
         "what the selection window chose" in text

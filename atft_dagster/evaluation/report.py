@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,54 @@ def paired_md(rows: list[dict], model: str, nw_lag: int) -> str:
             f"| {r['versus']} | {r['rank_ic_difference']:+.4f} | {r['t']:.2f} | {r['days_ahead']} / {r['days']} |"
             for r in rows
         )
+        + "\n"
+    )
+
+
+# 1 on a day whose market 20-day volatility exceeds 1.2 x its 60-day one, known at that day's close
+# (features/definitions.py): the report's split into turbulent and other days
+STATE_COLUMN = "mkt_regime_high_vol"
+
+
+def turbulent_dates(features: pl.DataFrame) -> set[date] | None:
+    """The dates whose ``STATE_COLUMN`` is 1; None where the features lack it."""
+    if STATE_COLUMN not in features.columns:
+        return None
+    return set(features.filter(pl.col(STATE_COLUMN) == 1)["date"].unique().to_list())
+
+
+def state_rows(daily: dict[str, pl.DataFrame], turbulent: set[date]) -> list[dict]:
+    """Per model: the mean daily RankIC on the ``turbulent`` dates and on the others, with their days."""
+    out = []
+    for name, d in daily.items():
+        hot = d["date"].is_in(list(turbulent))
+        parts = {"turbulent": d.filter(hot)["rank_ic"], "other": d.filter(~hot)["rank_ic"]}
+        row = {"model": name}
+        for key, ric in parts.items():
+            x = ric.drop_nulls().to_numpy()
+            x = x[np.isfinite(x)]
+            row[f"{key}_rank_ic"] = float(x.mean()) if len(x) else float("nan")
+            row[f"{key}_days"] = len(x)
+        out.append(row)
+    return out
+
+
+def state_md(rows: list[dict]) -> str:
+    """The :func:`state_rows` table."""
+    head = (
+        "By market state: mean daily RankIC on turbulent days (the market's 20-day volatility above 1.2 times "
+        f"its 60-day one, `{STATE_COLUMN}`, known at each day's close) and on the others. Momentum-like "
+        "rankings are known to fail while markets are turbulent; a model whose edge lives in calm days "
+        "shows it here.\n\n| model | turbulent days | other days |\n|---|---|---|\n"
+    )
+
+    def cell(r: dict, key: str) -> str:
+        v = r[f"{key}_rank_ic"]
+        return f"{v:.4f} ({r[f'{key}_days']} d)" if v == v else f"– ({r[f'{key}_days']} d)"
+
+    return (
+        head
+        + "\n".join(f"| {r['model']} | {cell(r, 'turbulent')} | {cell(r, 'other')} |" for r in rows)
         + "\n"
     )
 

@@ -22,7 +22,10 @@ from atft_dagster.evaluation.report import (
     paired_rows,
     plots,
     score_models,
+    state_md,
+    state_rows,
     table_md,
+    turbulent_dates,
 )
 from atft_dagster.evaluation.selection import TrainedFold
 from atft_dagster.features.registry import FeatureRegistry
@@ -237,6 +240,7 @@ def evaluate_run(
         truth = oracle(frame["date"].min(), frame["date"].max())
         if truth is not None:
             windows[name] = frame.join(truth, on=["date", "code"], how="left")
+    turbulent = turbulent_dates(features)
     rows, sections, test_tables, test_plots = [], {"test": [], "selection": []}, {}, {}
     for window, frame in windows.items():
         for h in cfg.horizons:
@@ -251,6 +255,8 @@ def evaluate_run(
                 others = {n: c for n, c in columns.items() if n != ORACLE}
                 agreement = oracle_agreement(frame, others, label, columns[ORACLE], cfg.min_stocks_per_date)
                 table += "\n" + agreement_md(agreement)
+            if turbulent is not None:
+                table += "\n" + state_md(state_rows(daily, turbulent))
             images = plots(daily, reports, report_dir, h) if window == "test" else []
             sections[window].append(table + "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in images) + "\n")
             if window == "test":
