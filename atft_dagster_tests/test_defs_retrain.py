@@ -83,6 +83,12 @@ def test_evaluation_report_scores_all_models_on_the_same_days(retrained):
     assert text.count("`atft_gat_fan` minus each model, day by day") == 8  # 4 horizons x 2 windows
     assert text.count("By market state: mean daily RankIC on turbulent days") == 8
     assert "| atft_gat_fan | " in text.split("By market state")[1]
+    split = prim.filter(pl.col("model") == "atft_gat_fan")
+    hot, calm = split["turbulent_rank_ic"][0], split["other_rank_ic"][0]
+    assert (
+        calm == calm and f"{calm:.4f} (" in text.split("By market state")[1]
+    )  # the cell is the column's value
+    assert hot != hot or -1 <= hot <= 1  # NaN only where the test window held no turbulent day
     assert "| momentum | " in text.split("minus each model")[1] and "(lag 19)" in text
     assert (
         "what the selection window chose" in text

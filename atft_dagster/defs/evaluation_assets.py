@@ -100,7 +100,15 @@ def _mlflow_metrics(table: pl.DataFrame) -> dict[str, float]:
     return {
         f"{r['window']}_{m}_{r['horizon']}d_{r['model']}": r[m]
         for r in table.iter_rows(named=True)
-        for m in ("rank_ic", "ic", "ls_sharpe", "jpx_sharpe", "oracle_agreement")
+        for m in (
+            "rank_ic",
+            "ic",
+            "ls_sharpe",
+            "jpx_sharpe",
+            "oracle_agreement",
+            "turbulent_rank_ic",
+            "other_rank_ic",
+        )
         if r.get(m) is not None and r[m] == r[m]
     }
 

@@ -255,8 +255,11 @@ def evaluate_run(
                 others = {n: c for n, c in columns.items() if n != ORACLE}
                 agreement = oracle_agreement(frame, others, label, columns[ORACLE], cfg.min_stocks_per_date)
                 table += "\n" + agreement_md(agreement)
+            by_state = {}
             if turbulent is not None:
-                table += "\n" + state_md(state_rows(daily, turbulent))
+                split_rows = state_rows(daily, turbulent)
+                table += "\n" + state_md(split_rows)
+                by_state = {r["model"]: r for r in split_rows}
             images = plots(daily, reports, report_dir, h) if window == "test" else []
             sections[window].append(table + "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in images) + "\n")
             if window == "test":
@@ -268,6 +271,10 @@ def evaluate_run(
                     "model": name,
                     **{m: float(getattr(r, m)) for m in TABLE_METRICS},
                     "oracle_agreement": agreement.get(name, float("nan")),
+                    **{
+                        k: by_state.get(name, {}).get(k, float("nan"))
+                        for k in ("turbulent_rank_ic", "other_rank_ic")
+                    },
                 }
                 for name, r in reports.items()
             ]
