@@ -121,11 +121,11 @@ def with_premium(
     return frame.with_columns(cols)
 
 
-def linear_setup(preset: str, seed: int, n_stocks: int):
+def linear_setup(preset: str, seed: int, n_stocks: int, **market):
     """(config, source, features, panel tensors, fold 0, the model without its deep path: the ridge start's
-    frame) of a tuning market."""
+    frame) of a tuning market; ``market`` overrides further market fields (``n_days``)."""
     cfg = TrainingConfig()
-    src, reg, feats, graph = inputs(market_preset(preset, seed=seed, n_stocks=n_stocks))
+    src, reg, feats, graph = inputs(market_preset(preset, seed=seed, n_stocks=n_stocks, **market))
     data = PanelTensors.for_model(feats, reg, graph, cfg)
     split = config_folds(data, cfg)[0]
     model = ATFTGATFAN(data.n_features, cfg.model_copy(update=NO_DEEP_PATH))
