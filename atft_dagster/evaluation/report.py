@@ -175,9 +175,9 @@ def turbulent_dates(features: pl.DataFrame) -> set[date] | None:
 
 def state_rows(daily: dict[str, pl.DataFrame], turbulent: set[date]) -> list[dict]:
     """Per model: the mean daily RankIC on the ``turbulent`` dates and on the others, with their days."""
-    out = []
+    out, hot_days = [], pl.Series(sorted(turbulent), dtype=pl.Date)
     for name, d in daily.items():
-        hot = d["date"].is_in(list(turbulent))
+        hot = d["date"].is_in(hot_days)
         parts = {"turbulent": d.filter(hot)["rank_ic"], "other": d.filter(~hot)["rank_ic"]}
         row = {"model": name}
         for key, ric in parts.items():
