@@ -121,6 +121,14 @@ def with_premium(
     return frame.with_columns(cols)
 
 
+def zscored_rows(model, data: PanelTensors, dates: list[int], cfg: TrainingConfig):
+    """The ``dates``' skip inputs u (n, d), their labels z-scored per date and clipped, and rows per date."""
+    parts = list(skip_batches(model, data, dates, cfg.batch_dates))
+    counts = [c for p in parts for c in p[2]]
+    u = torch.cat([p[0] for p in parts])
+    return u, zscore_by_date(torch.cat([p[1] for p in parts]), counts, cfg.label_clip), counts
+
+
 def linear_setup(preset: str, seed: int, n_stocks: int, **market):
     """(config, source, features, panel tensors, fold 0, the model without its deep path: the ridge start's
     frame) of a tuning market; ``market`` overrides further market fields (``n_days``)."""

@@ -20,13 +20,12 @@ from datetime import date
 
 import numpy as np
 import polars as pl
-import torch
-from bench_beta_residual_probe import linear_setup, ridge_start
+from bench_beta_residual_probe import linear_setup, ridge_start, zscored_rows
 from bench_learning_curve import LONG_START
 from bench_linear_probe import tuning_market_args
 
 from atft_dagster.evaluation.report import oracle_agreement
-from atft_dagster.training.skip_init import set_skip, skip_batches, zscore_by_date
+from atft_dagster.training.skip_init import set_skip
 from atft_dagster.training.train import predict
 
 FACTORS = {"momentum": pl.col("ret_20d"), "beta": pl.col("beta_60d")}
@@ -40,25 +39,16 @@ def probe(
     early = {"start": start or LONG_START} if n_days > 1000 else {}
     cfg, src, feats, data, split, model = linear_setup(preset, seed, n_stocks, n_days=n_days, **early)
 
-    def rows(dates: list[int]):
-        parts = list(skip_batches(model, data, dates, cfg.batch_dates))
-        counts = [c for p in parts for c in p[2]]
-        return (
-            torch.cat([p[0] for p in parts]),
-            zscore_by_date(torch.cat([p[1] for p in parts]), counts, cfg.label_clip),
-            counts,
-        )
-
     sel_days = [data.dates[t] for t in split.selection]
     truth = src.oracle(min(sel_days), max(sel_days)).join(
         feats.select("date", "code", *[e.alias(n) for n, e in FACTORS.items()]),
         on=["date", "code"],
         how="left",
     )
-    (uv, yvz, cv), out = rows(split.val), []
+    (uv, yvz, cv), out = zscored_rows(model, data, split.val, cfg), []
     for n in train_days:
         train = split.train[-n:] if n else split.train
-        u, yz, _ = rows(train)
+        u, yz, _ = zscored_rows(model, data, train, cfg)
         weight, chosen = ridge_start(u, yz, uv, yvz, cv, cfg)
         set_skip(model, weight)
         frame = predict(model, data, split.selection, cfg.batch_dates).join(truth, on=["date", "code"])

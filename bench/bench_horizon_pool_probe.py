@@ -25,13 +25,20 @@ import math
 
 import numpy as np
 import torch
-from bench_beta_residual_probe import by_variant, linear_setup, mean_change, ridge_start, signed
+from bench_beta_residual_probe import (
+    by_variant,
+    linear_setup,
+    mean_change,
+    ridge_start,
+    signed,
+    zscored_rows,
+)
 from bench_linear_probe import tuning_market_args
 
 from atft_dagster.evaluation.metrics import daily_ic
 from atft_dagster.evaluation.report import oracle_agreement
 from atft_dagster.training.ic import daily_ic_device
-from atft_dagster.training.skip_init import set_skip, skip_batches, zscore_by_date
+from atft_dagster.training.skip_init import set_skip
 from atft_dagster.training.train import predict
 
 POOLED = (5, 10, 20)
@@ -72,13 +79,7 @@ def toward(u, y, uv, yv, cv, cfg, prior: torch.Tensor) -> tuple[torch.Tensor, fl
 def probe(preset: str, seed: int, n_stocks: int) -> list[dict]:
     cfg, src, feats, data, split, model = linear_setup(preset, seed, n_stocks)
 
-    def rows(dates: list[int]):
-        parts = list(skip_batches(model, data, dates, cfg.batch_dates))
-        counts = [c for p in parts for c in p[2]]
-        u = torch.cat([p[0] for p in parts])
-        return u, zscore_by_date(torch.cat([p[1] for p in parts]), counts, cfg.label_clip), counts
-
-    (u, yz, _), (uv, yvz, cv) = rows(split.train), rows(split.val)
+    (u, yz, _), (uv, yvz, cv) = (zscored_rows(model, data, d, cfg) for d in (split.train, split.val))
     cols = [cfg.horizons.index(h) for h in POOLED]
     default, chosen = ridge_start(u, yz, uv, yvz, cv, cfg)
     b_pool, k_pool = pooled_weights(u, yz, uv, yvz, cv, cfg, cols)
