@@ -119,6 +119,9 @@ def test_first_model_is_champion_and_predictions_exist(retrained):
     assert ChampionState.from_json((root / "tables" / "champion_model.json").read_text()) == champ
     md = {e.asset_key.path[-1]: e.materialization.metadata for e in res.get_asset_materialization_events()}
     assert md["champion_model"]["decision"].value.startswith("first model")
+    # the latest day is ranked by the deployment refit (through the data's last day), recorded on the champion
+    assert champ.deployed_checkpoints and champ.deployed_checkpoints == ckpt.deployed_checkpoints()
+    assert md["latest_predictions"]["checkpoints"].value == f"deployment refit through {champ.data_end}"
     client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     assert str(client.get_model_version_by_alias("atft_gat_fan", "champion").version) == str(
         ckpt.mlflow_model_version
@@ -136,7 +139,11 @@ def test_daily_predictions_are_byte_identical_and_refuse_missing_dates(retrained
     root, d, inst, _, keys = retrained
     job = d.resolve_job_def("__ASSET_JOB")
     sel = [dg.AssetKey("daily_predictions")]
-    assert job.execute_in_process(instance=inst, partition_key=keys[250], asset_selection=sel).success
+    res = job.execute_in_process(instance=inst, partition_key=keys[250], asset_selection=sel)
+    md = res.get_asset_materialization_events()[0].materialization.metadata
+    assert md["checkpoints"].value.startswith(
+        f"evaluated checkpoints ({keys[250]} is before"
+    )  # point in time
     first = (
         (root / "predictions" / f"{keys[250]}.csv").read_bytes(),
         (root / "tables" / "daily_predictions" / f"{keys[250]}.parquet").read_bytes(),

@@ -93,6 +93,26 @@ def test_records_round_trip_through_json_and_have_a_schema():
         TrainedModel.model_validate({**json.loads(model.to_json()), "unknown": 1})
 
 
+def test_the_champion_ranks_new_days_with_fold_0s_deployed_checkpoints(tmp_path):
+    model = _model(folds=2)
+    assert model.deployed_checkpoints() is None  # no member refitted: the evaluated checkpoints rank
+    seed43 = "models/r1/fold_0/seed_43/deployed.pt"
+    members = [
+        m.model_copy(update={"deployed_checkpoint": seed43}) if (m.fold, m.seed) == (0, 43) else m
+        for m in model.members
+    ]
+    model = model.model_copy(update={"members": members})
+    # a member with nothing refitted (seed 42) ranks with its evaluated checkpoint
+    assert model.deployed_checkpoints() == ["models/r1/fold_0/seed_42/best.pt", seed43]
+    layout = DataLayout(tmp_path)
+    state = ChampionState.from_model(model, layout, "rank_ic", 0.1, "first")
+    assert ChampionState.from_json(state.to_json()) == state
+    new, why = state.members_for(layout, date(2024, 7, 3))  # the data's last day: the refit may rank it
+    assert new == [str(tmp_path / c) for c in model.deployed_checkpoints()] and "through 2024-07-03" in why
+    old, why = state.members_for(layout, date(2024, 7, 2))  # a backfilled day: not the refit
+    assert old == state.member_paths(layout) and "before 2024-07-03" in why
+
+
 def test_trained_folds_resolve_checkpoints_under_the_data_directory(tmp_path):
     folds = _model(folds=2).trained_folds(DataLayout(tmp_path))
     assert [f.fold for f in folds] == [0, 1]

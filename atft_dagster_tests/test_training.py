@@ -558,6 +558,20 @@ def test_members_trained_apart_in_any_order_equal_the_sequential_run(setup, tmp_
     assert refits and all(r["days"] > r["train_days"] for r in refits), [
         m.horizon_epochs for m in model.members
     ]
+    # fold 0's members (the ones that rank new days) get a deployed checkpoint where a horizon kept the start
+    for m in model.members:
+        assert (m.deployed_checkpoint is not None) == (m.fold == 0 and m.skip_refit is not None)
+        if m.deployed_checkpoint:
+            assert apart.resolve(m.deployed_checkpoint).exists()
+            assert m.deployment_refit["data_end"] == str(data.dates[-1])
+    assert model.deployed_checkpoints() is not None
+    off = plan_training(data, cfg.model_copy(update={"deployment_refit": False}), *args)
+    assert (
+        train_member(data, off, off.tasks[0], DataLayout(tmp_path / "off"), "cpu", "fingerprint")[
+            0
+        ].deployed_checkpoint
+        is None
+    )  # the config field decides
     for m in model.members:
         a = load_checkpoint(apart.resolve(m.checkpoint))["state_dict"]
         b = load_checkpoint((tmp_path / "seq") / m.checkpoint)["state_dict"]
@@ -658,3 +672,84 @@ def test_the_ridge_start_is_refitted_through_validation_for_the_horizons_that_ke
         load_checkpoint(tmp_path / "on" / BEST)["horizon_states"][START]["skip.lin.weight"],
         ck_on["horizon_states"][START]["skip.lin.weight"],
     )
+
+
+def test_the_deployment_refit_refits_the_kept_starts_on_every_labelled_day(setup, tmp_path):
+    """The champion ranks new days with each kept ridge start refitted, at its chosen penalty, on every
+    date whose label has ended; a horizon that took a trained epoch and the evaluated checkpoint stay."""
+    from atft_dagster.training.deploy import deployment_refit
+    from atft_dagster.training.skip_init import ridge_solutions
+    from atft_dagster.training.train import START
+
+    cfg, data, _, split, _ = setup
+    grid = [0.01, 1.0, 100.0]
+    base = cfg.model_copy(
+        update={"skip_ridge_penalties": grid, "select_per_horizon": True, "epochs": 1, "lr": 1e-9}
+    )
+    res = train(data, base, split, tmp_path / "m", {})
+    assert set(res.horizon_epochs.values()) == {START}
+    best = tmp_path / "m" / BEST
+    # as if the 5-day head had taken a trained epoch: it must keep that state, unrefitted
+    ck = load_checkpoint(best)
+    ck["horizon_epochs"]["5d"] = 0
+    ck["horizon_states"][0] = {k: v.clone() for k, v in ck["horizon_states"][START].items()}
+    from atft_dagster.training.checkpoint import save_checkpoint
+
+    save_checkpoint(ck, tmp_path / "mixed.pt")
+    evaluated = load_checkpoint(tmp_path / "mixed.pt")
+    record = deployment_refit(tmp_path / "mixed.pt", data, tmp_path / "deployed.pt")
+    after = load_checkpoint(tmp_path / "mixed.pt")  # the evaluated checkpoint is left as it is
+    assert all(
+        torch.equal(after["horizon_states"][START][k], v) for k, v in ck["horizon_states"][START].items()
+    )
+
+    dates = data.usable_dates(base.min_stocks_per_date)
+    assert record["horizons"] == ["1d", "10d", "20d"]
+    assert record["dates"] == [str(data.dates[dates[0]]), str(data.dates[dates[-1]])]
+    assert record["data_end"] == str(data.dates[-1])
+    # labels after the validation window are read, each horizon's up to where its labels end
+    assert record["rows"]["1d"] > res.skip_refit["rows"]["1d"]
+    assert record["rows"]["20d"] < record["rows"]["10d"] < record["rows"]["1d"]
+    dep = load_checkpoint(tmp_path / "deployed.pt")
+    assert dep["deployment_refit"] == record
+    probe = ATFTGATFAN(data.n_features, base)
+    probe.load_state_dict(evaluated["horizon_states"][START])
+    ref, _ = ridge_solutions(probe, data, dates, grid, base.batch_dates)
+    skip, old = (
+        dep["horizon_states"][START]["skip.lin.weight"],
+        evaluated["horizon_states"][START]["skip.lin.weight"],
+    )
+    for j, h in enumerate(base.horizons):
+        if h == 5:
+            torch.testing.assert_close(skip[j], old[j])
+            continue
+        torch.testing.assert_close(skip[j], ref[res.start_validation["penalty"][f"{h}d"]][j].float())
+        assert not torch.allclose(skip[j], old[j])
+    for k, v in evaluated["horizon_states"][START].items():  # everything but the skip is the same model
+        if not k.startswith("skip."):
+            torch.testing.assert_close(dep["horizon_states"][START][k], v)
+    a = predict(load_model(tmp_path / "deployed.pt")[0], data, split.test, base.batch_dates)
+    b = predict(load_model(tmp_path / "mixed.pt")[0], data, split.test, base.batch_dates)
+    assert not np.allclose(a["pred_1d"].to_numpy(), b["pred_1d"].to_numpy())
+    np.testing.assert_allclose(a["pred_5d"].to_numpy(), b["pred_5d"].to_numpy(), rtol=1e-5, atol=1e-6)
+    # no horizon kept the start: nothing to refit, nothing written
+    ck["horizon_epochs"] = dict.fromkeys(ck["horizon_epochs"], 0)
+    save_checkpoint(ck, tmp_path / "trained.pt")
+    assert deployment_refit(tmp_path / "trained.pt", data, tmp_path / "none.pt") is None
+    assert not (tmp_path / "none.pt").exists()
+
+
+def test_a_day_before_the_refits_last_date_is_ranked_by_the_evaluated_checkpoints():
+    """Point in time: the deployed checkpoints read labels up to the data's last date, so only days from
+    that date on may use them (a backfilled partition gets the evaluated ones)."""
+    from datetime import date
+
+    from atft_dagster.training.deploy import members_for_day
+
+    end = date(2026, 3, 2)
+    members, why = members_for_day(["a.pt"], ["d.pt"], end, date(2026, 2, 27))
+    assert members == ["a.pt"] and "before 2026-03-02" in why
+    assert members_for_day(["a.pt"], ["d.pt"], end, end)[0] == ["d.pt"]
+    assert members_for_day(["a.pt"], ["d.pt"], end, date(2026, 3, 3))[0] == ["d.pt"]
+    assert members_for_day(["a.pt"], None, end, date(2026, 3, 3))[0] == ["a.pt"]
+    assert members_for_day(["a.pt"], ["d.pt"], None, date(2026, 3, 3))[0] == ["a.pt"]

@@ -211,7 +211,7 @@ def _predict(
     paths: ProjectPaths,
 ) -> pl.DataFrame:
     """Rank each day, write its CSV, and describe them in the output's metadata."""
-    frames, csvs, timing = [], [], ""
+    frames, csvs, timing, checkpoints = [], [], "", ""
     for day in days:
         ranking = rank_day(
             champion,
@@ -229,7 +229,7 @@ def _predict(
         context.log.info(
             f"predictions for {day}: {csvs[-1]}" + (f" ({ranking.timing})" if ranking.timing else "")
         )
-        timing = ranking.timing
+        timing, checkpoints = ranking.timing, ranking.checkpoints
     context.add_output_metadata(
         {
             "date": str(days[-1]) if len(days) == 1 else f"{days[0]} .. {days[-1]}",
@@ -237,6 +237,7 @@ def _predict(
             "champion": dg.MetadataValue.json(champion.checkpoints),
             "csv": dg.MetadataValue.path(str(csvs[-1])),
             "skip_timing": timing or "off",
+            "checkpoints": checkpoints,
         }
     )
     return pl.concat(frames)

@@ -202,7 +202,8 @@ def register(
 ) -> TrainedModel:
     model = assemble(plan, members)
     with mlflow_tracking.run(plan.run_id, context.job_name) as run:  # across re-executions
-        version = _register(model.trained_folds(paths.layout)[0].checkpoints)
+        deployed = [str(paths.layout.resolve(c)) for c in model.deployed_checkpoints() or []]
+        version = _register(model.trained_folds(paths.layout)[0].checkpoints, deployed)
     model = model.model_copy(update={"mlflow_model_version": version})
     context.add_output_metadata(_metadata(model, plan.dates_skipped, mlflow_tracking, run))
     return model
@@ -260,6 +261,7 @@ def _metadata(model: TrainedModel, skipped: int, tracking: MlflowTracking, run) 
         "val_rank_ic": dg.MetadataValue.json(p.val_rank_ic),
         "val_ic": dg.MetadataValue.json(p.val_ic),
         "skip_refit": dg.MetadataValue.json(p.skip_refit or {}),
+        "deployment_refit": dg.MetadataValue.json(p.deployment_refit or {}),
         "seconds_per_epoch": p.seconds_per_epoch,
         "samples_per_second": p.samples_per_second,
         "device": p.device,
@@ -275,14 +277,15 @@ def _metadata(model: TrainedModel, skipped: int, tracking: MlflowTracking, run) 
     }
 
 
-def _register(checkpoints: tuple[str, ...]) -> str:
-    """Log fold 0's seed ensemble as a pyfunc model (``atft_dagster.pipeline.mlflow_model``) in the active
-    run and register it: ``models:/atft_gat_fan/<version>`` loads and ranks a day."""
+def _register(checkpoints: tuple[str, ...], deployed: list[str]) -> str:
+    """Log fold 0's seed ensemble (and its deployed checkpoints) as a pyfunc model
+    (``atft_dagster.pipeline.mlflow_model``) in the active run and register it:
+    ``models:/atft_gat_fan/<version>`` loads and ranks a day."""
     with quiet_mlflow():
         info = mlflow.pyfunc.log_model(
             name="ranker",
             python_model=mlflow_model.__file__,
-            artifacts=mlflow_model.member_artifacts(list(checkpoints)),
+            artifacts=mlflow_model.member_artifacts(list(checkpoints), deployed),
             pip_requirements=mlflow_model.requirements(),
         )
         return str(mlflow.register_model(info.model_uri, REGISTERED_MODEL).version)

@@ -22,6 +22,7 @@ BEFORE_FIELD_EXISTED: dict[str, object] = {
     "skip_refit_through_validation": False,
     "skip_timing_half_life": 0.0,
     "skip_timing_gate": False,
+    "deployment_refit": False,
 }
 # Renamed fields: the old name (still in recorded configs and sweep rows) -> how its value reads now.
 LEGACY_FIELDS = {"skip_ridge_penalty": ("skip_ridge_penalties", lambda p: [] if p is None else [p])}
@@ -98,6 +99,14 @@ class TrainingConfig(BaseModel):
         "(train, purge gap and validation: 461 instead of 336 days at the defaults). Every choice is made "
         "before, on the train fit; the selection and test windows are never read (docs/benchmarks.md, "
         "eleventh sweep).",
+    )
+    deployment_refit: bool = Field(
+        True,
+        description="After training, fold 0's members also get a deployed checkpoint: each horizon that kept "
+        "the ridge start refitted, at the penalty it chose, on every date whose label has ended "
+        "(training/deploy.py). Daily predictions for days from the data's last date on use it; earlier days "
+        "and every report figure use the evaluated checkpoint. On: the tuning markets' selection windows "
+        "(docs/benchmarks.md, fortieth sweep).",
     )
     skip_timing_half_life: float = Field(
         20.0,

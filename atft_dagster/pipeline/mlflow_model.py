@@ -21,8 +21,10 @@ import polars as pl
 from atft_dagster.features.support import registry_for_frame
 from atft_dagster.training.checkpoint import load_checkpoint
 from atft_dagster.training.daily import predict_day
+from atft_dagster.training.deploy import members_for_day, refit_data_end
 
 MEMBER = "member_{}"
+DEPLOYED_MEMBER = "deployed_{}"
 
 
 def _polars(frame: Any) -> pl.DataFrame | None:
@@ -32,11 +34,17 @@ def _polars(frame: Any) -> pl.DataFrame | None:
 
 
 class EnsembleRanker(mlflow.pyfunc.PythonModel):
-    """The members' checkpoints are the model's artifacts (``member_0``, ``member_1``, ...)."""
+    """The members' checkpoints are the model's artifacts (``member_0``, ``member_1``, ...), and with a
+    deployment refit their deployed checkpoints (``deployed_0``, ...), which rank days from the refit's
+    last date on (``training.deploy.members_for_day``), as the assets do."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        keys = sorted((k for k in context.artifacts if k.startswith("member_")), key=lambda k: int(k[7:]))
-        self.members = [context.artifacts[k] for k in keys]
+        def artifacts(prefix: str) -> list[str]:
+            keys = [k for k in context.artifacts if k.startswith(prefix)]
+            return [context.artifacts[k] for k in sorted(keys, key=lambda k: int(k[len(prefix) :]))]
+
+        self.members, self.deployed = artifacts("member_"), artifacts("deployed_")
+        self.data_end = refit_data_end(self.deployed) if self.deployed else None
         self.trained_on = load_checkpoint(Path(self.members[0]), "cpu")["meta"]["feature_manifest_hash"]
 
     def predict(self, context, model_input, params=None):  # untyped: MLflow reads hints as a schema
@@ -49,7 +57,8 @@ class EnsembleRanker(mlflow.pyfunc.PythonModel):
         registry = registry_for_frame(features, self.trained_on, "the registered model")
         timing_dir = model_input.get("timing_dir")
         timing_dir = None if timing_dir is None else Path(str(timing_dir))
-        preds = predict_day(self.members, features, registry, graph, day, timing_dir=timing_dir)
+        members, _ = members_for_day(self.members, self.deployed, self.data_end, day)
+        preds = predict_day(members, features, registry, graph, day, timing_dir=timing_dir)
         return preds.to_pandas()
 
 
@@ -57,8 +66,9 @@ class EnsembleRanker(mlflow.pyfunc.PythonModel):
 mlflow.models.set_model(EnsembleRanker())
 
 
-def member_artifacts(checkpoints: list[str]) -> dict[str, str]:
-    return {MEMBER.format(i): path for i, path in enumerate(checkpoints)}
+def member_artifacts(checkpoints: list[str], deployed: list[str] | None = None) -> dict[str, str]:
+    out = {MEMBER.format(i): path for i, path in enumerate(checkpoints)}
+    return out | {DEPLOYED_MEMBER.format(i): path for i, path in enumerate(deployed or [])}
 
 
 def requirements() -> list[str]:

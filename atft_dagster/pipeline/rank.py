@@ -25,6 +25,7 @@ class DailyRanking:
     csv: str  # JPX layout: Date, SecuritiesCode, Rank
     members: list[str]
     timing: str  # how skip timing's pass ran ("" when timing is off)
+    checkpoints: str = ""  # which of the champion's checkpoints ranked the day, and why
 
 
 def rank_day(
@@ -37,14 +38,15 @@ def rank_day(
     device: torch.device | str = "cpu",
     precision: str = "fp32",
 ) -> DailyRanking:
-    """The champion's seed ensemble scores every stock trading on ``day``."""
+    """The champion's seed ensemble scores every stock trading on ``day`` (its deployed checkpoints from its
+    data's last date on: ``ChampionState.members_for``)."""
     have = features["date"].unique()
     if day not in set(have.to_list()):
         raise NoFeaturesForDay(
             f"no enriched features for {day}: ingest that trading day first "
             f"(features cover {have.min()} .. {have.max()})"
         )
-    members = champion.member_paths(layout)
+    members, why = champion.members_for(layout, day)
     notes: list[str] = []
     preds = predict_day(members, features, registry, graph, day, device, precision, layout.timing_dir, notes)
-    return DailyRanking(day, preds, ranking_csv(preds), members, "; ".join(notes))
+    return DailyRanking(day, preds, ranking_csv(preds), members, "; ".join(notes), why)

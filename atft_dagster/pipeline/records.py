@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from atft_dagster.evaluation.selection import TrainedFold
 from atft_dagster.pipeline.layout import DataLayout
+from atft_dagster.training.deploy import members_for_day
 
 
 class Record(BaseModel):
@@ -67,6 +68,14 @@ class TrainedMember(Record):
         None,
         description="skip_refit_through_validation: the horizons whose ridge start was refitted, on what dates.",
     )
+    deployed_checkpoint: str | None = Field(
+        None,
+        description="deployment_refit: the checkpoint that ranks days from the data's last date on, relative "
+        "to the data directory; None: the evaluated one does (no horizon kept the ridge start, or not fold 0).",
+    )
+    deployment_refit: dict[str, Any] | None = Field(
+        None, description="deployment_refit: the horizons refitted, on what dates, with what penalty."
+    )
     n_parameters: int
     seconds_per_epoch: float
     samples_per_second: float
@@ -121,6 +130,14 @@ class TrainedModel(Record):
     def fold_members(self, fold: int) -> list[TrainedMember]:
         return sorted((m for m in self.members if m.fold == fold), key=lambda m: m.seed)
 
+    def deployed_checkpoints(self) -> list[str] | None:
+        """Fold 0's members as they rank new days (a member with nothing refitted stays as evaluated);
+        None when no member has a deployment refit."""
+        members = self.fold_members(min(f.fold for f in self.folds))
+        if not any(m.deployed_checkpoint for m in members):
+            return None
+        return [m.deployed_checkpoint or m.checkpoint for m in members]
+
     def trained_folds(self, layout: DataLayout) -> list[TrainedFold]:
         """Per fold (fold 0 first): its members' checkpoints (absolute) and window dates."""
         out = []
@@ -161,6 +178,11 @@ class ChampionState(Record):
     mlflow_model_version: str | None = None
     data_end: date | None = None
     decision: str = ""
+    deployed_checkpoints: list[str] | None = Field(
+        None,
+        description="Fold 0's members after the deployment refit (relative to the data directory), one per "
+        "checkpoint; they rank days from data_end on. None: the evaluated checkpoints rank every day.",
+    )
 
     @classmethod
     def from_model(
@@ -180,6 +202,7 @@ class ChampionState(Record):
             mlflow_model_version=model.mlflow_model_version,
             data_end=model.data_end,
             decision=decision,
+            deployed_checkpoints=model.deployed_checkpoints(),
         )
 
     @classmethod
@@ -198,6 +221,11 @@ class ChampionState(Record):
 
     def member_paths(self, layout: DataLayout) -> list[str]:
         return [str(layout.resolve(c)) for c in self.checkpoints]
+
+    def members_for(self, layout: DataLayout, day: date) -> tuple[list[str], str]:
+        """The checkpoints that rank ``day`` and why (``training.deploy.members_for_day``)."""
+        deployed = [str(layout.resolve(c)) for c in self.deployed_checkpoints or []]
+        return members_for_day(self.member_paths(layout), deployed, self.data_end, day)
 
 
 class EvaluationSummary(Record):

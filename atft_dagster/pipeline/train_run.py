@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -22,6 +23,7 @@ from atft_dagster.pipeline.records import (
     TrainingPlan,
 )
 from atft_dagster.training.data import PanelDates, PanelTensors
+from atft_dagster.training.deploy import DEPLOYED, deployment_refit
 from atft_dagster.training.ensemble import member_seeds
 from atft_dagster.training.split import Split
 from atft_dagster.training.train import EpochLog, TrainResult, config_folds, train
@@ -144,6 +146,11 @@ def train_member(
         lambda log: on_epoch(split, task.member, mcfg, log),
         progress=progress,
     )
+    deployed, refit = None, None
+    if cfg.deployment_refit and task.fold == min(f.fold for f in plan.folds):
+        path = Path(result.best_checkpoint).with_name(DEPLOYED)
+        refit = deployment_refit(Path(result.best_checkpoint), data, path)
+        deployed = layout.relative(path) if refit is not None else None
     record = TrainedMember(
         fold=task.fold,
         seed=task.seed,
@@ -155,6 +162,8 @@ def train_member(
         val_rank_ic=result.chosen_validation("val_rank_ic"),
         val_ic=result.chosen_validation("val_ic"),
         skip_refit=result.skip_refit,
+        deployed_checkpoint=deployed,
+        deployment_refit=refit,
         n_parameters=result.n_parameters,
         seconds_per_epoch=result.seconds_per_epoch,
         samples_per_second=result.samples_per_second,
