@@ -11,21 +11,23 @@ selection window with the default's gated timing and scored by agreement with th
 against the true expected return): ``deployed`` = the last ``--fit-days`` usable dates ending G = selection
 + test + purge + embargo days before the validation window's end (as stale as the champion is when it ranks),
 ``fresh`` = the same length ending at the validation window's end, ``refit_all`` = ``--fit-days`` + G dates
-ending there (what a deployment refit adds). Nothing is chosen here beyond the default's penalties; the test
-windows are never read; held-out markets are refused.
+ending there (what a deployment refit adds). Nothing is chosen here beyond the default's penalties; held-out
+markets are refused. ``--window test`` is the held-out report after the choice: held-out markets only, the
+test window scored, every fit ending one window later (with the selection window); it chooses nothing.
 
 Run: ./run shell, then python bench/bench_refit_probe.py --preset realistic --n-stocks 1000 --market-seeds 11 12
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
 import torch
 from bench_beta_residual_probe import linear_setup, ridge_start, zscored_rows
 from bench_learning_curve import LONG_START
-from bench_linear_probe import tuning_market_args
+from bench_linear_probe import HELD_OUT
 
 from atft_dagster.evaluation.report import oracle_agreement
 from atft_dagster.training.skip_init import set_skip
@@ -57,7 +59,7 @@ def date_sets(usable: list[int], val_end: int, gap: int, n: int) -> dict[str, li
     return sets
 
 
-def probe(preset: str, seed: int, n_stocks: int, n_days: int, fit_days: int) -> list[dict]:
+def probe(preset: str, seed: int, n_stocks: int, n_days: int, fit_days: int, window: str) -> list[dict]:
     cfg, src, _, data, split, model = linear_setup(
         preset, seed, n_stocks, n_days=n_days, **({"start": LONG_START} if n_days > 1000 else {})
     )
@@ -67,19 +69,25 @@ def probe(preset: str, seed: int, n_stocks: int, n_days: int, fit_days: int) -> 
     del u, yz
     penalties = [chosen[f"{h}d"] for h in cfg.horizons]
     gap = cfg.selection_days + cfg.test_days + cfg.purge + cfg.embargo_days
-    sets = date_sets(data.usable_dates(cfg.min_stocks_per_date), split.val[-1], gap, fit_days)
-    sel = [data.dates[t] for t in split.selection]
-    truth = src.oracle(min(sel), max(sel))
+    # scored on the selection window, the fits end with validation; on the test window (held-out report),
+    # one window later: with selection (its labels end before the test window's purge gap does)
+    scored, end = (
+        (split.selection, split.val[-1]) if window == "selection" else (split.test, split.selection[-1])
+    )
+    sets = date_sets(data.usable_dates(cfg.min_stocks_per_date), end, gap, fit_days)
+    days = [data.dates[t] for t in scored]
+    truth = src.oracle(min(days), max(days))
     out = []
     for name in VARIANTS:
         dates = sets[name]
         u, yz, _ = zscored_rows(model, data, dates, cfg)
         set_skip(model, ridge_at(u, yz, penalties))
         del u, yz
-        frame = predict(model, data, split.selection, cfg.batch_dates).join(truth, on=["date", "code"])
+        frame = predict(model, data, scored, cfg.batch_dates).join(truth, on=["date", "code"])
         row = {
             "preset": preset,
             "market_seed": seed,
+            "window": window,
             "variant": name,
             "fit_dates": [str(data.dates[dates[0]]), str(data.dates[dates[-1]])],
             "fit_days": len(dates),
@@ -117,7 +125,16 @@ def table(rows: list[dict], seeds: list[int], horizons: list[int]) -> None:
 
 
 def main() -> None:
-    parser = tuning_market_args("realistic", (11, 12, 13, 14, 15, 16, 17, 18), 1000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="realistic")
+    parser.add_argument("--market-seeds", nargs="+", type=int, default=[11, 12, 13, 14, 15, 16, 17, 18])
+    parser.add_argument("--n-stocks", type=int, default=1000)
+    parser.add_argument(
+        "--window",
+        choices=("selection", "test"),
+        default="selection",
+        help="selection: tuning markets (the sweep); test: held-out markets only, a report that chooses nothing",
+    )
     parser.add_argument("--n-days", type=int, default=1500)
     parser.add_argument(
         "--fit-days",
@@ -126,8 +143,15 @@ def main() -> None:
         help="usable dates of deployed/fresh (461: the default's refit on the 750-day benchmark markets)",
     )
     args = parser.parse_args()
+    held_out = HELD_OUT & set(args.market_seeds)
+    if args.window == "selection" and held_out:
+        parser.error("held-out markets are not read by a sweep")
+    if args.window == "test" and held_out != set(args.market_seeds):
+        parser.error("the test window is read on held-out markets only, to report")
     rows = [
-        r for s in args.market_seeds for r in probe(args.preset, s, args.n_stocks, args.n_days, args.fit_days)
+        r
+        for s in args.market_seeds
+        for r in probe(args.preset, s, args.n_stocks, args.n_days, args.fit_days, args.window)
     ]
     table(rows, args.market_seeds, [1, 5, 10, 20])
 

@@ -226,9 +226,8 @@ def _predict(
         csvs.append(paths.layout.predictions_csv(day))
         write_text_atomic(ranking.csv, csvs[-1])
         frames.append(ranking.predictions)
-        context.log.info(
-            f"predictions for {day}: {csvs[-1]}" + (f" ({ranking.timing})" if ranking.timing else "")
-        )
+        notes = "; ".join(n for n in (ranking.checkpoints, ranking.timing) if n)
+        context.log.info(f"predictions for {day}: {csvs[-1]}" + (f" ({notes})" if notes else ""))
         timing, checkpoints = ranking.timing, ranking.checkpoints
     context.add_output_metadata(
         {
