@@ -107,9 +107,9 @@ def demo(preset: str | None = None) -> None:
     if "champion_model" in md:
         print(f"[atft] champion: {md['champion_model']['decision'].value}")
     if "latest_predictions" in md:
-        print(
-            f"[atft] predictions for {md['latest_predictions']['date'].value}: {md['latest_predictions']['csv'].value}"
-        )
+        lp = md["latest_predictions"]
+        ranked_by = f" ({lp['checkpoints'].value})" if "checkpoints" in lp else ""
+        print(f"[atft] predictions for {lp['date'].value}: {lp['csv'].value}{ranked_by}")
     print("[atft] browse everything in the UI: ./run ui  (http://127.0.0.1:3000)")
 
 
