@@ -753,3 +753,40 @@ def test_a_day_before_the_refits_last_date_is_ranked_by_the_evaluated_checkpoint
     assert members_for_day(["a.pt"], ["d.pt"], end, date(2026, 3, 3))[0] == ["d.pt"]
     assert members_for_day(["a.pt"], None, end, date(2026, 3, 3))[0] == ["a.pt"]
     assert members_for_day(["a.pt"], ["d.pt"], None, date(2026, 3, 3))[0] == ["a.pt"]
+
+
+def test_a_folds_members_share_one_deployment_solve(setup, tmp_path, monkeypatch):
+    """The skip's inputs hold no trained parameter, so the fold's members share the refit's ridge solve:
+    the second member reads it (same weights), a different key (other penalties) solves again."""
+    import atft_dagster.training.deploy as deploy
+    from atft_dagster.training.checkpoint import save_checkpoint
+    from atft_dagster.training.train import START
+
+    cfg, data, _, split, _ = setup
+    base = cfg.model_copy(update={"select_per_horizon": True, "epochs": 1, "lr": 1e-9})
+    train(data, base, split, tmp_path / "a", {})
+    shared = tmp_path / deploy.SHARED
+    first = deploy.deployment_refit(tmp_path / "a" / BEST, data, tmp_path / "a.pt", shared)
+    assert shared.exists()
+    solved = []
+
+    def solve_again(*args):
+        solved.append(args)
+        raise RuntimeError("solved again")
+
+    monkeypatch.setattr(deploy, "ridge_solutions", solve_again)
+    # another seed of the fold: its deep path differs, its skip inputs and penalties do not
+    train(data, base.model_copy(update={"seed": 7}), split, tmp_path / "b", {})
+    second = deploy.deployment_refit(tmp_path / "b" / BEST, data, tmp_path / "b.pt", shared)
+    assert second == first and not solved
+    a, b = load_checkpoint(tmp_path / "a.pt"), load_checkpoint(tmp_path / "b.pt")
+    torch.testing.assert_close(
+        a["horizon_states"][START]["skip.lin.weight"], b["horizon_states"][START]["skip.lin.weight"]
+    )
+    # other penalties: the kept solve does not answer, a new one is made
+    ck = load_checkpoint(tmp_path / "b" / BEST)
+    ck["start_validation"]["penalty"] = dict.fromkeys(ck["start_validation"]["penalty"], 123.0)
+    save_checkpoint(ck, tmp_path / "other.pt")
+    with pytest.raises(RuntimeError, match="solved again"):
+        deploy.deployment_refit(tmp_path / "other.pt", data, tmp_path / "c.pt", shared)
+    assert len(solved) == 1

@@ -67,10 +67,14 @@ class DataLayout:
     def report_dir(self, run_id: str) -> Path:
         return self.root / "reports" / run_id
 
+    def fold_dir(self, training_key: str, fold: int) -> Path:
+        """One walk-forward fold's members, and what they share (the deployment refit's solve)."""
+        return self.root / "models" / training_key / f"fold_{fold}"
+
     def member_dir(self, training_key: str, fold: int, seed: int) -> Path:
         """Checkpoints of one seed of one walk-forward fold. Keyed by what is trained (config, data, graph),
         not by the run, so a re-executed run finds its interrupted training and resumes it."""
-        return self.root / "models" / training_key / f"fold_{fold}" / f"seed_{seed}"
+        return self.fold_dir(training_key, fold) / f"seed_{seed}"
 
     @property
     def timing_dir(self) -> Path:

@@ -23,7 +23,7 @@ from atft_dagster.pipeline.records import (
     TrainingPlan,
 )
 from atft_dagster.training.data import PanelDates, PanelTensors
-from atft_dagster.training.deploy import DEPLOYED, deployment_refit
+from atft_dagster.training.deploy import DEPLOYED, SHARED, deployment_refit
 from atft_dagster.training.ensemble import member_seeds
 from atft_dagster.training.split import Split
 from atft_dagster.training.train import EpochLog, TrainResult, config_folds, train
@@ -149,7 +149,8 @@ def train_member(
     deployed, refit = None, None
     if cfg.deployment_refit and task.fold == min(f.fold for f in plan.folds):
         path = Path(result.best_checkpoint).with_name(DEPLOYED)
-        refit = deployment_refit(Path(result.best_checkpoint), data, path)
+        shared = layout.fold_dir(plan.training_key, task.fold) / SHARED
+        refit = deployment_refit(Path(result.best_checkpoint), data, path, shared)
         deployed = layout.relative(path) if refit is not None else None
     record = TrainedMember(
         fold=task.fold,

@@ -31,13 +31,38 @@ from atft_dagster.training.skip_init import ridge_solutions, set_skip
 from atft_dagster.training.train import START
 
 DEPLOYED = "deployed.pt"
+SHARED = "deployment_ridge.pt"  # in the fold's folder: the refit every member of the fold shares
 
 
 @torch.no_grad()
-def deployment_refit(checkpoint: Path, data: PanelTensors, out: Path) -> dict[str, Any] | None:
+def _ridge(
+    model: ATFTGATFAN, data: PanelTensors, dates: list[int], penalty: dict[str, float], shared: Path | None
+) -> tuple[torch.Tensor, dict[str, int]]:
+    """((H, d) weights, each horizon at its penalty; rows per horizon). The skip's inputs hold no trained
+    parameter and the seeds' ridge starts choose the same penalties, so a fold's members share one solve:
+    ``shared`` keeps it, keyed by the dates and penalties (written atomically; a parallel member that
+    misses it solves again, to the same weights)."""
+    cfg = model.cfg
+    key = {"dates": [str(data.dates[dates[0]]), str(data.dates[dates[-1]]), len(dates)], "penalty": penalty}
+    if shared is not None and shared.exists():
+        kept = load_checkpoint(shared, data.device)
+        if kept.get("key") == key:
+            return kept["weight"], kept["rows"]
+    weights, rows = ridge_solutions(model, data, dates, sorted(set(penalty.values())), cfg.batch_dates)
+    weight = torch.stack([weights[penalty[f"{h}d"]][j] for j, h in enumerate(cfg.horizons)])
+    if shared is not None:
+        save_checkpoint({"key": key, "weight": weight, "rows": rows}, shared)
+    return weight, rows
+
+
+@torch.no_grad()
+def deployment_refit(
+    checkpoint: Path, data: PanelTensors, out: Path, shared: Path | None = None
+) -> dict[str, Any] | None:
     """Write ``out``: ``checkpoint`` with the skip of every horizon that kept the ridge start refitted on
-    all of ``data``'s labelled dates. Returns what was refitted (horizons, dates, rows per horizon), or
-    None when no horizon kept the start (nothing is written: the evaluated checkpoint is the deployed one)."""
+    all of ``data``'s labelled dates (``shared``: where the fold's members keep the solve they share).
+    Returns what was refitted (horizons, dates, rows per horizon), or None when no horizon kept the start
+    (nothing is written: the evaluated checkpoint is the deployed one)."""
     ck = load_checkpoint(checkpoint, data.device)
     cfg = TrainingConfig.from_recorded(ck["config"])
     states, epochs = ck.get("horizon_states"), ck.get("horizon_epochs")
@@ -50,11 +75,11 @@ def deployment_refit(checkpoint: Path, data: PanelTensors, out: Path) -> dict[st
     model = ATFTGATFAN(ck["n_features"], cfg).to(data.device)
     model.load_state_dict(states[START])
     dates = data.usable_dates(cfg.min_stocks_per_date)
-    weights, rows = ridge_solutions(model, data, dates, sorted({penalty[k] for k in kept}), cfg.batch_dates)
+    weight, rows = _ridge(model, data, dates, {f"{h}d": penalty[f"{h}d"] for h in cfg.horizons}, shared)
     skip = model.skip.lin.weight.clone()
     for j, h in enumerate(cfg.horizons):
         if f"{h}d" in kept:
-            skip[j] = weights[penalty[f"{h}d"]][j].to(skip.dtype)
+            skip[j] = weight[j].to(skip.dtype)
     set_skip(model, skip)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     record = {
