@@ -30,21 +30,10 @@ from bench_learning_curve import LONG_START
 from bench_linear_probe import HELD_OUT
 
 from atft_dagster.evaluation.report import oracle_agreement
-from atft_dagster.training.skip_init import set_skip
+from atft_dagster.training.skip_init import ridge_solutions, set_skip
 from atft_dagster.training.train import predict
 
 VARIANTS = ("deployed", "fresh", "refit_all")
-
-
-def ridge_at(u: torch.Tensor, y: torch.Tensor, penalties: list[float]) -> torch.Tensor:
-    """Per horizon j, the ridge solution on the rows with a label at per-row penalty ``penalties[j]``."""
-    eye = torch.eye(u.shape[1], dtype=torch.float64)
-    weight = torch.zeros(len(penalties), u.shape[1], dtype=torch.float64)
-    for j, p in enumerate(penalties):
-        ok = torch.isfinite(y[:, j])
-        uu = u[ok].double()
-        weight[j] = torch.linalg.solve(uu.T @ uu + int(ok.sum()) * p * eye, uu.T @ y[ok, j].double())
-    return weight
 
 
 def date_sets(usable: list[int], val_end: int, gap: int, n: int) -> dict[str, list[int]]:
@@ -80,9 +69,8 @@ def probe(preset: str, seed: int, n_stocks: int, n_days: int, fit_days: int, win
     out = []
     for name in VARIANTS:
         dates = sets[name]
-        u, yz, _ = zscored_rows(model, data, dates, cfg)
-        set_skip(model, ridge_at(u, yz, penalties))
-        del u, yz
+        weights, _ = ridge_solutions(model, data, dates, penalties, cfg.batch_dates)  # the refit's own solver
+        set_skip(model, torch.stack([weights[p][j] for j, p in enumerate(penalties)]))
         frame = predict(model, data, scored, cfg.batch_dates).join(truth, on=["date", "code"])
         row = {
             "preset": preset,
