@@ -315,3 +315,29 @@ def test_oracle_agreement_is_the_expected_share_of_the_oracle_read_without_retur
     assert abs(agree["coin"]) < 0.01  # an unrelated ranking agrees with nothing
     assert np.mean(shares) == pytest.approx(agree["m"], abs=0.1)  # what the realised ratio estimates
     assert "| agreement | " in agreement_md(agree) and f"{agree['m']:.3f}" in agreement_md(agree)
+
+
+def test_a_deploy_window_refits_both_at_their_choices_and_changes_no_choice():
+    """The benchmark's "deployed at the test start": after choosing, ridge is refitted at its chosen penalty
+    scale and LightGBM at its grid point and rounds on the deploy dates; the choices and the evaluated
+    columns are those of the plain fit."""
+    df = _frame(0.3)
+    windows, test = _windows(df)
+    keys = df.filter(pl.col("date").is_in(windows["selection"] + test)).select("date", "code")
+    deploy = windows["train"] + windows["val"] + windows["selection"]
+    fit = learned_baselines(df, REGISTRY, {**windows, "deploy": deploy}, keys, [1], FAST, min_stocks=10)
+    plain = _fit(df)
+    assert fit.choices == plain.choices
+    for col in ("ridge_1d", "lightgbm_1d"):
+        assert fit.predictions[col].equals(plain.predictions[col])
+    z = normalise(df, REGISTRY, NormaliserConfig(clip=5.0))
+    rows = z.filter(pl.col("date").is_in(deploy))
+    x, _ = to_arrays(rows, REGISTRY.names)
+    chosen = next(c for c in fit.choices if c["model"] == "ridge")
+    alpha = chosen["penalty_scale"] * np.linalg.eigvalsh(x.T.astype(np.float64) @ x).max()
+    coef = Ridge(alpha=alpha, fit_intercept=False).fit(x, label_z(rows, "target_1d", 3.0)).coef_
+    sel = z.filter(pl.col("date").is_in(windows["selection"]))
+    got = sel.select("date", "code").join(fit.predictions, on=["date", "code"])["ridge_deployed_1d"]
+    np.testing.assert_allclose(got.to_numpy(), to_arrays(sel, REGISTRY.names)[0] @ coef, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(fit.predictions["lightgbm_deployed_1d"], plain.predictions["lightgbm_1d"])
+    assert fit.predictions["lightgbm_deployed_1d"].is_finite().all()

@@ -790,3 +790,37 @@ def test_a_folds_members_share_one_deployment_solve(setup, tmp_path, monkeypatch
     with pytest.raises(RuntimeError, match="solved again"):
         deploy.deployment_refit(tmp_path / "other.pt", data, tmp_path / "c.pt", shared)
     assert len(solved) == 1
+
+
+def test_a_deployment_refit_through_a_date_reads_no_later_row(setup, tmp_path):
+    """``through`` (the benchmark's "deployed at the test start"): only dates up to it enter the refit, and
+    the solve a wider or narrower skip would share is not reused (the key holds the input width)."""
+    import atft_dagster.training.deploy as deploy
+    from atft_dagster.training.skip_init import ridge_solutions
+    from atft_dagster.training.train import START
+
+    cfg, data, _, split, _ = setup
+    base = cfg.model_copy(update={"select_per_horizon": True, "epochs": 1, "lr": 1e-9})
+    res = train(data, base, split, tmp_path / "a", {})
+    last = split.selection[-1]
+    shared = tmp_path / deploy.SHARED
+    record = deploy.deployment_refit(tmp_path / "a" / BEST, data, tmp_path / "a.pt", shared, through=last)
+    dates = [t for t in data.usable_dates(base.min_stocks_per_date) if t <= last]
+    assert record["dates"] == [str(data.dates[dates[0]]), str(data.dates[dates[-1]])]
+    assert record["data_end"] == str(data.dates[last]) < str(data.dates[split.test[0]])
+    full = deploy.deployment_refit(tmp_path / "a" / BEST, data, tmp_path / "full.pt")
+    assert record["rows"]["1d"] < full["rows"]["1d"]
+    ck = load_checkpoint(tmp_path / "a" / BEST)
+    probe = ATFTGATFAN(data.n_features, base)
+    probe.load_state_dict(ck["horizon_states"][START])
+    pen = res.start_validation["penalty"]
+    ref, _ = ridge_solutions(probe, data, dates, sorted(set(pen.values())), base.batch_dates)
+    skip = load_checkpoint(tmp_path / "a.pt")["horizon_states"][START]["skip.lin.weight"]
+    for j, h in enumerate(base.horizons):
+        torch.testing.assert_close(skip[j], ref[pen[f"{h}d"]][j].float())
+    # the graph-off model's skip reads no neighbour mean: same dates and penalties, another solve
+    off = base.model_copy(update={"use_graph": False})
+    train(data, off, split, tmp_path / "off", {})
+    deploy.deployment_refit(tmp_path / "off" / BEST, data, tmp_path / "off.pt", shared, through=last)
+    width = load_checkpoint(tmp_path / "off.pt")["horizon_states"][START]["skip.lin.weight"].shape[1]
+    assert width == data.n_features < skip.shape[1]

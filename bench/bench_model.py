@@ -31,10 +31,19 @@ from atft_dagster.market.simulator import ORACLE_VERSION
 from atft_dagster.model import TrainingConfig
 from atft_dagster.pipeline.evaluate import MODEL, baseline_windows, model_columns
 from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.deploy import deployment_refit
 from atft_dagster.training.ensemble import ensemble_predict, member_seeds
 from atft_dagster.training.linear_graph import linear_graph_baseline
 from atft_dagster.training.train import config_folds, train
 
+# "deployed at the test start" (docs/benchmarks.md, forty-first sweep): each fitted model refitted, at what it
+# chose, on every usable date through the selection window (labels end in the purge gap before the test)
+DEPLOYED = {
+    "ensemble": "ensemble, deployed",
+    "graph_off": "graph_off, deployed",
+    "ridge": "ridge, deployed",
+    "lightgbm": "lightgbm, deployed",
+}
 MODELS = (
     "ensemble",
     "ensemble, timing off",
@@ -47,6 +56,7 @@ MODELS = (
     "momentum",
     "reversal",
     "oracle",
+    *DEPLOYED.values(),
 )
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 MARK = "<!-- bench_model quality table -->"
@@ -62,12 +72,26 @@ def market_run(
     src, reg, feats, graph = inputs(market)
     data = PanelTensors.for_model(feats, reg, graph, cfg, device)
     split = config_folds(data, cfg)[0]
+    last = split.selection[-1]
+
+    def deployed(paths: list[str], folder: Path, name: str) -> pl.DataFrame:
+        """``paths`` refitted through the selection window (as is where no horizon kept the start), their
+        test predictions as ``<name>_<h>d``."""
+        refits = []
+        for i, p in enumerate(paths):
+            out = folder / f"{name}_{i}.pt"
+            kept = deployment_refit(Path(p), data, out, folder / f"{name}_shared.pt", through=last)
+            refits.append(out if kept else p)
+        d, _ = ensemble_predict(refits, data, split.test)
+        return d.select("date", "code", *[pl.col(f"pred_{h}d").alias(f"{name}_{h}d") for h in cfg.horizons])
+
     with tempfile.TemporaryDirectory() as tmp:
         paths = [
             train(data, cfg.model_copy(update={"seed": s}), split, Path(tmp) / str(s), {}).best_checkpoint
             for s in member_seeds(cfg.seed, cfg.ensemble_seeds)
         ]
         ens, members = ensemble_predict(paths, data, split.test)
+        ens = ens.join(deployed(paths, Path(tmp), "deployed"), on=["date", "code"])
         sel, _ = ensemble_predict(paths, data, split.selection)
         frame = ens
         other = {"off": {"skip_timing_half_life": 0.0}} if cfg.skip_timing_half_life > 0 else {}
@@ -96,13 +120,14 @@ def market_run(
                     "date", "code", *[pl.col(f"pred_{h}d").alias(f"graph_off_{h}d") for h in cfg.horizons]
                 ),
                 on=["date", "code"],
-            )
+            ).join(deployed([off.best_checkpoint], Path(tmp), "graph_off_deployed"), on=["date", "code"])
     lin, _ = linear_graph_baseline(
         data, cfg, split, BaselineConfig().linear_graph_penalties, cfg.min_stocks_per_date
     )
     frame = frame.join(lin, on=["date", "code"], how="left")
     keys = frame.select("date", "code")
     windows = baseline_windows(data, cfg, split)
+    windows["deploy"] = [data.dates[t] for t in data.usable_dates(cfg.min_stocks_per_date) if t <= last]
     fit = learned_baselines(
         feats,
         reg,
@@ -127,6 +152,11 @@ def market_run(
             **{f"member{i}": f"member{i}_{h}d" for i in range(len(members))},
             **({"ensemble, timing off": f"off_{h}d"} if f"off_{h}d" in frame.columns else {}),
             **({"ensemble, ungated timing": f"ungated_{h}d"} if f"ungated_{h}d" in frame.columns else {}),
+            **{
+                label: f"{base}_deployed_{h}d" if base != "ensemble" else f"deployed_{h}d"
+                for base, label in DEPLOYED.items()
+                if (f"{base}_deployed_{h}d" if base != "ensemble" else f"deployed_{h}d") in frame.columns
+            },
         }
         cols.update(named)
         reports, _ = score_models(frame, cols, f"label_{h}d", 20, h - 1)
@@ -197,6 +227,7 @@ def quality(args, device: str) -> str:
         window = f" (test {pcfg.test_days} days of {n_days}-day markets)" if pcfg is not cfg else ""
         lines += [f"**{preset}**{window}", "", *model_table(results, cfg.horizons)]
         lines += paired_table(results, cfg.horizons)
+        lines += paired_table(results, cfg.horizons, DEPLOYED["ensemble"])
         lines += agreement_table(agreements, cfg.horizons)
         print("\n".join(lines), flush=True)
     lines.append(MARK)
@@ -266,20 +297,28 @@ def cell(pairs: list) -> str:
     return f"{ric.mean():.4f} ± {spread(ric):.4f} ({t.mean():.1f} / {np.abs(t).max():.1f})"
 
 
-def paired_table(results: list[dict], horizons: list[int]) -> list[str]:
-    """The ensemble minus each other model, market by market: mean ± s.d. of the differences and on how
-    many markets the ensemble scored higher (the models share each market's test window, so the paired
-    spread is the one a "beats X" claim has to clear)."""
+def paired_table(results: list[dict], horizons: list[int], base: str = "ensemble") -> list[str]:
+    """``base`` minus each other model, market by market: mean ± s.d. of the differences and on how
+    many markets ``base`` scored higher (the models share each market's test window, so the paired
+    spread is the one a "beats X" claim has to clear). The evaluated ensemble is paired with the evaluated
+    models, the deployed one with the deployed models, the unfitted factors and the oracle."""
+    if (base, horizons[0]) not in results[0]:
+        return []
+    deployed = set(DEPLOYED.values())
+    if base in deployed:
+        rivals = [*deployed, "momentum", "reversal", "oracle", "ensemble"]
+    else:
+        rivals = [n for n in MODELS if n not in deployed]
     lines = [
-        "Paired: ensemble minus each model, per market (mean ± s.d. over the markets; markets won)",
+        f"Paired: {base} minus each model, per market (mean ± s.d. over the markets; markets won)",
         "",
-        "| ensemble − | " + " | ".join(f"{h}d" for h in horizons) + " |",
+        f"| {base} − | " + " | ".join(f"{h}d" for h in horizons) + " |",
         "|---|" + "---|" * len(horizons),
     ]
     for name in MODELS:
-        if name in ("ensemble", "single_seed") or (name, horizons[0]) not in results[0]:
+        if name in (base, "single_seed") or name not in rivals or (name, horizons[0]) not in results[0]:
             continue
-        diffs = [np.array([r[("ensemble", h)][0] - r[(name, h)][0] for r in results]) for h in horizons]
+        diffs = [np.array([r[(base, h)][0] - r[(name, h)][0] for r in results]) for h in horizons]
         if all(np.isnan(d).all() for d in diffs):  # a constant ranking has nothing to pair
             continue
         cells = [f"{d.mean():+.4f} ± {spread(d):.4f} ({int((d > 0).sum())}/{len(d)})" for d in diffs]

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from bench_model import agreement_table, model_table, paired_table, spread
+from bench_model import DEPLOYED, agreement_table, model_table, paired_table, spread
 
 
 def market_rows(
@@ -52,8 +52,10 @@ def market_rows(
     return rows
 
 
-def oracle_shares(seeds: list[int], results: list[dict], horizon: int) -> list[str]:
-    ens = np.array([r[("ensemble", horizon)][0] for r in results])
+def oracle_shares(seeds: list[int], results: list[dict], horizon: int, model: str = "ensemble") -> list[str]:
+    if (model, horizon) not in results[0]:
+        return []
+    ens = np.array([r[(model, horizon)][0] for r in results])
     ora = np.array([r[("oracle", horizon)][0] for r in results])
     if np.isnan(ora).all():
         return ["the oracle is constant on these markets (equal expected returns): no share of it", ""]
@@ -61,7 +63,7 @@ def oracle_shares(seeds: list[int], results: list[dict], horizon: int) -> list[s
     se = spread(share) / np.sqrt(len(share))
     per = ", ".join(f"{s} {x:.2f}" for s, x in zip(seeds, share, strict=True))
     return [
-        f"{horizon}-day share of the oracle per market: {per}",
+        f"{model}: {horizon}-day share of the oracle per market: {per}",
         f"ratio of the means {ens.mean() / ora.mean():.3f}; mean of the shares {share.mean():.3f} "
         f"(s.d. {spread(share):.3f}, s.e. {se:.3f}) over {len(share)} markets",
         "",
@@ -106,7 +108,9 @@ def main() -> None:
         )
     print(f"**{args.preset}**, markets {' '.join(map(str, seeds))}\n")
     print("\n".join(model_table(results, horizons) + paired_table(results, horizons)))
+    print("\n".join(paired_table(results, horizons, DEPLOYED["ensemble"])))
     print("\n".join(oracle_shares(seeds, results, horizons[0])))
+    print("\n".join(oracle_shares(seeds, results, horizons[0], DEPLOYED["ensemble"])))
     if all(s in agreements for s in seeds):
         print("\n".join(agreement_table([agreements[s] for s in seeds], horizons)))
 

@@ -141,11 +141,9 @@ def _ridge_path(
     )
 
 
-def _fit_lightgbm(train, xv, val_score: DailyRankIC, params: dict, cfg: BaselineConfig, seed: int):
-    """LightGBM on the ``train`` Dataset, stopped at the round with the best validation mean daily RankIC."""
-    import lightgbm as lgb
-
-    full = {
+def _lightgbm_params(params: dict, cfg: BaselineConfig, seed: int) -> dict:
+    """LightGBM's parameters: the config's fixed ones and a grid point's ``params``."""
+    return {
         "objective": "regression",
         "learning_rate": cfg.lightgbm_learning_rate,
         "bagging_fraction": cfg.lightgbm_bagging_fraction,
@@ -157,9 +155,15 @@ def _fit_lightgbm(train, xv, val_score: DailyRankIC, params: dict, cfg: Baseline
         "verbosity": -1,
         **params,
     }
+
+
+def _fit_lightgbm(train, xv, val_score: DailyRankIC, params: dict, cfg: BaselineConfig, seed: int):
+    """LightGBM on the ``train`` Dataset, stopped at the round with the best validation mean daily RankIC."""
+    import lightgbm as lgb
+
     valid = lgb.Dataset(xv, np.zeros(len(xv)), reference=train)
     booster = lgb.train(
-        full,
+        _lightgbm_params(params, cfg, seed),
         train,
         num_boost_round=cfg.lightgbm_max_rounds,
         valid_sets=[valid],
@@ -184,8 +188,11 @@ def learned_baselines(
 ) -> BaselineFit:
     """Ridge and LightGBM per horizon. ``windows`` holds the fold's ``train``, ``val`` and ``selection``
     dates, and optionally ``refit``: the dates ridge is fitted on instead of ``train`` (the model's ridge
-    start refits on train through validation; LightGBM stays on ``train``, since ``val`` stops it). Only
-    their labels are read. ``keys`` (date, code) are the rows to predict (any window)."""
+    start refits on train through validation; LightGBM stays on ``train``, since ``val`` stops it), and
+    optionally ``deploy``: after every choice, both are refitted there at what they chose (ridge's penalty
+    scale, LightGBM's grid point and rounds) and predict into ``ridge_deployed_<h>d`` and
+    ``lightgbm_deployed_<h>d`` (the benchmark's "deployed at the test start"). Only their labels are read.
+    ``keys`` (date, code) are the rows to predict (any window)."""
     import lightgbm as lgb
 
     cfg = cfg or BaselineConfig()
@@ -245,4 +252,15 @@ def learned_baselines(
             pl.Series(f"ridge_{h}d", xk @ ridge[best]),
             pl.Series(f"lightgbm_{h}d", lgbm.predict(xk, num_iteration=lgbm.best_iteration)),
         )
+        if "deploy" in part:
+            rows = part["deploy"].filter(pl.col(label).is_not_null())
+            xd, yd = to_arrays(rows, names)[0], label_z(rows, label, label_clip)
+            refit, _, _ = _ridge_path(xd, yd, [cfg.ridge_penalty_scales[best]])
+            booster = lgb.train(
+                _lightgbm_params(params, cfg, seed), lgb.Dataset(xd, yd), num_boost_round=lgbm.best_iteration
+            )
+            out = out.with_columns(
+                pl.Series(f"ridge_deployed_{h}d", xk @ refit[0]),
+                pl.Series(f"lightgbm_deployed_{h}d", booster.predict(xk)),
+            )
     return BaselineFit(out, choices)

@@ -43,7 +43,11 @@ def _ridge(
     ``shared`` keeps it, keyed by the dates and penalties (written atomically; a parallel member that
     misses it solves again, to the same weights)."""
     cfg = model.cfg
-    key = {"dates": [str(data.dates[dates[0]]), str(data.dates[dates[-1]]), len(dates)], "penalty": penalty}
+    key = {
+        "dates": [str(data.dates[dates[0]]), str(data.dates[dates[-1]]), len(dates)],
+        "penalty": penalty,
+        "inputs": model.skip.lin.in_features,
+    }
     if shared is not None and shared.exists():
         kept = load_checkpoint(shared, data.device)
         if kept.get("key") == key:
@@ -57,12 +61,19 @@ def _ridge(
 
 @torch.no_grad()
 def deployment_refit(
-    checkpoint: Path, data: PanelTensors, out: Path, shared: Path | None = None
+    checkpoint: Path,
+    data: PanelTensors,
+    out: Path,
+    shared: Path | None = None,
+    through: int | None = None,
 ) -> dict[str, Any] | None:
     """Write ``out``: ``checkpoint`` with the skip of every horizon that kept the ridge start refitted on
     all of ``data``'s labelled dates (``shared``: where the fold's members keep the solve they share).
-    Returns what was refitted (horizons, dates, rows per horizon), or None when no horizon kept the start
-    (nothing is written: the evaluated checkpoint is the deployed one)."""
+    ``through``: the last date index whose rows may enter (the benchmark's "deployed at the test start":
+    the last selection date, whose labels end inside the purge gap); None: every date, as the pipeline
+    refits on data that ends at its last date. Returns what was refitted (horizons, dates, rows per
+    horizon), or None when no horizon kept the start (nothing is written: the evaluated checkpoint is the
+    deployed one)."""
     ck = load_checkpoint(checkpoint, data.device)
     cfg = TrainingConfig.from_recorded(ck["config"])
     states, epochs = ck.get("horizon_states"), ck.get("horizon_epochs")
@@ -74,7 +85,7 @@ def deployment_refit(
         return None
     model = ATFTGATFAN(ck["n_features"], cfg).to(data.device)
     model.load_state_dict(states[START])
-    dates = data.usable_dates(cfg.min_stocks_per_date)
+    dates = [t for t in data.usable_dates(cfg.min_stocks_per_date) if through is None or t <= through]
     weight, rows = _ridge(model, data, dates, {f"{h}d": penalty[f"{h}d"] for h in cfg.horizons}, shared)
     skip = model.skip.lin.weight.clone()
     for j, h in enumerate(cfg.horizons):
@@ -85,7 +96,7 @@ def deployment_refit(
     record = {
         "horizons": kept,
         "dates": [str(data.dates[dates[0]]), str(data.dates[dates[-1]])],
-        "data_end": str(data.dates[-1]),
+        "data_end": str(data.dates[-1 if through is None else through]),
         "rows": {k: rows[k] for k in kept},
         "penalty": {k: penalty[k] for k in kept},
     }
