@@ -34,6 +34,7 @@ RETRAIN_CONFIG = {
                 "lightgbm_num_leaves": [7],
                 "lightgbm_min_child_samples": [50],
                 "graph_off_baseline": False,
+                "deployed_rows": False,
             }
         },
     }

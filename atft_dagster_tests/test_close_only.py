@@ -65,7 +65,12 @@ def ran(tmp_path_factory):
         "ops": {
             "model_checkpoint": {"config": TINY},
             "evaluation_report": {
-                "config": {"lightgbm_max_rounds": 10, "lightgbm_num_leaves": [7], "graph_off_baseline": False}
+                "config": {
+                    "lightgbm_max_rounds": 10,
+                    "lightgbm_num_leaves": [7],
+                    "graph_off_baseline": False,
+                    "deployed_rows": False,
+                }
             },
         }
     }
@@ -91,6 +96,10 @@ def test_close_only_files_train_and_the_report_says_what_was_dropped(ran):
     assert manifest["dropped"]["ret_intraday"] == CLOSE_ONLY
     report = next(root.glob("reports/*/report.md")).read_text()
     assert "## Inputs" in report and "closes only" in report and "no volume" in report
+    # deployed_rows off: no model is scored as deployed at the test start
+    assert "As deployed at the test start" not in report and "_deployed |" not in report
+    table = pl.read_parquet(root / "tables" / "evaluation_report.parquet")
+    assert not table.filter(pl.col("model").str.ends_with("_deployed")).height
     features = pl.read_parquet(root / "tables" / "enriched_features.parquet")
     assert "ret_intraday" not in features.columns and "ret_1d" in features.columns
     assert list((root / "champions").glob("v*.json")) and list((root / "predictions").glob("*.csv"))

@@ -59,6 +59,11 @@ def test_evaluation_report_scores_all_models_on_the_same_days(retrained):
         "momentum",
         "reversal",
         "oracle",
+        # every fitted model as deployed at the test start (deployed_rows, on by default)
+        "atft_gat_fan_deployed",
+        "graph_off_deployed",
+        "ridge_deployed",
+        "lightgbm_deployed",
     }
     assert set(report["horizon"]) == {1, 5, 10, 20} and set(report["window"]) == {"test", "selection"}
     prim = test.filter(pl.col("horizon") == 1)
@@ -71,9 +76,13 @@ def test_evaluation_report_scores_all_models_on_the_same_days(retrained):
         "lightgbm",
         "linear_graph",
     } <= sel_models  # tuned there, so their selection figure is reported too
+    assert not any(m.endswith("_deployed") for m in sel_models)  # refitted on it: never scored there
+    by = {(r["model"], r["horizon"]): r["rank_ic"] for r in test.to_dicts()}
+    assert any(by[("ridge_deployed", h)] != by[("ridge", h)] for h in (1, 5, 10, 20))
     md_file = root / "reports" / res.run_id / "report.md"
     text = md_file.read_text()
     assert "| atft_gat_fan |" in text and "of the oracle" in text
+    assert "As deployed at the test start (`atft_gat_fan_deployed`" in text
     assert text.count("Agreement with the oracle") == 8 and "agreement with the oracle's ranking" in text
     agree = prim.filter(pl.col("model") == "atft_gat_fan")["oracle_agreement"][0]
     assert 0.2 < agree <= 1.0  # the embedded market's model ranks much like the true expected returns

@@ -223,12 +223,15 @@ def test_horizons_have_one_default_and_a_mismatch_is_refused():
 
 # ---- evaluation ------------------------------------------------------------------------------
 def test_model_columns_and_the_oracle_fraction():
-    frame = pl.DataFrame({"pred_1d": [0.1], "ridge_1d": [0.2], "momentum": [0.3], "oracle_1d": [0.4]})
+    frame = pl.DataFrame(
+        {"pred_1d": [0.1], "ridge_1d": [0.2], "momentum": [0.3], "oracle_1d": [0.4], "deployed_1d": [0.5]}
+    )
     assert model_columns(1, frame) == {
         "atft_gat_fan": "pred_1d",
         "ridge": "ridge_1d",
         "momentum": "momentum",
         "oracle": "oracle_1d",
+        "atft_gat_fan_deployed": "deployed_1d",
     }
     table = pl.DataFrame(
         {

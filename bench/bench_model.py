@@ -29,9 +29,16 @@ from atft_dagster.evaluation.report import oracle_agreement, score_models
 from atft_dagster.market import SyntheticMarketConfig, market_preset, pure_noise_market
 from atft_dagster.market.simulator import ORACLE_VERSION
 from atft_dagster.model import TrainingConfig
-from atft_dagster.pipeline.evaluate import MODEL, baseline_windows, model_columns
+from atft_dagster.pipeline.evaluate import (
+    DEPLOYED as SUFFIX,
+)
+from atft_dagster.pipeline.evaluate import (
+    MODEL,
+    baseline_windows,
+    deployed_predictions,
+    model_columns,
+)
 from atft_dagster.training.data import PanelTensors
-from atft_dagster.training.deploy import deployment_refit
 from atft_dagster.training.ensemble import ensemble_predict, member_seeds
 from atft_dagster.training.linear_graph import linear_graph_baseline
 from atft_dagster.training.train import config_folds, train
@@ -72,26 +79,13 @@ def market_run(
     src, reg, feats, graph = inputs(market)
     data = PanelTensors.for_model(feats, reg, graph, cfg, device)
     split = config_folds(data, cfg)[0]
-    last = split.selection[-1]
-
-    def deployed(paths: list[str], folder: Path, name: str) -> pl.DataFrame:
-        """``paths`` refitted through the selection window (as is where no horizon kept the start), their
-        test predictions as ``<name>_<h>d``."""
-        refits = []
-        for i, p in enumerate(paths):
-            out = folder / f"{name}_{i}.pt"
-            kept = deployment_refit(Path(p), data, out, folder / f"{name}_shared.pt", through=last)
-            refits.append(out if kept else p)
-        d, _ = ensemble_predict(refits, data, split.test)
-        return d.select("date", "code", *[pl.col(f"pred_{h}d").alias(f"{name}_{h}d") for h in cfg.horizons])
-
     with tempfile.TemporaryDirectory() as tmp:
         paths = [
             train(data, cfg.model_copy(update={"seed": s}), split, Path(tmp) / str(s), {}).best_checkpoint
             for s in member_seeds(cfg.seed, cfg.ensemble_seeds)
         ]
         ens, members = ensemble_predict(paths, data, split.test)
-        ens = ens.join(deployed(paths, Path(tmp), "deployed"), on=["date", "code"])
+        ens = ens.join(deployed_predictions(paths, data, split, Path(tmp), "deployed"), on=["date", "code"])
         sel, _ = ensemble_predict(paths, data, split.selection)
         frame = ens
         other = {"off": {"skip_timing_half_life": 0.0}} if cfg.skip_timing_half_life > 0 else {}
@@ -120,14 +114,16 @@ def market_run(
                     "date", "code", *[pl.col(f"pred_{h}d").alias(f"graph_off_{h}d") for h in cfg.horizons]
                 ),
                 on=["date", "code"],
-            ).join(deployed([off.best_checkpoint], Path(tmp), "graph_off_deployed"), on=["date", "code"])
+            ).join(
+                deployed_predictions([off.best_checkpoint], data, split, Path(tmp), "graph_off_deployed"),
+                on=["date", "code"],
+            )
     lin, _ = linear_graph_baseline(
         data, cfg, split, BaselineConfig().linear_graph_penalties, cfg.min_stocks_per_date
     )
     frame = frame.join(lin, on=["date", "code"], how="left")
     keys = frame.select("date", "code")
-    windows = baseline_windows(data, cfg, split)
-    windows["deploy"] = [data.dates[t] for t in data.usable_dates(cfg.min_stocks_per_date) if t <= last]
+    windows = baseline_windows(data, cfg, split, deployed=True)
     fit = learned_baselines(
         feats,
         reg,
@@ -146,17 +142,14 @@ def market_run(
     out: dict = {}
     agreement: dict[str, float] = {}  # "model hd" -> mean daily RankIC against the h-day oracle
     for h in cfg.horizons:
-        named = {("ensemble" if k == MODEL else k): v for k, v in model_columns(h, frame).items()}
+        rename = {MODEL: "ensemble", MODEL + SUFFIX: DEPLOYED["ensemble"]}
+        rename.update({m + SUFFIX: name for m, name in DEPLOYED.items() if m != "ensemble"})
+        named = {rename.get(k, k): v for k, v in model_columns(h, frame).items()}
         cols = {
             "ensemble": named.pop("ensemble"),
             **{f"member{i}": f"member{i}_{h}d" for i in range(len(members))},
             **({"ensemble, timing off": f"off_{h}d"} if f"off_{h}d" in frame.columns else {}),
             **({"ensemble, ungated timing": f"ungated_{h}d"} if f"ungated_{h}d" in frame.columns else {}),
-            **{
-                label: f"{base}_deployed_{h}d" if base != "ensemble" else f"deployed_{h}d"
-                for base, label in DEPLOYED.items()
-                if (f"{base}_deployed_{h}d" if base != "ensemble" else f"deployed_{h}d") in frame.columns
-            },
         }
         cols.update(named)
         reports, _ = score_models(frame, cols, f"label_{h}d", 20, h - 1)

@@ -34,12 +34,14 @@ from atft_dagster.pipeline.layout import DataLayout
 from atft_dagster.pipeline.records import EvaluationSummary, TrainedModel
 from atft_dagster.training.checkpoint import load_checkpoint
 from atft_dagster.training.data import PanelTensors
+from atft_dagster.training.deploy import deployment_refit
 from atft_dagster.training.ensemble import ensemble_predict
 from atft_dagster.training.linear_graph import linear_graph_baseline
 from atft_dagster.training.split import Split
 from atft_dagster.training.train import refit_dates, train
 
 MODEL = "atft_gat_fan"
+DEPLOYED = "_deployed"  # suffix of a model scored as deployed at the test start
 ORACLE = "oracle"
 # (first, last) date -> the true expected returns (oracle_{h}d per date, code), or None where unknown
 OracleLookup = Callable[[date, date], pl.DataFrame | None]
@@ -52,6 +54,13 @@ class EvaluationSettings(BaselineConfig):
     evaluation and promotion)."""
 
     graph_off_baseline: bool = Field(True, description="Also train the same model with the graph block off.")
+    deployed_rows: bool = Field(
+        True,
+        description="Also score, on the test window, every fitted model as deployed at the test start: "
+        "refitted at what it chose on every usable date through the selection window (the ensemble's and the "
+        "graph-off model's kept ridge starts, as the deployment refit does; ridge at its penalty; LightGBM "
+        "at its grid point and rounds). What users get from the deployment refit; no decision reads it.",
+    )
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,8 @@ def model_columns(h: int, frame: pl.DataFrame) -> dict[str, str]:
         "momentum": "momentum",
         "reversal": "reversal",
         ORACLE: f"oracle_{h}d",
+        MODEL + DEPLOYED: f"deployed_{h}d",
+        **{m + DEPLOYED: f"{m}_deployed_{h}d" for m in ("graph_off", "ridge", "lightgbm")},
     }
     return {name: col for name, col in cols.items() if col in frame.columns}
 
@@ -148,13 +159,41 @@ class _Context:
     log: Log
 
 
-def baseline_windows(data: PanelTensors, cfg: TrainingConfig, split: Split) -> dict[str, list]:
-    """The fold's train, validation and selection dates for the learned baselines, and ``refit`` (the dates
-    the model's ridge start ends on) when ``skip_refit_through_validation`` is on."""
+def baseline_windows(
+    data: PanelTensors, cfg: TrainingConfig, split: Split, deployed: bool = False
+) -> dict[str, list]:
+    """The fold's train, validation and selection dates for the learned baselines, ``refit`` (the dates
+    the model's ridge start ends on) when ``skip_refit_through_validation`` is on, and with ``deployed``
+    ``deploy``: every usable date through the selection window (:func:`deployed_through`)."""
     windows = {w: [data.dates[t] for t in getattr(split, w)] for w in ("train", "val", "selection")}
     if cfg.skip_refit_through_validation:
         windows["refit"] = [data.dates[t] for t in refit_dates(data, cfg, split)]
+    if deployed:
+        last = deployed_through(split)
+        windows["deploy"] = [data.dates[t] for t in data.usable_dates(cfg.min_stocks_per_date) if t <= last]
     return windows
+
+
+def deployed_through(split: Split) -> int:
+    """The last date a model deployed at the fold's test start is refitted on: the selection window's last;
+    its labels end inside the purge gap, before the test window's first day."""
+    return split.selection[-1]
+
+
+def deployed_predictions(
+    checkpoints: list[str], data: PanelTensors, split: Split, folder: Path, name: str, precision: str = "fp32"
+) -> pl.DataFrame:
+    """The test-window predictions (``<name>_<h>d``) of ``checkpoints`` as deployed at the test start: each
+    one's kept ridge starts refitted through :func:`deployed_through` (``deployment_refit``; a checkpoint
+    without one predicts as it is)."""
+    refits = []
+    for i, ck in enumerate(checkpoints):
+        out = folder / f"{name}_{i}.pt"
+        kept = deployment_refit(Path(ck), data, out, folder / f"{name}_shared.pt", deployed_through(split))
+        refits.append(str(out) if kept else ck)
+    pred, _ = ensemble_predict(refits, data, split.test, precision)
+    horizons = [int(c.removeprefix("pred_").removesuffix("d")) for c in pred.columns if c.startswith("pred_")]
+    return pred.select("date", "code", *[pl.col(f"pred_{h}d").alias(f"{name}_{h}d") for h in horizons])
 
 
 def fold_frames(
@@ -162,7 +201,9 @@ def fold_frames(
 ) -> tuple[pl.DataFrame, pl.DataFrame, list[dict]]:
     """(test rows, selection rows, the learned baselines' choices) of one fold: the seed ensemble, its
     first member alone and the baselines. Learned baselines are fitted on the fold's training dates,
-    stopped on its validation window and tuned on its selection window."""
+    stopped on its validation window and tuned on its selection window. With ``deployed_rows`` the test
+    rows also hold every fitted model as deployed at the test start (never the selection rows: those
+    models were refitted on them)."""
     cfg, data = c.cfg, c.data
     single = {f"pred_{h}d": f"single_seed_{h}d" for h in cfg.horizons}
     # one pass over both windows (each member is loaded once); ranks are per date, so splitting after is exact
@@ -172,7 +213,8 @@ def fold_frames(
         factor_baselines(c.features, frame.select("date", "code")), on=["date", "code"], how="left"
     ).with_columns(pl.lit(fold.fold).alias("fold"))
     test_dates = [data.dates[t] for t in split.test]
-    windows = baseline_windows(data, cfg, split)
+    deployed = c.settings.deployed_rows
+    windows = baseline_windows(data, cfg, split, deployed)
     c.log(f"fold {fold.fold}: fitting ridge and LightGBM (tuned on the selection window)")
     fit = learned_baselines(
         c.features,
@@ -193,7 +235,12 @@ def fold_frames(
     )
     frame = frame.join(lin, on=["date", "code"], how="left")
     test = frame.filter(pl.col("date").is_in(test_dates))
-    selection = frame.filter(~pl.col("date").is_in(test_dates))
+    selection = frame.filter(~pl.col("date").is_in(test_dates)).select(pl.exclude("^.*_deployed_.*$"))
+    if deployed:
+        c.log(f"fold {fold.fold}: refitting the ensemble's kept ridge starts through the selection window")
+        with tempfile.TemporaryDirectory() as tmp:
+            dep = deployed_predictions(fold.checkpoints, data, split, Path(tmp), "deployed", c.precision)
+        test = test.join(dep, on=["date", "code"], how="left")
     if c.settings.graph_off_baseline:
         off_cfg = cfg.model_copy(update={"use_graph": False})
         c.log(f"fold {fold.fold}: training the graph-off baseline (up to {off_cfg.epochs} epochs)")
@@ -205,6 +252,14 @@ def fold_frames(
         with tempfile.TemporaryDirectory() as tmp:
             res = train(data, off_cfg, split, Path(tmp), {"baseline": "graph_off"}, c.precision, on_epoch)
             off, _ = ensemble_predict([res.best_checkpoint], data, split.test, c.precision)
+            if deployed:
+                test = test.join(
+                    deployed_predictions(
+                        [res.best_checkpoint], data, split, Path(tmp), "graph_off_deployed", c.precision
+                    ),
+                    on=["date", "code"],
+                    how="left",
+                )
         test = _with_columns(test, off, {f"pred_{h}d": f"graph_off_{h}d" for h in cfg.horizons})
     return test, selection, [{"fold": fold.fold, **ch} for ch in fit.choices + lin_choices]
 
@@ -320,6 +375,14 @@ def _header(run_id: str, r: EvaluationResult, described: list[dict]) -> str:
             )
             + ".\n\n"
         )
+        deployed = r.score("test", MODEL + DEPLOYED)
+        if deployed is not None:
+            out += (
+                f"As deployed at the test start (`{MODEL + DEPLOYED}`: the kept ridge starts refitted through "
+                f"the selection window, as the deployment refit does for new days): {deployed:.4f} = "
+                f"**{deployed / oracle:.2f} of the oracle**; every fitted baseline is refitted the same way "
+                "(`_deployed` rows).\n\n"
+            )
     return out
 
 
