@@ -53,7 +53,8 @@ def _panel(
     description="Per horizon and window, for the seed-ensemble model, one member alone and the baselines (graph "
     "block off, the linear graph model, ridge, LightGBM, momentum, reversal, and the oracle on the synthetic "
     "market), on exactly the same days and stocks: IC, RankIC, ICIR, Newey-West t, hit rate, quintile "
-    "long-short, JPX Sharpe, deciles. The test window (all walk-forward folds pooled) is reported only; the "
+    "long-short, JPX Sharpe, deciles. The test window (all walk-forward folds pooled) is reported only, with "
+    "every fitted model also scored as deployed at the test start (refitted through the selection window); the "
     "selection window is what champion promotion reads. Plots and a Markdown report in the data directory's "
     "reports folder, in a folder named after the run id.",
 )
