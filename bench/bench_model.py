@@ -30,9 +30,7 @@ from atft_dagster.market import SyntheticMarketConfig, market_preset, pure_noise
 from atft_dagster.market.simulator import ORACLE_VERSION
 from atft_dagster.model import TrainingConfig
 from atft_dagster.pipeline.evaluate import (
-    DEPLOYED as SUFFIX,
-)
-from atft_dagster.pipeline.evaluate import (
+    DEPLOYED,
     MODEL,
     baseline_windows,
     deployed_predictions,
@@ -45,7 +43,7 @@ from atft_dagster.training.train import config_folds, train
 
 # "deployed at the test start" (docs/benchmarks.md, forty-first sweep): each fitted model refitted, at what it
 # chose, on every usable date through the selection window (labels end in the purge gap before the test)
-DEPLOYED = {
+DEPLOYED_ROWS = {
     "ensemble": "ensemble, deployed",
     "graph_off": "graph_off, deployed",
     "ridge": "ridge, deployed",
@@ -63,7 +61,7 @@ MODELS = (
     "momentum",
     "reversal",
     "oracle",
-    *DEPLOYED.values(),
+    *DEPLOYED_ROWS.values(),
 )
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 MARK = "<!-- bench_model quality table -->"
@@ -142,8 +140,8 @@ def market_run(
     out: dict = {}
     agreement: dict[str, float] = {}  # "model hd" -> mean daily RankIC against the h-day oracle
     for h in cfg.horizons:
-        rename = {MODEL: "ensemble", MODEL + SUFFIX: DEPLOYED["ensemble"]}
-        rename.update({m + SUFFIX: name for m, name in DEPLOYED.items() if m != "ensemble"})
+        rename = {MODEL: "ensemble", MODEL + DEPLOYED: DEPLOYED_ROWS["ensemble"]}
+        rename.update({m + DEPLOYED: name for m, name in DEPLOYED_ROWS.items() if m != "ensemble"})
         named = {rename.get(k, k): v for k, v in model_columns(h, frame).items()}
         cols = {
             "ensemble": named.pop("ensemble"),
@@ -220,7 +218,7 @@ def quality(args, device: str) -> str:
         window = f" (test {pcfg.test_days} days of {n_days}-day markets)" if pcfg is not cfg else ""
         lines += [f"**{preset}**{window}", "", *model_table(results, cfg.horizons)]
         lines += paired_table(results, cfg.horizons)
-        lines += paired_table(results, cfg.horizons, DEPLOYED["ensemble"])
+        lines += paired_table(results, cfg.horizons, DEPLOYED_ROWS["ensemble"])
         lines += agreement_table(agreements, cfg.horizons)
         print("\n".join(lines), flush=True)
     lines.append(MARK)
@@ -297,7 +295,7 @@ def paired_table(results: list[dict], horizons: list[int], base: str = "ensemble
     models, the deployed one with the deployed models, the unfitted factors and the oracle."""
     if (base, horizons[0]) not in results[0]:
         return []
-    deployed = set(DEPLOYED.values())
+    deployed = set(DEPLOYED_ROWS.values())
     if base in deployed:
         rivals = [*deployed, "momentum", "reversal", "oracle", "ensemble"]
     else:

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from bench_model import DEPLOYED, agreement_table, model_table, paired_table, spread
+from bench_model import DEPLOYED_ROWS, agreement_table, model_table, paired_table, spread
 
 
 def market_rows(
@@ -108,9 +108,9 @@ def main() -> None:
         )
     print(f"**{args.preset}**, markets {' '.join(map(str, seeds))}\n")
     print("\n".join(model_table(results, horizons) + paired_table(results, horizons)))
-    print("\n".join(paired_table(results, horizons, DEPLOYED["ensemble"])))
+    print("\n".join(paired_table(results, horizons, DEPLOYED_ROWS["ensemble"])))
     print("\n".join(oracle_shares(seeds, results, horizons[0])))
-    print("\n".join(oracle_shares(seeds, results, horizons[0], DEPLOYED["ensemble"])))
+    print("\n".join(oracle_shares(seeds, results, horizons[0], DEPLOYED_ROWS["ensemble"])))
     if all(s in agreements for s in seeds):
         print("\n".join(agreement_table([agreements[s] for s in seeds], horizons)))
 
