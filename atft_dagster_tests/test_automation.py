@@ -27,7 +27,7 @@ from atft_dagster_tests.helpers import SMALL, TINY, champion_of, tracking
 
 RETRAIN_CONFIG = {
     "ops": {
-        "model_checkpoint": {"config": TINY},
+        "model_checkpoint": {"config": {**TINY, "ensemble_seeds": 1}},  # automation, not the ensemble
         "evaluation_report": {
             "config": {
                 "lightgbm_max_rounds": 10,

@@ -16,7 +16,9 @@ from atft_dagster.pipeline.records import ChampionState, EvaluationSummary, Trai
 from atft_dagster_tests.helpers import SMALL, TINY, champion_of, ingest, partition_keys, tracking
 
 
-def _run_config(margin: float = 0.0, lr: float = 1e-3) -> dict:
+def _run_config(margin: float = 0.0, lr: float = 1e-3, test_rows: bool = True) -> dict:
+    """``test_rows`` False: no graph-off or deployed rows (test-window rows only; the champion reads none)."""
+    extra = {} if test_rows else {"graph_off_baseline": False, "deployed_rows": False}
     return {
         "ops": {
             "model_checkpoint": {"config": {**TINY, "lr": lr}},
@@ -25,6 +27,7 @@ def _run_config(margin: float = 0.0, lr: float = 1e-3) -> dict:
                     "lightgbm_max_rounds": 20,
                     "lightgbm_num_leaves": [7],
                     "lightgbm_min_child_samples": [50],
+                    **extra,
                 }
             },
             "champion_model": {"config": {"margin": margin}},
@@ -243,7 +246,7 @@ def test_champion_is_kept_unless_beaten_by_the_margin(retrained):
     root, d, inst, _, _ = retrained
     before = champion_of(root)
     res = d.resolve_job_def("retrain").execute_in_process(
-        instance=inst, run_config=_run_config(margin=10.0, lr=5e-4)
+        instance=inst, run_config=_run_config(margin=10.0, lr=5e-4, test_rows=False)
     )
     assert res.success
     md = {e.asset_key.path[-1]: e.materialization.metadata for e in res.get_asset_materialization_events()}

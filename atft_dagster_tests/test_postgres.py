@@ -30,6 +30,7 @@ RETRAIN = {
                 "ridge_penalty_scales": [1e-3],
                 "linear_graph_penalties": [1.0],
                 "graph_off_baseline": False,
+                "deployed_rows": False,
             }
         },
     }

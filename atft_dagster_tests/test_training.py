@@ -739,6 +739,39 @@ def test_the_deployment_refit_refits_the_kept_starts_on_every_labelled_day(setup
     assert not (tmp_path / "none.pt").exists()
 
 
+def test_deployed_predictions_reuse_the_evaluated_frame_only_where_nothing_was_refitted(
+    setup, two_members, tmp_path, monkeypatch
+):
+    """The deployed rows of checkpoints that kept no ridge start are their evaluated rows: the frame the
+    report already predicted is reused (not predicted again) and equals a fresh prediction; a refitted
+    checkpoint ignores it."""
+    import atft_dagster.pipeline.evaluate as ev
+
+    cfg, data, _, split, _ = setup
+    windows = split.selection + split.test
+    ens, _ = ensemble_predict(two_members, data, windows)
+    fresh = ev.deployed_predictions(two_members, data, split, tmp_path, "a")
+
+    def predicted_again(*args, **kwargs):
+        raise AssertionError("predicted again")
+
+    monkeypatch.setattr(ev, "ensemble_predict", predicted_again)
+    reused = ev.deployed_predictions(two_members, data, split, tmp_path, "b", evaluated=ens)
+    monkeypatch.undo()
+    fresh, reused = fresh.sort("date", "code"), reused.sort("date", "code")
+    assert reused["date"].unique().sort().to_list() == [data.dates[t] for t in split.test]
+    assert fresh.select("date", "code").equals(reused.select("date", "code"))
+    for h in cfg.horizons:
+        np.testing.assert_allclose(reused[f"b_{h}d"], fresh[f"a_{h}d"], rtol=1e-5, atol=1e-6)
+    # a checkpoint that kept its ridge start is refitted through the selection window: predicted anew
+    kept = cfg.model_copy(update={"select_per_horizon": True, "epochs": 1, "lr": 1e-9})
+    ck = train(data, kept, split, tmp_path / "m", {}).best_checkpoint
+    evaluated, _ = ensemble_predict([ck], data, windows)
+    dep = ev.deployed_predictions([ck], data, split, tmp_path, "c", evaluated=evaluated).sort("date", "code")
+    old = evaluated.filter(pl.col("date").is_in(dep["date"].unique().to_list())).sort("date", "code")
+    assert dep.height == old.height and not np.allclose(dep["c_1d"], old["pred_1d"])
+
+
 def test_a_day_before_the_refits_last_date_is_ranked_by_the_evaluated_checkpoints():
     """Point in time: the deployed checkpoints read labels up to the data's last date, so only days from
     that date on may use them (a backfilled partition gets the evaluated ones)."""

@@ -83,7 +83,10 @@ def market_run(
             for s in member_seeds(cfg.seed, cfg.ensemble_seeds)
         ]
         ens, members = ensemble_predict(paths, data, split.test)
-        ens = ens.join(deployed_predictions(paths, data, split, Path(tmp), "deployed"), on=["date", "code"])
+        ens = ens.join(
+            deployed_predictions(paths, data, split, Path(tmp), "deployed", evaluated=ens),
+            on=["date", "code"],
+        )
         sel, _ = ensemble_predict(paths, data, split.selection)
         frame = ens
         other = {"off": {"skip_timing_half_life": 0.0}} if cfg.skip_timing_half_life > 0 else {}
@@ -113,7 +116,9 @@ def market_run(
                 ),
                 on=["date", "code"],
             ).join(
-                deployed_predictions([off.best_checkpoint], data, split, Path(tmp), "graph_off_deployed"),
+                deployed_predictions(
+                    [off.best_checkpoint], data, split, Path(tmp), "graph_off_deployed", evaluated=o
+                ),
                 on=["date", "code"],
             )
     lin, _ = linear_graph_baseline(

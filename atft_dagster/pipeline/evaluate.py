@@ -181,17 +181,29 @@ def deployed_through(split: Split) -> int:
 
 
 def deployed_predictions(
-    checkpoints: list[str], data: PanelTensors, split: Split, folder: Path, name: str, precision: str = "fp32"
+    checkpoints: list[str],
+    data: PanelTensors,
+    split: Split,
+    folder: Path,
+    name: str,
+    precision: str = "fp32",
+    evaluated: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The test-window predictions (``<name>_<h>d``) of ``checkpoints`` as deployed at the test start: each
     one's kept ridge starts refitted through :func:`deployed_through` (``deployment_refit``; a checkpoint
-    without one predicts as it is)."""
-    refits = []
+    without one predicts as it is). ``evaluated``: the same checkpoints' ensemble frame (``pred_<h>d``) over
+    windows that end with the test window; where no checkpoint was refitted it is the answer (ranks are per
+    date and the timing pass ends on the same day), so the test window is not predicted again."""
+    refits, changed = [], False
     for i, ck in enumerate(checkpoints):
         out = folder / f"{name}_{i}.pt"
         kept = deployment_refit(Path(ck), data, out, folder / f"{name}_shared.pt", deployed_through(split))
         refits.append(str(out) if kept else ck)
-    pred, _ = ensemble_predict(refits, data, split.test, precision)
+        changed = changed or bool(kept)
+    if changed or evaluated is None:
+        pred, _ = ensemble_predict(refits, data, split.test, precision)
+    else:
+        pred = evaluated.filter(pl.col("date").is_in([data.dates[t] for t in split.test]))
     horizons = [int(c.removeprefix("pred_").removesuffix("d")) for c in pred.columns if c.startswith("pred_")]
     return pred.select("date", "code", *[pl.col(f"pred_{h}d").alias(f"{name}_{h}d") for h in horizons])
 
@@ -239,7 +251,9 @@ def fold_frames(
     if deployed:
         c.log(f"fold {fold.fold}: refitting the ensemble's kept ridge starts through the selection window")
         with tempfile.TemporaryDirectory() as tmp:
-            dep = deployed_predictions(fold.checkpoints, data, split, Path(tmp), "deployed", c.precision)
+            dep = deployed_predictions(
+                fold.checkpoints, data, split, Path(tmp), "deployed", c.precision, evaluated=ens
+            )
         test = test.join(dep, on=["date", "code"], how="left")
     if c.settings.graph_off_baseline:
         off_cfg = cfg.model_copy(update={"use_graph": False})
@@ -255,7 +269,13 @@ def fold_frames(
             if deployed:
                 test = test.join(
                     deployed_predictions(
-                        [res.best_checkpoint], data, split, Path(tmp), "graph_off_deployed", c.precision
+                        [res.best_checkpoint],
+                        data,
+                        split,
+                        Path(tmp),
+                        "graph_off_deployed",
+                        c.precision,
+                        evaluated=off,
                     ),
                     on=["date", "code"],
                     how="left",
