@@ -125,8 +125,9 @@ def run_market(args, seed: int) -> list[dict]:
         if args.mode == "model":
             res = train(data, cfg, split, Path(tmp), {})
             start = res.start_validation or {}
-            print(json.dumps({"penalty": start.get("penalty"), "epochs": res.horizon_epochs}))
             model = load_model(res.best_checkpoint)[0]
+            gate = None if model.graph is None else model.graph.gate().detach().mean(-1).tolist()
+            print(json.dumps({"penalty": start.get("penalty"), "epochs": res.horizon_epochs, "gate": gate}))
         else:
             model = linear_model(data, cfg, split)
     fit_s = time.perf_counter() - t0
