@@ -182,54 +182,6 @@ def test_reset_parameters_restores_the_gate(tensors):
     assert torch.allclose(m.graph.gate(), torch.full((16,), 0.5))
 
 
-def test_a_gate_per_horizon_starts_at_its_value_and_zero_reads_no_graph(tensors):
-    data, _ = tensors
-    m = _model(data, graph_gates=[0.5, 0.2, 0.0, 0.0]).eval()
-    gate = m.graph.gate()
-    assert gate.shape == (4, 16)
-    torch.testing.assert_close(gate[:, 0], torch.tensor([0.5, 0.2, 0.0, 0.0]))
-    b = data.batch([90])
-    src, dst = b.edge_index
-    i, j = int(dst[0]), int(src[0])
-    x2 = b.x.clone()
-    x2[j] += 1.0  # change a neighbour only: the horizons that read the graph move, the others do not
-    p1 = m(b.x, b.mask, b.edge_index, b.edge_attr).point[i]
-    p2 = m(x2, b.mask, b.edge_index, b.edge_attr).point[i]
-    assert (p1[:2] - p2[:2]).abs().min() > 0
-    torch.testing.assert_close(p1[2:], p2[2:])
-    with torch.no_grad():
-        m.graph.alpha.fill_(3.0)
-    m.reset_parameters()
-    torch.testing.assert_close(m.graph.gate(), gate)
-    with pytest.raises(ValueError, match="graph_gates"):
-        TrainingConfig(graph_gates=[0.5, 0.5])
-    with pytest.raises(ValueError, match="graph_gates"):
-        TrainingConfig(graph_gates=[0.5, 0.5, 1.0, 0.0])
-
-
-def test_equal_gates_per_horizon_give_the_shared_gate_model(tensors):
-    """The per-horizon form is the shared one where every horizon's gate is the same: same weights, same
-    predictions; a zero-gate horizon gets no gradient through the graph."""
-    data, _ = tensors
-    shared, per = _model(data), _model(data, graph_gates=[0.5] * 4)
-    per.load_state_dict(
-        {
-            **shared.state_dict(),
-            "graph.alpha": shared.graph.alpha.expand(4, -1).clone(),
-            "graph.gate_on": per.graph.gate_on,
-        }
-    )
-    b = data.batch([90, 91])
-    args = (b.x, b.mask, b.edge_index, b.edge_attr)
-    a, c = shared.eval()(*args), per.eval()(*args)
-    torch.testing.assert_close(a.point, c.point)
-    torch.testing.assert_close(a.quantiles, c.quantiles)
-    off = _model(data, graph_gates=[0.5, 0.5, 0.0, 0.0], input_skip=False, skip_timing_half_life=0.0).train()
-    off(*args).point[:, 2:].sum().backward()
-    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in off.graph.conv1.parameters())
-    assert off.encoder.parameters().__next__().grad.abs().sum() > 0
-
-
 def test_neighbour_mean_is_the_weighted_mean_of_in_neighbours():
     from atft_dagster.model.atft import neighbour_mean
 

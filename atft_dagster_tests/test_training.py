@@ -123,25 +123,6 @@ def test_training_writes_checkpoints_and_logs(setup, tmp_path):
     assert std == pytest.approx(np.mean([f["pred_1d"].std() for f in frame]), rel=1e-6)
 
 
-def test_gates_per_horizon_train_apart_and_reload(setup, tmp_path):
-    cfg, data, _, split, _ = setup
-    gates = {"graph_gates": [0.5, 0.3, 0.0, 0.0], "select_per_horizon": False}  # LAST: one state
-    cfg = TrainingConfig(**{**FAST, "epochs": 1, **gates})
-    train(data, cfg, split, tmp_path, {})
-    ck = load_checkpoint(tmp_path / LAST)
-    alpha, on = ck["state_dict"]["graph.alpha"], ck["state_dict"]["graph.gate_on"]
-    gate = torch.sigmoid(alpha) * on
-    assert alpha.shape == (4, cfg.hidden) and on.flatten().tolist() == [1.0, 1.0, 0.0, 0.0]
-    # each reading horizon's gate learned on its own from its start; the others stay shut
-    assert not torch.allclose(gate[0], torch.full_like(gate[0], 0.5))
-    assert not torch.allclose(gate[1], torch.full_like(gate[1], 0.3))
-    assert (gate[0] - gate[1]).abs().min() > 0.1 and (gate[2:] == 0).all()
-    model, _ = load_model(tmp_path / LAST)
-    torch.testing.assert_close(model.graph.gate(), gate)
-    frame = predict(model, data, split.test[:2], cfg.batch_dates)
-    assert frame["pred_20d"].std() > 0
-
-
 def test_a_terminal_sees_epochs_with_a_batch_bar_inside(setup, tmp_path, capsys):
     cfg, data, reg, split, _ = setup
     train(data, cfg.model_copy(update={"epochs": 1}), split, tmp_path, {}, progress=True)

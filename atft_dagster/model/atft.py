@@ -66,37 +66,18 @@ class GraphBlock(nn.Module):
     the first layer also sees each stock's last-day inputs :math:`x_L`, so a neighbour's latest return
     reaches a stock in one message instead of through the temporal encoder.
 
-    With ``horizon_gates`` every horizon k has its own gate, started at its value; a horizon whose value is
-    0 reads no graph (its gate is held at 0), and the block returns one representation per horizon.
-
     .. math::
         u = [z;\ x_L] \text{ (or } z\text{)},\quad
         g = \mathrm{GATv2}_2(\mathrm{ELU}(\mathrm{GATv2}_1(u, E, e)), E, e),\quad
         z' = \mathrm{LN}(z + \sigma(\alpha) \odot g),\quad \sigma(\alpha_0) = \text{gate\_init}
-
-    .. math::
-        z'_k = \mathrm{LN}(z + o_k\, \sigma(\alpha_k) \odot g),\quad
-        \sigma(\alpha_{k,0}) = \text{graph\_gates}_k,\quad o_k = [\text{graph\_gates}_k > 0]
     """
 
-    def __init__(
-        self,
-        hidden: int,
-        heads: list[int],
-        dropout: float,
-        gate_init: float,
-        raw_inputs: int = 0,
-        horizon_gates: list[float] | None = None,
-    ):
+    def __init__(self, hidden: int, heads: list[int], dropout: float, gate_init: float, raw_inputs: int = 0):
         super().__init__()
         self.gate_init = gate_init
-        self.horizon_gates = None if horizon_gates is None else list(horizon_gates)
         self.conv1 = self._conv(hidden + raw_inputs, hidden, heads[0], dropout)
         self.conv2 = self._conv(hidden, hidden, heads[1], dropout)
-        shape = (hidden,) if horizon_gates is None else (len(horizon_gates), hidden)
-        self.alpha = nn.Parameter(torch.empty(shape))
-        if horizon_gates is not None:
-            self.register_buffer("gate_on", torch.tensor([[float(v > 0)] for v in horizon_gates]))
+        self.alpha = nn.Parameter(torch.empty(hidden))
         self.norm = nn.LayerNorm(hidden)
         self.reset_parameters()
 
@@ -123,18 +104,10 @@ class GraphBlock(nn.Module):
         self.conv1.reset_parameters()
         self.conv2.reset_parameters()
         self.norm.reset_parameters()
-        if self.horizon_gates is None:
-            nn.init.constant_(self.alpha, _logit(self.gate_init))
-            return
-        with torch.no_grad():
-            for k, v in enumerate(self.horizon_gates):
-                self.alpha[k].fill_(_logit(v) if v > 0 else 0.0)
+        nn.init.constant_(self.alpha, math.log(self.gate_init / (1 - self.gate_init)))
 
     def gate(self) -> torch.Tensor:
-        """(hidden,) shared, or (H, hidden) per horizon."""
-        if self.horizon_gates is None:
-            return torch.sigmoid(self.alpha)
-        return torch.sigmoid(self.alpha) * self.gate_on
+        return torch.sigmoid(self.alpha)
 
     def forward(
         self,
@@ -147,14 +120,7 @@ class GraphBlock(nn.Module):
         edge_index, edge_attr = with_self_loops(edge_index, edge_attr, z.shape[0])
         g = F.elu(self.conv1(u, edge_index, edge_attr))
         g = self.conv2(g, edge_index, edge_attr)
-        gate = self.gate()
-        if gate.dim() == 1:
-            return self.norm(z + gate * g)
-        return self.norm(z[:, None] + gate * g[:, None])
-
-
-def _logit(p: float) -> float:
-    return math.log(p / (1 - p))
+        return self.norm(z + self.gate() * g)
 
 
 def with_self_loops(
@@ -226,12 +192,7 @@ class ATFTGATFAN(nn.Module):
         self.encoder = TemporalEncoder(h, cfg.attn_heads, cfg.lstm_layers, cfg.dropout)
         self.graph = (
             GraphBlock(
-                h,
-                cfg.gat_heads,
-                cfg.dropout,
-                cfg.gate_init,
-                n_features if cfg.graph_raw_inputs else 0,
-                cfg.graph_gates,
+                h, cfg.gat_heads, cfg.dropout, cfg.gate_init, n_features if cfg.graph_raw_inputs else 0
             )
             if cfg.use_graph
             else None

@@ -68,12 +68,6 @@ class TrainingConfig(BaseModel):
     gate_init: float = Field(
         0.5, gt=0, lt=1, description=f"Initial value of the graph fusion gate (0.2 ties, {SWEEP8_DOC})."
     )
-    graph_gates: list[float] | None = Field(
-        None,
-        description="One graph gate per horizon, each started at its value (in [0, 1)); 0 = that horizon's "
-        "heads read no graph, only the temporal encoding. None = one gate shared by every horizon, started "
-        "at gate_init.",
-    )
     graph_raw_inputs: bool = Field(
         True,
         description="The first graph layer also reads each stock's last-day inputs (not only the encoding).",
@@ -327,9 +321,6 @@ class TrainingConfig(BaseModel):
             raise ValueError("skip_timing_half_life needs the input skip (input_skip); 0 turns timing off")
         if not set(self.skip_timing_horizons) <= set(self.horizons):
             raise ValueError("skip_timing_horizons must be among horizons")
-        g = self.graph_gates
-        if g is not None and (len(g) != len(self.horizons) or not all(0 <= v < 1 for v in g)):
-            raise ValueError("graph_gates: one value in [0, 1) per horizon")
         if len(self.gat_heads) != 2:
             raise ValueError("gat_heads lists the heads of the two GATv2Conv layers")
         if sorted(self.quantiles) != list(self.quantiles) or not all(0 < q < 1 for q in self.quantiles):

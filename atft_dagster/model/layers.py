@@ -261,12 +261,10 @@ class TemporalEncoder(nn.Module):
 
 
 class QuantileHeads(nn.Module):
-    r"""Per horizon k: a point prediction and monotone quantiles, from one representation ``z`` (n, hidden)
-    shared by every horizon or one per horizon, ``z_k`` (n, H, hidden).
+    r"""Per horizon: a point prediction and monotone quantiles.
 
     .. math::
-        \hat y_k = w_{p,k}^\top z_k,\quad q_{k,1} = w_{k,1}^\top z_k,\
-        q_{k,j+1} = q_{k,j} + \mathrm{softplus}(w_{k,j+1}^\top z_k)
+        \hat y = w_p^\top z,\quad q_1 = w_1^\top z,\ q_{j+1} = q_j + \mathrm{softplus}(w_{j+1}^\top z)
     """
 
     def __init__(self, hidden: int, n_horizons: int, n_quantiles: int):
@@ -281,12 +279,6 @@ class QuantileHeads(nn.Module):
         self.quant.reset_parameters()
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h, nq = self.n_horizons, self.n_quantiles
-        if z.dim() == 3:  # horizon k's weights read z[:, k] only
-            point = torch.einsum("nkd,kd->nk", z, self.point.weight) + self.point.bias
-            w = self.quant.weight.view(h, nq, -1)
-            raw = torch.einsum("nkd,kqd->nkq", z, w) + self.quant.bias.view(h, nq)
-        else:
-            point, raw = self.point(z), self.quant(z).reshape(-1, h, nq)
+        raw = self.quant(z).reshape(-1, self.n_horizons, self.n_quantiles)
         q = torch.cat([raw[..., :1], F.softplus(raw[..., 1:])], dim=-1).cumsum(dim=-1)
-        return point, q
+        return self.point(z), q
