@@ -857,3 +857,49 @@ def test_a_deployment_refit_through_a_date_reads_no_later_row(setup, tmp_path):
     deploy.deployment_refit(tmp_path / "off" / BEST, data, tmp_path / "off.pt", shared, through=last)
     width = load_checkpoint(tmp_path / "off.pt")["horizon_states"][START]["skip.lin.weight"].shape[1]
     assert width == data.n_features < skip.shape[1]
+
+
+def test_with_start_halves_a_trained_epoch_leaves_the_start_only_on_gains_in_both_halves():
+    from atft_dagster.training.train import START, _PerHorizonBest
+
+    model = torch.nn.Linear(1, 1)
+    start = {"1d": np.full(10, 0.10), "5d": np.full(10, 0.10)}
+    # 1d: a higher mean won in the first half only; 5d: a smaller gain in both halves
+    epoch0 = {"1d": np.r_[np.full(5, 0.30), np.full(5, 0.09)], "5d": np.full(10, 0.11)}
+    chosen = {}
+    for halves in (False, True):
+        best = _PerHorizonBest(["1d", "5d"], halves)
+        best.update(START, {k: float(v.mean()) for k, v in start.items()}, model, False, START, start)
+        best.update(0, {k: float(v.mean()) for k, v in epoch0.items()}, model, True, 0, epoch0)
+        chosen[halves] = dict(best.epochs)
+    assert chosen[False] == {"1d": 0, "5d": 0}
+    assert chosen[True] == {"1d": START, "5d": 0}
+
+
+def test_start_halves_keeps_every_horizon_that_left_the_start_ahead_of_it_in_both_halves(setup, tmp_path):
+    from atft_dagster.training.train import START, evaluate
+
+    cfg, data, _, split, _ = setup
+    rs = cfg.model_copy(
+        update={
+            "skip_ridge_penalties": [1.0],
+            "select_per_horizon": True,
+            "start_halves": True,
+            "skip_refit_through_validation": False,
+        }
+    )
+    res = train(data, rs, split, tmp_path / "h", {})
+    ck = load_checkpoint(tmp_path / "h" / BEST)
+    start = ck["start_daily"]
+    assert set(start) == {f"{h}d" for h in rs.horizons}
+    for label, epoch in res.horizon_epochs.items():
+        if epoch == START:
+            continue
+        model = ATFTGATFAN(data.n_features, rs)
+        model.load_state_dict(ck["horizon_states"][epoch])
+        daily: dict[str, np.ndarray] = {}
+        evaluate(model, data, split.val, rs.batch_dates, "fp32", daily)
+        gain = daily[label] - np.asarray(start[label])
+        gain = gain[np.isfinite(gain)]
+        half = len(gain) // 2
+        assert gain[:half].mean() > 0 and gain[half:].mean() > 0, (label, epoch)

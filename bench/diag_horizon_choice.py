@@ -21,14 +21,19 @@ from atft_dagster.training.ensemble import ensemble_predict, member_seeds
 from atft_dagster.training.train import config_folds, train
 
 
-def main() -> None:
+def diag_args() -> argparse.Namespace:
+    """One market's options: preset, seed, stocks, and the training's epochs and patience."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="demo")
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--n-stocks", type=int, default=200)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--patience", type=int, default=2)
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = diag_args()
     cfg = TrainingConfig(epochs=args.epochs, patience=args.patience)
     src, reg, feats, graph = inputs(bench_market(args.preset, args.seed, args.n_stocks, 750))
     data = PanelTensors.for_model(feats, reg, graph, cfg, "cpu")
