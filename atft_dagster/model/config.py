@@ -279,12 +279,6 @@ class TrainingConfig(BaseModel):
         "horizon (the long heads peak earlier than the 1-day head); off = one epoch for all, by the "
         "stopping metric. Early stopping waits until no horizon has improved for patience epochs.",
     )
-    start_halves: bool = Field(
-        False,
-        description="With select_per_horizon and the ridge start, a trained epoch displaces a horizon's start "
-        "only if its daily validation RankIC beats the start's on the mean of each half of the validation "
-        "window (a stability check; the forty-third sweep's probe).",
-    )
     seed: int = 42
     ensemble_seeds: int = Field(
         3,

@@ -204,16 +204,10 @@ def predict(
 
 @torch.no_grad()
 def evaluate(
-    model: ATFTGATFAN,
-    data: PanelTensors,
-    date_indices: list[int],
-    batch_dates: int,
-    precision: str = "fp32",
-    daily_out: dict[str, np.ndarray] | None = None,
+    model: ATFTGATFAN, data: PanelTensors, date_indices: list[int], batch_dates: int, precision: str = "fp32"
 ) -> tuple[dict[str, float], dict[str, float], float]:
     """Mean daily RankIC and IC per horizon, and the mean cross-sectional std of the primary prediction,
-    computed on the device (one transfer of a few numbers at the end). ``daily_out``, if given, receives
-    each horizon's daily RankIC series."""
+    computed on the device (one transfer of a few numbers at the end)."""
     cfg = model.cfg
     points, labels, counts = [], [], []
     for batch, out in _outputs(model, data, date_indices, batch_dates, precision):
@@ -226,8 +220,6 @@ def evaluate(
         for rank in (True, False):
             daily = daily_ic_device(point[:, j], y[:, j], counts, cfg.min_stocks_per_date, rank)
             stats.append(daily.nanmean())
-            if rank and daily_out is not None:
-                daily_out[f"{cfg.horizons[j]}d"] = daily.cpu().double().numpy()
     primary = cfg.horizons.index(cfg.primary_horizon)
     spread = pad_by_date(point[:, primary].double(), counts, torch.nan)
     stats.append(torch.nanmean(_nanstd(spread)))
@@ -284,46 +276,24 @@ class PhaseTimer:
 class _PerHorizonBest:
     """Per horizon, the best validation RankIC so far, its epoch (``START`` for the ridge-started model
     before any step, None while it never scored), and the weights of every epoch still chosen (by a horizon
-    or by the stopping metric), kept in memory and in each checkpoint. With ``halves`` a trained epoch
-    displaces the start only if its daily RankIC beats the start's on the mean of each half of the window."""
+    or by the stopping metric), kept in memory and in each checkpoint."""
 
-    def __init__(self, labels: list[str], halves: bool = False):
+    def __init__(self, labels: list[str]):
         self.best = dict.fromkeys(labels, -math.inf)
         self.epochs: dict[str, int | None] = dict.fromkeys(labels)
         self.states: dict[int, dict[str, torch.Tensor]] = {}
-        self.halves = halves
-        self.start_daily: dict[str, list[float]] | None = None
 
     def restore(self, ck: dict[str, Any]) -> None:
         self.best, self.epochs = dict(ck["horizon_best"]), dict(ck["horizon_epochs"])
         self.states = dict(ck["horizon_states"])
-        self.start_daily = ck.get("start_daily")
-
-    def beats_start_on_halves(self, key: str, daily: dict[str, np.ndarray] | None) -> bool:
-        """Whether ``daily[key]`` beats the start's daily RankIC on the mean of each half of the window."""
-        if not self.halves or self.start_daily is None or daily is None:
-            return True
-        gain = daily[key] - np.asarray(self.start_daily[key])
-        gain = gain[np.isfinite(gain)]
-        half = len(gain) // 2
-        return half > 0 and gain[:half].mean() > 0 and gain[half:].mean() > 0
 
     def last_gain(self, best_epoch: int) -> int:
         return max([best_epoch, *(e for e in self.epochs.values() if e is not None)])
 
     def update(
-        self,
-        epoch: int,
-        rank_ic: dict[str, float],
-        model: nn.Module,
-        improved: bool,
-        best_epoch: int,
-        daily: dict[str, np.ndarray] | None = None,
+        self, epoch: int, rank_ic: dict[str, float], model: nn.Module, improved: bool, best_epoch: int
     ) -> bool:
-        if epoch == START:
-            self.start_daily = None if daily is None else {k: v.tolist() for k, v in daily.items()}
-            daily = None
-        gained = [k for k in self.best if rank_ic[k] > self.best[k] and self.beats_start_on_halves(k, daily)]
+        gained = [k for k in self.best if rank_ic[k] > self.best[k]]
         for k in gained:
             self.best[k], self.epochs[k] = rank_ic[k], epoch
         if gained or improved:
@@ -337,7 +307,6 @@ class _PerHorizonBest:
             "horizon_best": dict(self.best),
             "horizon_epochs": dict(self.epochs),
             "horizon_states": self.states,
-            "start_daily": self.start_daily,  # lists: checkpoints load with weights_only
         }
 
 
@@ -374,9 +343,7 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, steps))
     identity = {"config": cfg.model_dump(), "meta": meta, "split": split.as_dict()}
     start_epoch, best, best_epoch, history, resumed = 0, -math.inf, -1, [], None
-    per_horizon = (
-        _PerHorizonBest([f"{h}d" for h in cfg.horizons], cfg.start_halves) if cfg.select_per_horizon else None
-    )
+    per_horizon = _PerHorizonBest([f"{h}d" for h in cfg.horizons]) if cfg.select_per_horizon else None
     last = out_dir / LAST
     if last.exists():
         ck = load_checkpoint(last, device)
@@ -446,8 +413,7 @@ def train(
             batches.close()
         seconds = time.perf_counter() - t0
         t_val = time.perf_counter()
-        daily: dict[str, np.ndarray] = {}
-        rank_ic, ic, std = evaluate(model, data, split.val, cfg.batch_dates, precision, daily)
+        rank_ic, ic, std = evaluate(model, data, split.val, cfg.batch_dates, precision)
         phases = {**timer.seconds, "validation": time.perf_counter() - t_val}
         gate = float(model.graph.gate().detach().mean()) if model.graph is not None else 0.0
         log = EpochLog(
@@ -484,7 +450,7 @@ def train(
         if improved:
             best, best_epoch = metric, epoch
         if per_horizon is not None:
-            gained = per_horizon.update(epoch, rank_ic, model, improved, best_epoch, daily)
+            gained = per_horizon.update(epoch, rank_ic, model, improved, best_epoch)
             payload.update(per_horizon.payload(), start_validation=start_validation)
             if gained or improved:
                 ref = best_epoch if best_epoch in per_horizon.states else epoch  # metric NaN so far
@@ -556,10 +522,9 @@ def _ridge_start(
         weight, chosen = weights[penalties[0]], {f"{h}d": penalties[0] for h in cfg.horizons}
     set_skip(model, weight)
     zero_deep_head(model)
-    daily: dict[str, np.ndarray] = {}
-    rank_ic, ic, _ = evaluate(model, data, split.val, cfg.batch_dates, precision, daily)
+    rank_ic, ic, _ = evaluate(model, data, split.val, cfg.batch_dates, precision)
     if per_horizon is not None:
-        per_horizon.update(START, rank_ic, model, improved=False, best_epoch=START, daily=daily)
+        per_horizon.update(START, rank_ic, model, improved=False, best_epoch=START)
     return {"val_rank_ic": rank_ic, "val_ic": ic, "penalty": chosen}
 
 
