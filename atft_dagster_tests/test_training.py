@@ -857,3 +857,50 @@ def test_a_deployment_refit_through_a_date_reads_no_later_row(setup, tmp_path):
     deploy.deployment_refit(tmp_path / "off" / BEST, data, tmp_path / "off.pt", shared, through=last)
     width = load_checkpoint(tmp_path / "off.pt")["horizon_states"][START]["skip.lin.weight"].shape[1]
     assert width == data.n_features < skip.shape[1]
+
+
+def test_with_start_min_corr_a_trained_epoch_far_from_the_start_keeps_it():
+    from atft_dagster.training.train import START, _PerHorizonBest
+
+    model = torch.nn.Linear(1, 1)
+    chosen = {}
+    for min_corr in (0.0, 0.8):
+        best = _PerHorizonBest(["1d", "5d"], min_corr)
+        best.update(START, {"1d": 0.10, "5d": 0.10}, model, False, START)
+        # both gain on validation; 1d ranks far from the start, 5d close to it
+        best.update(0, {"1d": 0.20, "5d": 0.11}, model, True, 0, {"1d": 0.5, "5d": 0.9})
+        chosen[min_corr] = dict(best.epochs)
+    assert chosen[0.0] == {"1d": 0, "5d": 0}
+    assert chosen[0.8] == {"1d": START, "5d": 0}
+
+
+def test_start_min_corr_keeps_every_horizon_that_left_the_start_near_it(setup, tmp_path):
+    from atft_dagster.training.train import START, evaluate
+
+    cfg, data, _, split, _ = setup
+    rs = cfg.model_copy(
+        update={
+            "skip_ridge_penalties": [1.0],
+            "select_per_horizon": True,
+            "start_min_corr": 0.9999,  # trained epochs on this small market stay within ~0.9995 of it
+            "skip_refit_through_validation": False,
+        }
+    )
+    res = train(data, rs, split, tmp_path / "c", {})
+    free = train(data, rs.model_copy(update={"start_min_corr": 0.0}), split, tmp_path / "f", {})
+    ck = load_checkpoint(tmp_path / "c" / BEST)
+    start = ATFTGATFAN(data.n_features, rs)
+    assert START in res.horizon_epochs.values(), res.horizon_epochs  # so the start's weights are kept
+    start.load_state_dict(ck["horizon_states"][START])
+    extra: dict = {}
+    evaluate(start, data, split.val, rs.batch_dates, "fp32", extra)
+    torch.testing.assert_close(extra["point"], ck["start_point"])  # the reference is the start's predictions
+    left = {k: e for k, e in res.horizon_epochs.items() if e != START}
+    for label, epoch in left.items():
+        model = ATFTGATFAN(data.n_features, rs)
+        model.load_state_dict(ck["horizon_states"][epoch])
+        got: dict = {"reference": ck["start_point"]}
+        evaluate(model, data, split.val, rs.batch_dates, "fp32", got)
+        assert got["vs_reference"][label] >= 0.9999, (label, epoch)
+    # the check binds here: without it at least one horizon takes a trained epoch that it refuses
+    assert any(free.horizon_epochs[k] != res.horizon_epochs[k] for k in res.horizon_epochs)

@@ -93,15 +93,20 @@ VARIANTS |= {
 }
 
 
-def linear_model(data: PanelTensors, cfg: TrainingConfig, split) -> ATFTGATFAN:
-    """The ridge start as the defaults fit it: penalty per horizon on validation, refit through validation."""
+def linear_model(data: PanelTensors, cfg: TrainingConfig, split, refit: bool = True) -> ATFTGATFAN:
+    """The ridge start as the defaults fit it: penalty per horizon on validation, refit through validation
+    (``refit`` False: the train-window fit that training starts from)."""
     model = ATFTGATFAN(data.n_features, cfg.model_copy(update=NO_DEEP_PATH))
     skip_init.zero_deep_head(model)
     grid = cfg.skip_ridge_penalties
     weights, _ = skip_init.ridge_solutions(model, data, split.train, grid, cfg.batch_dates)
-    _, chosen, _ = skip_init.choose_per_horizon(model, weights, data, split.val, cfg.batch_dates)
-    refit, _ = skip_init.ridge_solutions(model, data, refit_dates(data, cfg, split), grid, cfg.batch_dates)
-    skip_init.set_skip(model, torch.stack([refit[chosen[f"{h}d"]][j] for j, h in enumerate(cfg.horizons)]))
+    weight, chosen, _ = skip_init.choose_per_horizon(model, weights, data, split.val, cfg.batch_dates)
+    if refit:
+        again, _ = skip_init.ridge_solutions(
+            model, data, refit_dates(data, cfg, split), grid, cfg.batch_dates
+        )
+        weight = torch.stack([again[chosen[f"{h}d"]][j] for j, h in enumerate(cfg.horizons)])
+    skip_init.set_skip(model, weight)
     print(json.dumps({"chosen": chosen}), flush=True)
     return model
 

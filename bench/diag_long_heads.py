@@ -1,9 +1,10 @@
 """Diagnosis (chooses nothing): on one tuning market, what the trained long heads rank by that the ridge start
 does not. One default member (one seed) and the model's own ridge start (refitted through validation, no deep
-path) are scored on the validation and selection windows; per horizon and window it prints the mean daily
-Spearman correlation of each model's predictions with the oracle, the stocks' betas and their last 20-day
-return, and the correlation over days of the daily RankIC gain (trained minus start) with the market factor's
-return over the label's horizon. Reads no test window.
+path) are scored on the validation and selection windows. Per horizon and window it prints the mean daily
+Spearman correlation of each model's predictions with the oracle, with the start's predictions (refitted, and
+as fitted on the train window, which training starts from), with the stocks' betas and with their last 20-day
+return; and the correlation over days of the daily RankIC gain (trained minus the refitted start) with the
+market factor's return over the label's horizon. Reads no test window.
 Run: ./run shell -c "cd bench && python diag_long_heads.py --preset demo --seed 33"
 """
 
@@ -56,6 +57,7 @@ def main() -> None:
         res = train(data, cfg, split, Path(tmp), {})
         trained = load_model(res.best_checkpoint)[0]
     start = linear_model(data, cfg, split)
+    train_start = linear_model(data, cfg, split, refit=False)  # what training starts from and compares with
     market = src.market()
     day_index = {d: i for i, d in enumerate(market.days)}
     code_index = {c: i for i, c in enumerate(market.codes)}
@@ -68,12 +70,14 @@ def main() -> None:
         dates = getattr(split, window)
         f = predict(trained, data, dates, cfg.batch_dates)
         f = f.join(src.oracle(f["date"].min(), f["date"].max()), on=["date", "code"], how="left")
-        s = predict(start, data, dates, cfg.batch_dates)
-        f = f.join(
-            s.select("date", "code", *[pl.col(f"pred_{h}d").alias(f"start_{h}d") for h in cfg.horizons]),
-            on=["date", "code"],
-            how="left",
-        ).sort("date", "code")
+        for name, model in (("start", start), ("train_start", train_start)):
+            s = predict(model, data, dates, cfg.batch_dates)
+            f = f.join(
+                s.select("date", "code", *[pl.col(f"pred_{h}d").alias(f"{name}_{h}d") for h in cfg.horizons]),
+                on=["date", "code"],
+                how="left",
+            )
+        f = f.sort("date", "code")
         t_i = np.array([day_index[d] for d in f["date"].to_list()])
         s_i = np.array([code_index[c] for c in f["code"].to_list()])
         f = f.with_columns(pl.Series("beta", market.beta[s_i]), pl.Series("past20", past20[t_i, s_i]))
@@ -86,7 +90,13 @@ def main() -> None:
             ):
                 row[name] = {
                     k: round(daily_corr(f, col, ref), 3)
-                    for k, ref in (("oracle", f"oracle_{h}d"), ("beta", "beta"), ("past20", "past20"))
+                    for k, ref in (
+                        ("oracle", f"oracle_{h}d"),
+                        ("start", f"start_{h}d"),
+                        ("train_start", f"train_start_{h}d"),
+                        ("beta", "beta"),
+                        ("past20", "past20"),
+                    )
                 }
             days = f["date"].to_numpy()
             score = DailyRankIC(days, f[f"label_{h}d"].to_numpy(), cfg.min_stocks_per_date)
