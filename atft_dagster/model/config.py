@@ -279,14 +279,6 @@ class TrainingConfig(BaseModel):
         "horizon (the long heads peak earlier than the 1-day head); off = one epoch for all, by the "
         "stopping metric. Early stopping waits until no horizon has improved for patience epochs.",
     )
-    start_min_corr: float = Field(
-        0.0,
-        ge=0,
-        le=1,
-        description="With select_per_horizon and the ridge start, a trained epoch displaces a horizon's start "
-        "only if its validation predictions' mean daily rank correlation with the start's is at least this; "
-        "0 = off (the forty-fourth sweep's probe).",
-    )
     seed: int = 42
     ensemble_seeds: int = Field(
         3,

@@ -204,17 +204,10 @@ def predict(
 
 @torch.no_grad()
 def evaluate(
-    model: ATFTGATFAN,
-    data: PanelTensors,
-    date_indices: list[int],
-    batch_dates: int,
-    precision: str = "fp32",
-    extra: dict[str, Any] | None = None,
+    model: ATFTGATFAN, data: PanelTensors, date_indices: list[int], batch_dates: int, precision: str = "fp32"
 ) -> tuple[dict[str, float], dict[str, float], float]:
     """Mean daily RankIC and IC per horizon, and the mean cross-sectional std of the primary prediction,
-    computed on the device (one transfer of a few numbers at the end). ``extra``, if given, receives the
-    point predictions (``"point"``) and, if it holds a ``"reference"`` prediction of the same rows, each
-    horizon's mean daily rank correlation with it (``"vs_reference"``)."""
+    computed on the device (one transfer of a few numbers at the end)."""
     cfg = model.cfg
     points, labels, counts = [], [], []
     for batch, out in _outputs(model, data, date_indices, batch_dates, precision):
@@ -230,17 +223,7 @@ def evaluate(
     primary = cfg.horizons.index(cfg.primary_horizon)
     spread = pad_by_date(point[:, primary].double(), counts, torch.nan)
     stats.append(torch.nanmean(_nanstd(spread)))
-    if extra is not None:
-        extra["point"] = point
-        ref = extra.get("reference")
-        for j in range(len(cfg.horizons)) if ref is not None else ():
-            stats.append(
-                daily_ic_device(point[:, j], ref[:, j], counts, cfg.min_stocks_per_date, True).nanmean()
-            )
     values = torch.stack(stats).cpu().tolist()
-    if extra is not None and extra.get("reference") is not None:
-        n = len(cfg.horizons)
-        extra["vs_reference"] = {f"{h}d": values[2 * n + 1 + j] for j, h in enumerate(cfg.horizons)}
     rank_ic = {f"{h}d": values[2 * j] for j, h in enumerate(cfg.horizons)}
     ic = {f"{h}d": values[2 * j + 1] for j, h in enumerate(cfg.horizons)}
     return rank_ic, ic, values[-1]
@@ -293,46 +276,24 @@ class PhaseTimer:
 class _PerHorizonBest:
     """Per horizon, the best validation RankIC so far, its epoch (``START`` for the ridge-started model
     before any step, None while it never scored), and the weights of every epoch still chosen (by a horizon
-    or by the stopping metric), kept in memory and in each checkpoint. With ``min_corr`` > 0 a trained epoch
-    displaces the start only if its validation predictions' mean daily rank correlation with the start's
-    (``start_point``) is at least ``min_corr``."""
+    or by the stopping metric), kept in memory and in each checkpoint."""
 
-    def __init__(self, labels: list[str], min_corr: float = 0.0):
+    def __init__(self, labels: list[str]):
         self.best = dict.fromkeys(labels, -math.inf)
         self.epochs: dict[str, int | None] = dict.fromkeys(labels)
         self.states: dict[int, dict[str, torch.Tensor]] = {}
-        self.min_corr = min_corr
-        self.start_point: torch.Tensor | None = None
 
     def restore(self, ck: dict[str, Any]) -> None:
         self.best, self.epochs = dict(ck["horizon_best"]), dict(ck["horizon_epochs"])
         self.states = dict(ck["horizon_states"])
-        self.start_point = ck.get("start_point")
-
-    def reference(self) -> dict[str, Any] | None:
-        """What ``evaluate`` needs to score an epoch against the start (None when the check is off)."""
-        if self.min_corr <= 0 or self.start_point is None:
-            return None
-        return {"reference": self.start_point}
-
-    def _near_start(self, key: str, epoch: int, vs_start: dict[str, float] | None) -> bool:
-        if epoch == START or self.min_corr <= 0 or vs_start is None:
-            return True
-        return vs_start[key] >= self.min_corr
 
     def last_gain(self, best_epoch: int) -> int:
         return max([best_epoch, *(e for e in self.epochs.values() if e is not None)])
 
     def update(
-        self,
-        epoch: int,
-        rank_ic: dict[str, float],
-        model: nn.Module,
-        improved: bool,
-        best_epoch: int,
-        vs_start: dict[str, float] | None = None,
+        self, epoch: int, rank_ic: dict[str, float], model: nn.Module, improved: bool, best_epoch: int
     ) -> bool:
-        gained = [k for k in self.best if rank_ic[k] > self.best[k] and self._near_start(k, epoch, vs_start)]
+        gained = [k for k in self.best if rank_ic[k] > self.best[k]]
         for k in gained:
             self.best[k], self.epochs[k] = rank_ic[k], epoch
         if gained or improved:
@@ -346,7 +307,6 @@ class _PerHorizonBest:
             "horizon_best": dict(self.best),
             "horizon_epochs": dict(self.epochs),
             "horizon_states": self.states,
-            **({"start_point": self.start_point} if self.min_corr > 0 else {}),
         }
 
 
@@ -383,11 +343,7 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, steps))
     identity = {"config": cfg.model_dump(), "meta": meta, "split": split.as_dict()}
     start_epoch, best, best_epoch, history, resumed = 0, -math.inf, -1, [], None
-    per_horizon = (
-        _PerHorizonBest([f"{h}d" for h in cfg.horizons], cfg.start_min_corr)
-        if cfg.select_per_horizon
-        else None
-    )
+    per_horizon = _PerHorizonBest([f"{h}d" for h in cfg.horizons]) if cfg.select_per_horizon else None
     last = out_dir / LAST
     if last.exists():
         ck = load_checkpoint(last, device)
@@ -457,8 +413,7 @@ def train(
             batches.close()
         seconds = time.perf_counter() - t0
         t_val = time.perf_counter()
-        extra = per_horizon.reference() if per_horizon is not None else None
-        rank_ic, ic, std = evaluate(model, data, split.val, cfg.batch_dates, precision, extra)
+        rank_ic, ic, std = evaluate(model, data, split.val, cfg.batch_dates, precision)
         phases = {**timer.seconds, "validation": time.perf_counter() - t_val}
         gate = float(model.graph.gate().detach().mean()) if model.graph is not None else 0.0
         log = EpochLog(
@@ -495,8 +450,7 @@ def train(
         if improved:
             best, best_epoch = metric, epoch
         if per_horizon is not None:
-            vs_start = extra.get("vs_reference") if extra is not None else None
-            gained = per_horizon.update(epoch, rank_ic, model, improved, best_epoch, vs_start)
+            gained = per_horizon.update(epoch, rank_ic, model, improved, best_epoch)
             payload.update(per_horizon.payload(), start_validation=start_validation)
             if gained or improved:
                 ref = best_epoch if best_epoch in per_horizon.states else epoch  # metric NaN so far
@@ -568,11 +522,9 @@ def _ridge_start(
         weight, chosen = weights[penalties[0]], {f"{h}d": penalties[0] for h in cfg.horizons}
     set_skip(model, weight)
     zero_deep_head(model)
-    extra: dict[str, Any] = {}
-    rank_ic, ic, _ = evaluate(model, data, split.val, cfg.batch_dates, precision, extra)
+    rank_ic, ic, _ = evaluate(model, data, split.val, cfg.batch_dates, precision)
     if per_horizon is not None:
         per_horizon.update(START, rank_ic, model, improved=False, best_epoch=START)
-        per_horizon.start_point = extra["point"].detach().clone()
     return {"val_rank_ic": rank_ic, "val_ic": ic, "penalty": chosen}
 
 
