@@ -131,9 +131,8 @@ def run_market(args, seed: int) -> list[dict]:
             res = train(data, cfg, split, Path(tmp), {})
             start = res.start_validation or {}
             model = load_model(res.best_checkpoint)[0]
-            gate = (
-                None if model.graph is None else float(model.graph.gate().detach().mean())
-            )  # first member's
+            graph = model.graph  # the first member's gate
+            gate = None if graph is None else float(graph.gate().detach().mean())
             print(json.dumps({"penalty": start.get("penalty"), "epochs": res.horizon_epochs, "gate": gate}))
         else:
             model = linear_model(data, cfg, split)

@@ -4,7 +4,8 @@ path) are scored on the validation and selection windows. Per horizon and window
 Spearman correlation of each model's predictions with the oracle, with the start's predictions (refitted, and
 as fitted on the train window, which training starts from), with the stocks' betas and with their last 20-day
 return; and the correlation over days of the daily RankIC gain (trained minus the refitted start) with the
-market factor's return over the label's horizon. Reads no test window.
+market factor's return over the label's horizon. Every model predicts without skip timing (which acts at 1 day
+only, behind its gate; it was shut on these markets' selection windows). Reads no test window.
 Run: ./run shell -c "cd bench && python diag_long_heads.py --preset demo --seed 33"
 """
 
