@@ -20,7 +20,6 @@ import polars as pl
 from bench_skip_timing import linear_model
 from bench_throughput import market_tables
 from diag_horizon_choice import diag_args
-from scipy.stats import spearmanr
 
 from atft_dagster.evaluation.baselines import DailyRankIC
 from atft_dagster.evaluation.metrics import daily_ic
@@ -32,13 +31,8 @@ from atft_dagster.training.train import config_folds, load_model, predict, train
 
 
 def daily_corr(frame: pl.DataFrame, a: str, b: str) -> float:
-    out = []
-    for _, g in frame.group_by("date"):
-        x, y = g[a].to_numpy(), g[b].to_numpy()
-        ok = np.isfinite(x) & np.isfinite(y)
-        if ok.sum() >= 20:
-            out.append(spearmanr(x[ok], y[ok])[0])
-    return float(np.nanmean(out))
+    """Mean over dates of the Spearman correlation of columns ``a`` and ``b`` (dates with 20+ stocks)."""
+    return DailyRankIC(frame["date"].to_numpy(), frame[b].to_numpy(), 20)(frame[a].to_numpy())
 
 
 def daily_series(score: DailyRankIC, pred: np.ndarray) -> np.ndarray:
