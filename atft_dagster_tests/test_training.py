@@ -439,6 +439,7 @@ def test_a_ridge_started_model_keeps_the_start_for_horizons_training_does_not_im
             "select_per_horizon": True,
             "lr": 0.5,
             "skip_refit_through_validation": False,  # the start as trained (the refit has its own test)
+            "keep_start_from": None,  # validation chooses every horizon (keep_start_from has its own test)
         }
     )
     res = train(data, rs, split, tmp_path / "rs", {})
@@ -857,3 +858,49 @@ def test_a_deployment_refit_through_a_date_reads_no_later_row(setup, tmp_path):
     deploy.deployment_refit(tmp_path / "off" / BEST, data, tmp_path / "off.pt", shared, through=last)
     width = load_checkpoint(tmp_path / "off.pt")["horizon_states"][START]["skip.lin.weight"].shape[1]
     assert width == data.n_features < skip.shape[1]
+
+
+def test_keep_start_from_predicts_long_horizons_from_the_ridge_start_and_changes_nothing_else(
+    setup, tmp_path
+):
+    """The horizons from ``keep_start_from`` on take the ridge start (refitted like any kept start) whatever
+    validation chose; training, early stopping and the shorter horizons' choices are those of the run
+    without it, and the checkpoint records validation's own choice."""
+    from atft_dagster.training.train import START
+
+    cfg, data, _, split, _ = setup
+    free = cfg.model_copy(update={"epochs": 4, "patience": 4, "lr": 3e-3, "keep_start_from": None})
+    pinned = free.model_copy(update={"keep_start_from": 5})
+    a = train(data, free, split, tmp_path / "free", {})
+    b = train(data, pinned, split, tmp_path / "pinned", {})
+    assert any(a.horizon_epochs[k] != START for k in ("5d", "10d", "20d")), "needs a trained long epoch"
+    assert [h["val_rank_ic"] for h in a.history] == [h["val_rank_ic"] for h in b.history]
+    assert b.best_epoch == a.best_epoch and b.horizon_epochs["1d"] == a.horizon_epochs["1d"]
+    assert all(b.horizon_epochs[k] == START for k in ("5d", "10d", "20d"))
+    for k in ("5d", "10d", "20d"):
+        assert b.chosen_validation()[k] == b.start_validation["val_rank_ic"][k]
+    ck = load_checkpoint(tmp_path / "pinned" / BEST)
+    assert ck["validation_epochs"] == {k: a.horizon_epochs[k] for k in ("5d", "10d", "20d")}
+    assert set(ck["horizon_states"]) == set(b.horizon_epochs.values()) | {b.best_epoch}
+    assert b.skip_refit is not None and {"5d", "10d", "20d"} <= set(b.skip_refit["horizons"])
+    # predictions: 1 day as the free run's; 5-20 days as the refitted start's
+    pa = predict(load_model(tmp_path / "free" / BEST)[0], data, split.selection, cfg.batch_dates)
+    pb = predict(load_model(tmp_path / "pinned" / BEST)[0], data, split.selection, cfg.batch_dates)
+    np.testing.assert_allclose(pb["pred_1d"], pa["pred_1d"], rtol=1e-6)
+    start = ATFTGATFAN(data.n_features, pinned)
+    start.load_state_dict(ck["horizon_states"][START])
+    ps = predict(start.eval(), data, split.selection, cfg.batch_dates)
+    for h in (5, 10, 20):
+        np.testing.assert_allclose(pb[f"pred_{h}d"], ps[f"pred_{h}d"], rtol=1e-6)
+    moved = [h for h in (5, 10, 20) if a.horizon_epochs[f"{h}d"] != START]
+    assert not np.allclose(pb[f"pred_{moved[0]}d"], pa[f"pred_{moved[0]}d"])
+
+
+def test_keep_start_from_names_the_horizons_it_pins():
+    assert TrainingConfig().start_kept_horizons() == [5, 10, 20]
+    assert TrainingConfig(keep_start_from=10).start_kept_horizons() == [10, 20]
+    assert TrainingConfig(horizons=[1, 5], horizon_weights=[1, 1]).start_kept_horizons() == [5]
+    assert TrainingConfig(keep_start_from=None).start_kept_horizons() == []
+    assert (
+        TrainingConfig.from_recorded({}).start_kept_horizons() == []
+    )  # predates the field: validation chose

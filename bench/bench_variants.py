@@ -42,6 +42,7 @@ NOW = {
     "input_skip": False,
     "skip_timing_half_life": 0.0,
     "select_per_horizon": False,
+    "keep_start_from": None,
 }
 SKIP_PH = {
     **NOW,

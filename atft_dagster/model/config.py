@@ -23,6 +23,7 @@ BEFORE_FIELD_EXISTED: dict[str, object] = {
     "skip_timing_half_life": 0.0,
     "skip_timing_gate": False,
     "deployment_refit": False,
+    "keep_start_from": None,
 }
 # Renamed fields: the old name (still in recorded configs and sweep rows) -> how its value reads now.
 LEGACY_FIELDS = {"skip_ridge_penalty": ("skip_ridge_penalties", lambda p: [] if p is None else [p])}
@@ -279,6 +280,16 @@ class TrainingConfig(BaseModel):
         "horizon (the long heads peak earlier than the 1-day head); off = one epoch for all, by the "
         "stopping metric. Early stopping waits until no horizon has improved for patience epochs.",
     )
+    keep_start_from: int | None = Field(
+        5,
+        ge=1,
+        description="Horizons of at least this many days always predict from the ridge start (epoch -1, "
+        "refitted like any kept start), whatever validation says; training, early stopping and the shorter "
+        "horizons' choices are unchanged. It acts where a ridge start competes (select_per_horizon, input_skip, "
+        "skip_ridge_penalties). Validation's trained 5-20-day epochs ranked less like the truth than the start "
+        "on both presets' tuning markets (docs/benchmarks.md, forty-fifth sweep); None = every horizon chooses "
+        "on validation.",
+    )
     seed: int = 42
     ensemble_seeds: int = Field(
         3,
@@ -330,6 +341,12 @@ class TrainingConfig(BaseModel):
     @property
     def purge(self) -> int:
         return max(self.horizons) if self.purge_days is None else self.purge_days
+
+    def start_kept_horizons(self) -> list[int]:
+        """The horizons that always predict from the ridge start (``keep_start_from``)."""
+        if self.keep_start_from is None:
+            return []
+        return [h for h in self.horizons if h >= self.keep_start_from]
 
     def stopping_weights(self) -> dict[str, float]:
         """Horizon label ("1d") -> weight of its validation RankIC in the early-stopping metric."""

@@ -278,10 +278,11 @@ class _PerHorizonBest:
     before any step, None while it never scored), and the weights of every epoch still chosen (by a horizon
     or by the stopping metric), kept in memory and in each checkpoint."""
 
-    def __init__(self, labels: list[str]):
+    def __init__(self, labels: list[str], pinned: frozenset[int] = frozenset()):
         self.best = dict.fromkeys(labels, -math.inf)
         self.epochs: dict[str, int | None] = dict.fromkeys(labels)
         self.states: dict[int, dict[str, torch.Tensor]] = {}
+        self.pinned = pinned  # epochs whose weights are kept even while no horizon chooses them
 
     def restore(self, ck: dict[str, Any]) -> None:
         self.best, self.epochs = dict(ck["horizon_best"]), dict(ck["horizon_epochs"])
@@ -298,9 +299,18 @@ class _PerHorizonBest:
             self.best[k], self.epochs[k] = rank_ic[k], epoch
         if gained or improved:
             self.states[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        keep = set(self.epochs.values()) | {best_epoch, epoch}
+        keep = set(self.epochs.values()) | {best_epoch, epoch} | self.pinned
         self.states = {e: v for e, v in self.states.items() if e in keep}
         return bool(gained)
+
+    def keep_start(self, labels: list[str], start_rank_ic: dict[str, float], best_epoch: int) -> dict:
+        """``labels`` take the ridge start whatever validation chose; returns validation's own choices."""
+        chosen = {k: self.epochs[k] for k in labels}
+        for k in labels:
+            self.best[k], self.epochs[k] = start_rank_ic[k], START
+        keep = set(self.epochs.values()) | {best_epoch}
+        self.states = {e: v for e, v in self.states.items() if e in keep}
+        return chosen
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -343,7 +353,10 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, steps))
     identity = {"config": cfg.model_dump(), "meta": meta, "split": split.as_dict()}
     start_epoch, best, best_epoch, history, resumed = 0, -math.inf, -1, [], None
-    per_horizon = _PerHorizonBest([f"{h}d" for h in cfg.horizons]) if cfg.select_per_horizon else None
+    per_horizon = None
+    if cfg.select_per_horizon:
+        pinned = frozenset({START}) if cfg.start_kept_horizons() else frozenset()
+        per_horizon = _PerHorizonBest([f"{h}d" for h in cfg.horizons], pinned)
     last = out_dir / LAST
     if last.exists():
         ck = load_checkpoint(last, device)
@@ -471,6 +484,8 @@ def train(
             bar.set_postfix(val_rank_ic=f"{metric:.4f}", best=f"{best:.4f}")
     if bar:
         bar.close()
+    if cfg.start_kept_horizons() and start_validation is not None and per_horizon is not None:
+        _keep_start(per_horizon, cfg, start_validation, best_epoch, out_dir / BEST, device)
     skip_refit = None
     if cfg.skip_refit_through_validation and start_validation is not None and per_horizon is not None:
         skip_refit = _refit_ridge_start(data, cfg, split, per_horizon, start_validation, out_dir / BEST)
@@ -526,6 +541,24 @@ def _ridge_start(
     if per_horizon is not None:
         per_horizon.update(START, rank_ic, model, improved=False, best_epoch=START)
     return {"val_rank_ic": rank_ic, "val_ic": ic, "penalty": chosen}
+
+
+def _keep_start(
+    per_horizon: _PerHorizonBest,
+    cfg: TrainingConfig,
+    start_validation: dict[str, Any],
+    best_epoch: int,
+    best_path: Path,
+    device: torch.device,
+) -> None:
+    """``keep_start_from``'s horizons predict from the ridge start: the best checkpoint is rewritten with that choice and
+    with what validation had chosen (``validation_epochs``), after training, so early stopping is unchanged."""
+    labels = [f"{h}d" for h in cfg.start_kept_horizons()]
+    chosen = per_horizon.keep_start(labels, start_validation["val_rank_ic"], best_epoch)
+    if not best_path.exists():
+        return
+    ck = load_checkpoint(best_path, device)
+    save_checkpoint({**ck, **per_horizon.payload(), "validation_epochs": chosen}, best_path)
 
 
 def refit_dates(data: PanelTensors, cfg: TrainingConfig, split: Split) -> list[int]:
