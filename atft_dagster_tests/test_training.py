@@ -901,6 +901,5 @@ def test_keep_start_from_names_the_horizons_it_pins():
     assert TrainingConfig(keep_start_from=10).start_kept_horizons() == [10, 20]
     assert TrainingConfig(horizons=[1, 5], horizon_weights=[1, 1]).start_kept_horizons() == [5]
     assert TrainingConfig(keep_start_from=None).start_kept_horizons() == []
-    assert (
-        TrainingConfig.from_recorded({}).start_kept_horizons() == []
-    )  # predates the field: validation chose
+    # a checkpoint from before the field: validation chose every horizon
+    assert TrainingConfig.from_recorded({}).start_kept_horizons() == []
